@@ -1,1 +1,48 @@
-//! placeholder
+//! Transport for every OpenKCM role: TLS configuration (rustls with the aws-lc-rs provider), the development
+//! PKI, peer identity from client certificates, and KMIP framing for servers, clients and connection pools.
+//!
+//! This crate never looks inside a KMIP operation and never holds key material beyond what passes through a
+//! message buffer. Peer input must never panic it: a hostile or silent client costs one task, bounded by timeouts
+//! and size limits, and never delays other clients.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod identity;
+pub mod pki;
+pub mod server;
+pub mod tls;
+
+pub use client::{KmipClient, KmipPool};
+pub use identity::PeerIdentity;
+pub use server::{serve, KmipService, ServerLimits};
+
+/// Errors of the transport layer. Messages are sentences an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// A certificate or key could not be read or parsed.
+    #[error("{0}")]
+    Pki(String),
+    /// TLS configuration failed.
+    #[error("TLS configuration failed: {0}")]
+    Tls(#[from] rustls::Error),
+    /// An I/O error, with context.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The peer sent something that is not a valid KMIP message.
+    #[error("the peer sent an invalid KMIP message: {0}")]
+    Protocol(String),
+    /// A timeout.
+    #[error("{0} timed out")]
+    Timeout(&'static str),
+}
+
+impl NetError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io { context: context.into(), source }
+    }
+}

@@ -1,0 +1,166 @@
+//! KMIP enumeration values used by this server (KMIP 1.0–2.1 specifications).
+#![allow(missing_docs)]
+
+/// Operation enumeration.
+pub mod operation {
+    pub const CREATE: u32 = 0x01;
+    pub const CREATE_KEY_PAIR: u32 = 0x02;
+    pub const REGISTER: u32 = 0x03;
+    pub const REKEY: u32 = 0x04;
+    pub const LOCATE: u32 = 0x08;
+    pub const CHECK: u32 = 0x09;
+    pub const GET: u32 = 0x0A;
+    pub const GET_ATTRIBUTES: u32 = 0x0B;
+    pub const GET_ATTRIBUTE_LIST: u32 = 0x0C;
+    pub const ACTIVATE: u32 = 0x12;
+    pub const REVOKE: u32 = 0x13;
+    pub const DESTROY: u32 = 0x14;
+    pub const QUERY: u32 = 0x18;
+    pub const DISCOVER_VERSIONS: u32 = 0x1E;
+    pub const ENCRYPT: u32 = 0x1F;
+    pub const DECRYPT: u32 = 0x20;
+    pub const MAC: u32 = 0x23;
+    pub const MAC_VERIFY: u32 = 0x24;
+    pub const RNG_RETRIEVE: u32 = 0x25;
+
+    /// The operation's name, for logs and errors.
+    pub fn name(op: u32) -> &'static str {
+        match op {
+            CREATE => "Create",
+            CREATE_KEY_PAIR => "Create Key Pair",
+            REGISTER => "Register",
+            REKEY => "Re-key",
+            LOCATE => "Locate",
+            CHECK => "Check",
+            GET => "Get",
+            GET_ATTRIBUTES => "Get Attributes",
+            GET_ATTRIBUTE_LIST => "Get Attribute List",
+            ACTIVATE => "Activate",
+            REVOKE => "Revoke",
+            DESTROY => "Destroy",
+            QUERY => "Query",
+            DISCOVER_VERSIONS => "Discover Versions",
+            ENCRYPT => "Encrypt",
+            DECRYPT => "Decrypt",
+            MAC => "MAC",
+            MAC_VERIFY => "MAC Verify",
+            RNG_RETRIEVE => "RNG Retrieve",
+            _ => "unknown operation",
+        }
+    }
+}
+
+/// Result Status enumeration.
+pub mod result_status {
+    pub const SUCCESS: u32 = 0;
+    pub const OPERATION_FAILED: u32 = 1;
+}
+
+/// Result Reason enumeration (1.x values below 0x19, plus General Failure; 2.x adds the rest).
+pub mod result_reason {
+    pub const ITEM_NOT_FOUND: u32 = 0x01;
+    pub const RESPONSE_TOO_LARGE: u32 = 0x02;
+    pub const AUTHENTICATION_NOT_SUCCESSFUL: u32 = 0x03;
+    pub const INVALID_MESSAGE: u32 = 0x04;
+    pub const OPERATION_NOT_SUPPORTED: u32 = 0x05;
+    pub const MISSING_DATA: u32 = 0x06;
+    pub const INVALID_FIELD: u32 = 0x07;
+    pub const FEATURE_NOT_SUPPORTED: u32 = 0x08;
+    pub const CRYPTOGRAPHIC_FAILURE: u32 = 0x0A;
+    pub const ILLEGAL_OPERATION: u32 = 0x0B;
+    pub const PERMISSION_DENIED: u32 = 0x0C;
+    pub const KEY_FORMAT_TYPE_NOT_SUPPORTED: u32 = 0x10;
+    pub const GENERAL_FAILURE: u32 = 0x100;
+    /// KMIP 2.0: the object is in a state that does not allow the operation.
+    pub const WRONG_KEY_LIFECYCLE_STATE: u32 = 0x43;
+    /// KMIP 2.0: the object has been destroyed.
+    pub const OBJECT_DESTROYED: u32 = 0x36;
+}
+
+/// Object Type enumeration.
+pub mod object_type {
+    pub const CERTIFICATE: u32 = 0x01;
+    pub const SYMMETRIC_KEY: u32 = 0x02;
+    pub const SECRET_DATA: u32 = 0x07;
+    pub const OPAQUE_OBJECT: u32 = 0x08;
+}
+
+/// Cryptographic Algorithm enumeration.
+pub mod algorithm {
+    pub const AES: u32 = 0x03;
+}
+
+/// Block Cipher Mode enumeration.
+pub mod block_cipher_mode {
+    pub const CBC: u32 = 0x01;
+    pub const GCM: u32 = 0x09;
+}
+
+/// Padding Method enumeration.
+pub mod padding_method {
+    pub const NONE: u32 = 0x01;
+    pub const PKCS5: u32 = 0x03;
+}
+
+/// State enumeration.
+pub mod state {
+    pub const PRE_ACTIVE: u32 = 1;
+    pub const ACTIVE: u32 = 2;
+    pub const DEACTIVATED: u32 = 3;
+    pub const COMPROMISED: u32 = 4;
+    pub const DESTROYED: u32 = 5;
+    pub const DESTROYED_COMPROMISED: u32 = 6;
+
+    /// The state's name.
+    pub fn name(s: u32) -> &'static str {
+        match s {
+            PRE_ACTIVE => "Pre-Active",
+            ACTIVE => "Active",
+            DEACTIVATED => "Deactivated",
+            COMPROMISED => "Compromised",
+            DESTROYED => "Destroyed",
+            DESTROYED_COMPROMISED => "Destroyed Compromised",
+            _ => "unknown state",
+        }
+    }
+}
+
+/// Revocation Reason Code enumeration.
+pub mod revocation_reason {
+    pub const UNSPECIFIED: u32 = 1;
+    pub const KEY_COMPROMISE: u32 = 2;
+    pub const CA_COMPROMISE: u32 = 3;
+}
+
+/// Key Format Type enumeration.
+pub mod key_format_type {
+    pub const RAW: u32 = 0x01;
+    pub const TRANSPARENT_SYMMETRIC_KEY: u32 = 0x07;
+}
+
+/// Name Type enumeration.
+pub mod name_type {
+    pub const UNINTERPRETED_TEXT_STRING: u32 = 1;
+}
+
+/// Query Function enumeration.
+pub mod query_function {
+    pub const QUERY_OPERATIONS: u32 = 1;
+    pub const QUERY_OBJECTS: u32 = 2;
+    pub const QUERY_SERVER_INFORMATION: u32 = 3;
+}
+
+/// Batch Error Continuation Option enumeration.
+pub mod batch_error_continuation {
+    pub const CONTINUE: u32 = 1;
+    pub const STOP: u32 = 2;
+    pub const UNDO: u32 = 3;
+}
+
+/// Cryptographic Usage Mask bits.
+pub mod usage_mask {
+    pub const ENCRYPT: i32 = 0x04;
+    pub const DECRYPT: i32 = 0x08;
+    pub const WRAP_KEY: i32 = 0x10;
+    pub const UNWRAP_KEY: i32 = 0x20;
+}

@@ -1,0 +1,65 @@
+//! The per-item KMIP failure: a Result Reason and a sentence for the Result Message.
+
+use crate::enums::result_reason as rr;
+use crate::ProtocolVersion;
+
+/// A failed batch item. The message is shown to the client: it must never contain key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct KmipError {
+    /// Result Reason enumeration value (see [`crate::enums::result_reason`]).
+    pub reason: u32,
+    /// Human-readable Result Message.
+    pub message: String,
+}
+
+impl KmipError {
+    /// A failure with `reason` and `message`.
+    pub fn new(reason: u32, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into() }
+    }
+    /// Item Not Found: also used for objects of other tenants, so existence never leaks.
+    pub fn not_found(uid: &str) -> Self {
+        Self::new(rr::ITEM_NOT_FOUND, format!("no object with unique identifier {uid:?} exists"))
+    }
+    /// Invalid Field.
+    pub fn invalid_field(message: impl Into<String>) -> Self {
+        Self::new(rr::INVALID_FIELD, message)
+    }
+    /// Missing Data.
+    pub fn missing(what: &str) -> Self {
+        Self::new(rr::MISSING_DATA, format!("the request payload lacks the required {what}"))
+    }
+    /// Operation Not Supported.
+    pub fn unsupported_operation(op: u32) -> Self {
+        Self::new(
+            rr::OPERATION_NOT_SUPPORTED,
+            format!("operation {} (0x{op:02X}) is not supported by this server", crate::enums::operation::name(op)),
+        )
+    }
+    /// Wrong lifecycle state (KMIP 2.0 reason; mapped to Permission Denied for 1.x clients).
+    pub fn wrong_state(message: impl Into<String>) -> Self {
+        Self::new(rr::WRONG_KEY_LIFECYCLE_STATE, message)
+    }
+    /// Cryptographic Failure.
+    pub fn crypto(message: impl Into<String>) -> Self {
+        Self::new(rr::CRYPTOGRAPHIC_FAILURE, message)
+    }
+    /// General Failure (server-side fault; the message stays generic).
+    pub fn general(message: impl Into<String>) -> Self {
+        Self::new(rr::GENERAL_FAILURE, message)
+    }
+
+    /// The reason as it may be sent to a client speaking `version`: KMIP 1.x defines only reasons up to 0x18
+    /// and General Failure, so 2.x-only reasons are mapped to their closest 1.x equivalent.
+    pub fn reason_for(&self, version: ProtocolVersion) -> u32 {
+        if version.major >= 2 || self.reason <= 0x18 || self.reason == rr::GENERAL_FAILURE {
+            return self.reason;
+        }
+        match self.reason {
+            rr::WRONG_KEY_LIFECYCLE_STATE => rr::PERMISSION_DENIED,
+            rr::OBJECT_DESTROYED => rr::ITEM_NOT_FOUND,
+            _ => rr::GENERAL_FAILURE,
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Request and response messages: headers, batch items, and the server-side batch loop.
+
+use crate::enums::{batch_error_continuation, result_reason as rr, result_status};
+use crate::error::KmipError;
+use crate::tags as t;
+use openkcm_ttlv::{Item, Value};
+
+/// Vendor extension tag carrying the application identity an edge acts for (`tenant/service`), in the
+/// Request Header of messages an edge sends to the Core. The Core honours it only from edge identities.
+pub const TAG_ON_BEHALF_OF: u32 = 0x540001;
+
+/// A KMIP protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProtocolVersion {
+    /// Major version.
+    pub major: i32,
+    /// Minor version.
+    pub minor: i32,
+}
+
+impl ProtocolVersion {
+    /// A version.
+    pub const fn new(major: i32, minor: i32) -> Self {
+        Self { major, minor }
+    }
+
+    /// Whether this is KMIP 2.x (the Attributes structure replaces Template-Attribute).
+    pub fn is_v2(self) -> bool {
+        self.major >= 2
+    }
+
+    /// Whether the version has the Authenticated Encryption fields (1.4 and later).
+    pub fn has_aead_fields(self) -> bool {
+        self >= Self::new(1, 4)
+    }
+
+    /// Whether Locate responses carry Located Items (1.3 and later).
+    pub fn has_located_items(self) -> bool {
+        self >= Self::new(1, 3)
+    }
+
+    /// Encodes the Protocol Version structure.
+    pub fn to_item(self) -> Item {
+        Item::structure(
+            t::PROTOCOL_VERSION,
+            vec![
+                Item::new(t::PROTOCOL_VERSION_MAJOR, Value::Integer(self.major)),
+                Item::new(t::PROTOCOL_VERSION_MINOR, Value::Integer(self.minor)),
+            ],
+        )
+    }
+
+    /// Decodes a Protocol Version structure.
+    pub fn from_item(item: &Item) -> Result<Self, KmipError> {
+        let major = item.child(t::PROTOCOL_VERSION_MAJOR).and_then(Item::as_i32);
+        let minor = item.child(t::PROTOCOL_VERSION_MINOR).and_then(Item::as_i32);
+        match (major, minor) {
+            (Some(major), Some(minor)) => Ok(Self { major, minor }),
+            _ => Err(KmipError::new(rr::INVALID_MESSAGE, "Protocol Version lacks its major or minor number")),
+        }
+    }
+}
+
+impl std::fmt::Display for ProtocolVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// The versions this server speaks, most preferred first.
+pub const SUPPORTED_VERSIONS: &[ProtocolVersion] = &[
+    ProtocolVersion::new(2, 0),
+    ProtocolVersion::new(1, 4),
+    ProtocolVersion::new(1, 3),
+    ProtocolVersion::new(1, 2),
+    ProtocolVersion::new(1, 1),
+    ProtocolVersion::new(1, 0),
+];
+
+/// The parsed Request Header fields the server acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHeader {
+    /// The client's protocol version.
+    pub version: ProtocolVersion,
+    /// Batch Error Continuation Option (default Stop).
+    pub error_continuation: u32,
+    /// Client Correlation Value (KMIP 1.4+), if any.
+    pub client_correlation: Option<String>,
+    /// The OpenKCM on-behalf-of extension, if present.
+    pub on_behalf_of: Option<String>,
+    /// Maximum Response Size, if any.
+    pub max_response_size: Option<i32>,
+}
+
+/// One request batch item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestBatchItem {
+    /// Operation enumeration value.
+    pub operation: u32,
+    /// Unique Batch Item ID, echoed in the response.
+    pub batch_id: Option<Vec<u8>>,
+    /// The Request Payload structure (an empty structure if the client sent none).
+    pub payload: Item,
+}
+
+/// A parsed Request Message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestMessage {
+    /// Header.
+    pub header: RequestHeader,
+    /// Batch items, in order.
+    pub items: Vec<RequestBatchItem>,
+}
+
+impl RequestMessage {
+    /// Parses a decoded TTLV tree. Failures are Invalid Message errors whose text says what is wrong.
+    pub fn parse(root: &Item) -> Result<Self, KmipError> {
+        let invalid = |m: &str| KmipError::new(rr::INVALID_MESSAGE, m.to_string());
+        if root.tag != t::REQUEST_MESSAGE {
+            return Err(invalid("the message is not a KMIP Request Message"));
+        }
+        let h = root.child(t::REQUEST_HEADER).ok_or_else(|| invalid("the Request Message has no Request Header"))?;
+        let version = ProtocolVersion::from_item(
+            h.child(t::PROTOCOL_VERSION).ok_or_else(|| invalid("the Request Header has no Protocol Version"))?,
+        )?;
+        let batch_count = h
+            .child(t::BATCH_COUNT)
+            .and_then(Item::as_i32)
+            .ok_or_else(|| invalid("the Request Header has no Batch Count"))?;
+        let header = RequestHeader {
+            version,
+            error_continuation: h
+                .child(t::BATCH_ERROR_CONTINUATION_OPTION)
+                .and_then(Item::as_enum)
+                .unwrap_or(batch_error_continuation::STOP),
+            client_correlation: h.child(t::CLIENT_CORRELATION_VALUE).and_then(Item::as_text).map(str::to_owned),
+            on_behalf_of: h.child(TAG_ON_BEHALF_OF).and_then(Item::as_text).map(str::to_owned),
+            max_response_size: h.child(t::MAXIMUM_RESPONSE_SIZE).and_then(Item::as_i32),
+        };
+        let mut items = Vec::new();
+        for b in root.children_with(t::BATCH_ITEM) {
+            let operation = b
+                .child(t::OPERATION)
+                .and_then(Item::as_enum)
+                .ok_or_else(|| invalid("a Batch Item has no Operation"))?;
+            items.push(RequestBatchItem {
+                operation,
+                batch_id: b.child(t::UNIQUE_BATCH_ITEM_ID).and_then(Item::as_bytes).map(<[u8]>::to_vec),
+                payload: b.child(t::REQUEST_PAYLOAD).cloned().unwrap_or_else(|| Item::structure(t::REQUEST_PAYLOAD, vec![])),
+            });
+        }
+        if items.is_empty() {
+            return Err(invalid("the Request Message has no Batch Item"));
+        }
+        if usize::try_from(batch_count).ok() != Some(items.len()) {
+            return Err(invalid("the Batch Count does not match the number of Batch Items"));
+        }
+        Ok(Self { header, items })
+    }
+
+    /// Encodes a request (used by this project's KMIP clients).
+    pub fn to_item(&self) -> Item {
+        let mut header = vec![self.header.version.to_item()];
+        if let Some(ms) = self.header.max_response_size {
+            header.push(Item::new(t::MAXIMUM_RESPONSE_SIZE, Value::Integer(ms)));
+        }
+        if let Some(c) = &self.header.client_correlation {
+            header.push(Item::new(t::CLIENT_CORRELATION_VALUE, Value::TextString(c.clone())));
+        }
+        if self.header.error_continuation != batch_error_continuation::STOP {
+            header.push(Item::new(t::BATCH_ERROR_CONTINUATION_OPTION, Value::Enumeration(self.header.error_continuation)));
+        }
+        if let Some(o) = &self.header.on_behalf_of {
+            header.push(Item::new(TAG_ON_BEHALF_OF, Value::TextString(o.clone())));
+        }
+        header.push(Item::new(t::BATCH_COUNT, Value::Integer(self.items.len() as i32)));
+        let mut children = vec![Item::structure(t::REQUEST_HEADER, header)];
+        for b in &self.items {
+            let mut bi = vec![Item::new(t::OPERATION, Value::Enumeration(b.operation))];
+            if let Some(id) = &b.batch_id {
+                bi.push(Item::new(t::UNIQUE_BATCH_ITEM_ID, Value::ByteString(id.clone())));
+            }
+            let mut payload = b.payload.clone();
+            payload.tag = t::REQUEST_PAYLOAD;
+            bi.push(payload);
+            children.push(Item::structure(t::BATCH_ITEM, bi));
+        }
+        Item::structure(t::REQUEST_MESSAGE, children)
+    }
+}
+
+/// One response batch item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseBatchItem {
+    /// The operation, when known.
+    pub operation: Option<u32>,
+    /// Echo of the Unique Batch Item ID.
+    pub batch_id: Option<Vec<u8>>,
+    /// Success payload, or the failure.
+    pub result: Result<Item, KmipError>,
+}
+
+/// A parsed or to-be-sent Response Message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseMessage {
+    /// The version the response is written in.
+    pub version: ProtocolVersion,
+    /// Time Stamp (seconds since the epoch).
+    pub timestamp: i64,
+    /// Client Correlation Value echoed back.
+    pub client_correlation: Option<String>,
+    /// Batch items.
+    pub items: Vec<ResponseBatchItem>,
+}
+
+impl ResponseMessage {
+    /// Encodes the response, writing result reasons as `version` defines them.
+    pub fn to_item(&self) -> Item {
+        let mut header = vec![self.version.to_item(), Item::new(t::TIME_STAMP, Value::DateTime(self.timestamp))];
+        if let Some(c) = &self.client_correlation {
+            header.push(Item::new(t::CLIENT_CORRELATION_VALUE, Value::TextString(c.clone())));
+        }
+        header.push(Item::new(t::BATCH_COUNT, Value::Integer(self.items.len() as i32)));
+        let mut children = vec![Item::structure(t::RESPONSE_HEADER, header)];
+        for b in &self.items {
+            let mut bi = Vec::new();
+            if let Some(op) = b.operation {
+                bi.push(Item::new(t::OPERATION, Value::Enumeration(op)));
+            }
+            if let Some(id) = &b.batch_id {
+                bi.push(Item::new(t::UNIQUE_BATCH_ITEM_ID, Value::ByteString(id.clone())));
+            }
+            match &b.result {
+                Ok(payload) => {
+                    bi.push(Item::new(t::RESULT_STATUS, Value::Enumeration(result_status::SUCCESS)));
+                    let mut p = payload.clone();
+                    p.tag = t::RESPONSE_PAYLOAD;
+                    bi.push(p);
+                }
+                Err(e) => {
+                    bi.push(Item::new(t::RESULT_STATUS, Value::Enumeration(result_status::OPERATION_FAILED)));
+                    bi.push(Item::new(t::RESULT_REASON, Value::Enumeration(e.reason_for(self.version))));
+                    bi.push(Item::new(t::RESULT_MESSAGE, Value::TextString(e.message.clone())));
+                }
+            }
+            children.push(Item::structure(t::BATCH_ITEM, bi));
+        }
+        Item::structure(t::RESPONSE_MESSAGE, children)
+    }
+
+    /// Parses a Response Message (used by this project's KMIP clients).
+    pub fn parse(root: &Item) -> Result<Self, KmipError> {
+        let invalid = |m: &str| KmipError::new(rr::INVALID_MESSAGE, m.to_string());
+        if root.tag != t::RESPONSE_MESSAGE {
+            return Err(invalid("the message is not a KMIP Response Message"));
+        }
+        let h = root.child(t::RESPONSE_HEADER).ok_or_else(|| invalid("the Response Message has no header"))?;
+        let version = ProtocolVersion::from_item(
+            h.child(t::PROTOCOL_VERSION).ok_or_else(|| invalid("the Response Header has no Protocol Version"))?,
+        )?;
+        let mut items = Vec::new();
+        for b in root.children_with(t::BATCH_ITEM) {
+            let status = b.child(t::RESULT_STATUS).and_then(Item::as_enum).ok_or_else(|| invalid("no Result Status"))?;
+            let result = if status == result_status::SUCCESS {
+                Ok(b.child(t::RESPONSE_PAYLOAD).cloned().unwrap_or_else(|| Item::structure(t::RESPONSE_PAYLOAD, vec![])))
+            } else {
+                Err(KmipError::new(
+                    b.child(t::RESULT_REASON).and_then(Item::as_enum).unwrap_or(rr::GENERAL_FAILURE),
+                    b.child(t::RESULT_MESSAGE).and_then(Item::as_text).unwrap_or("operation failed").to_string(),
+                ))
+            };
+            items.push(ResponseBatchItem {
+                operation: b.child(t::OPERATION).and_then(Item::as_enum),
+                batch_id: b.child(t::UNIQUE_BATCH_ITEM_ID).and_then(Item::as_bytes).map(<[u8]>::to_vec),
+                result,
+            });
+        }
+        Ok(Self {
+            version,
+            timestamp: h.child(t::TIME_STAMP).and_then(Item::as_datetime).unwrap_or(0),
+            client_correlation: h.child(t::CLIENT_CORRELATION_VALUE).and_then(Item::as_text).map(str::to_owned),
+            items,
+        })
+    }
+}
+
+/// The version a response to a client speaking `requested` is written in: the requested version when this server
+/// supports it, else the highest supported version below it (or the lowest, for a client older than 1.0).
+pub fn negotiate(requested: ProtocolVersion) -> ProtocolVersion {
+    SUPPORTED_VERSIONS
+        .iter()
+        .copied()
+        .find(|v| *v <= requested)
+        .unwrap_or(ProtocolVersion::new(1, 0))
+}
+
+/// Per-message state the handler sees for each batch item.
+#[derive(Debug, Clone)]
+pub struct ItemContext {
+    /// The negotiated protocol version of the message.
+    pub version: ProtocolVersion,
+    /// The Request Header.
+    pub header: RequestHeader,
+    /// The ID Placeholder: the unique identifier produced by the previous successful item.
+    pub id_placeholder: Option<String>,
+}
+
+impl ItemContext {
+    /// The Unique Identifier of `payload`, or the ID Placeholder when the payload names none.
+    pub fn uid(&self, payload: &Item) -> Result<String, KmipError> {
+        match payload.child(t::UNIQUE_IDENTIFIER) {
+            Some(item) => item
+                .as_text()
+                .map(str::to_owned)
+                .ok_or_else(|| KmipError::invalid_field("Unique Identifier must be a Text String")),
+            None => self.id_placeholder.clone().ok_or_else(|| KmipError::missing("Unique Identifier")),
+        }
+    }
+}
+
+/// A server's implementation of KMIP operations. `handle` returns the Response Payload (any tag; it is re-tagged).
+#[async_trait::async_trait]
+pub trait OperationHandler: Send + Sync {
+    /// Executes one batch item.
+    async fn handle(&self, ctx: &ItemContext, operation: u32, payload: &Item) -> Result<Item, KmipError>;
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The response to a message that could not be parsed at all: one failed item, Invalid Message.
+pub fn error_response(version: ProtocolVersion, error: KmipError) -> Item {
+    ResponseMessage {
+        version,
+        timestamp: now(),
+        client_correlation: None,
+        items: vec![ResponseBatchItem { operation: None, batch_id: None, result: Err(error) }],
+    }
+    .to_item()
+}
+
+/// Runs every batch item of `request` through `handler` and builds the response.
+///
+/// One failing item never fails the items before it. After a failure, the remaining items are still processed
+/// when the client asked for Batch Error Continuation Option Continue; with Stop (the default) or Undo they are
+/// skipped and absent from the response, as KMIP specifies for Stop. Undo is not supported and behaves as Stop.
+pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) -> Item {
+    let message = match RequestMessage::parse(request) {
+        Ok(m) => m,
+        Err(e) => {
+            let version = request
+                .child(t::REQUEST_HEADER)
+                .and_then(|h| h.child(t::PROTOCOL_VERSION))
+                .and_then(|v| ProtocolVersion::from_item(v).ok())
+                .map(negotiate)
+                .unwrap_or(ProtocolVersion::new(1, 0));
+            return error_response(version, e);
+        }
+    };
+    let version = negotiate(message.header.version);
+    let mut ctx = ItemContext { version, header: message.header.clone(), id_placeholder: None };
+    let mut items = Vec::with_capacity(message.items.len());
+    for b in &message.items {
+        let result = handler.handle(&ctx, b.operation, &b.payload).await;
+        let failed = result.is_err();
+        if let Ok(payload) = &result {
+            if let Some(uid) = payload.child(t::UNIQUE_IDENTIFIER).and_then(Item::as_text) {
+                ctx.id_placeholder = Some(uid.to_owned());
+            }
+        }
+        items.push(ResponseBatchItem { operation: Some(b.operation), batch_id: b.batch_id.clone(), result });
+        if failed && message.header.error_continuation != batch_error_continuation::CONTINUE {
+            break;
+        }
+    }
+    ResponseMessage { version, timestamp: now(), client_correlation: message.header.client_correlation, items }
+        .to_item()
+}
