@@ -1,0 +1,195 @@
+//! AES and hash primitives for KMIP Encrypt/Decrypt/MAC and for the providers, on aws-lc-rs.
+//!
+//! Every function takes its key as a [`SecretKey`] and returns decrypted data as
+//! [`SecretBytes`], so plaintext is zeroized when the caller drops it.
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use aws_lc_rs::cipher::{
+    DecryptionContext, EncryptionContext, PaddedBlockDecryptingKey, PaddedBlockEncryptingKey,
+    UnboundCipherKey, AES_256,
+};
+use aws_lc_rs::iv::FixedLength;
+use zeroize::Zeroize;
+
+use crate::envelope::{NONCE_LEN, TAG_LEN};
+use crate::error::CryptoError;
+use crate::secret::{SecretBytes, SecretKey};
+
+/// AES block size in bytes.
+pub const BLOCK_LEN: usize = 16;
+
+fn gcm_key(key: &SecretKey) -> Result<LessSafeKey, CryptoError> {
+    let unbound =
+        UnboundKey::new(&AES_256_GCM, key.expose()).map_err(|_| CryptoError::Internal {
+            operation: "load an AES-256-GCM key",
+        })?;
+    Ok(LessSafeKey::new(unbound))
+}
+
+fn gcm_nonce(nonce: &[u8]) -> Result<Nonce, CryptoError> {
+    Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::InvalidNonce {
+        actual: nonce.len(),
+    })
+}
+
+/// AES-256-GCM encryption with a caller-chosen 12-byte nonce; returns ciphertext and tag.
+///
+/// The caller must never reuse a nonce with the same key; prefer a nonce from [`random_bytes`].
+///
+/// ```
+/// use openkcm_crypto::{aes, SecretKey};
+/// let key = SecretKey::generate()?;
+/// let nonce = aes::random_bytes::<12>()?;
+/// let (ct, tag) = aes::gcm_seal(&key, &nonce, b"aad", b"hello")?;
+/// let pt = aes::gcm_open(&key, &nonce, b"aad", &ct, &tag)?;
+/// assert_eq!(pt.expose(), b"hello");
+/// # Ok::<(), openkcm_crypto::CryptoError>(())
+/// ```
+pub fn gcm_seal(
+    key: &SecretKey,
+    nonce: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<(Vec<u8>, [u8; TAG_LEN]), CryptoError> {
+    let nonce = gcm_nonce(nonce)?;
+    let aead = gcm_key(key)?;
+    let mut buf = plaintext.to_vec();
+    match aead.seal_in_place_separate_tag(nonce, Aad::from(aad), &mut buf) {
+        Ok(tag) => {
+            let mut out = [0u8; TAG_LEN];
+            let tag = tag.as_ref();
+            if tag.len() != TAG_LEN {
+                return Err(CryptoError::Internal {
+                    operation: "produce a 16-byte AES-GCM tag",
+                });
+            }
+            out.copy_from_slice(tag);
+            Ok((buf, out))
+        }
+        Err(_) => {
+            buf.zeroize();
+            Err(CryptoError::Internal {
+                operation: "encrypt with AES-256-GCM",
+            })
+        }
+    }
+}
+
+/// AES-256-GCM decryption; fails with [`CryptoError::AuthenticationFailed`] unless the tag
+/// verifies.
+pub fn gcm_open(
+    key: &SecretKey,
+    nonce: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8],
+) -> Result<SecretBytes, CryptoError> {
+    let nonce = gcm_nonce(nonce)?;
+    if tag.len() != TAG_LEN {
+        return Err(CryptoError::InvalidTag { actual: tag.len() });
+    }
+    let aead = gcm_key(key)?;
+    // Wrap the output buffer first so that it is zeroized on every path.
+    let mut out = SecretBytes::new(vec![0u8; ciphertext.len()]);
+    aead.open_separate_gather(nonce, Aad::from(aad), ciphertext, tag, out.expose_mut())
+        .map_err(|_| CryptoError::AuthenticationFailed)?;
+    Ok(out)
+}
+
+fn cbc_key(key: &SecretKey) -> Result<UnboundCipherKey, CryptoError> {
+    UnboundCipherKey::new(&AES_256, key.expose()).map_err(|_| CryptoError::Internal {
+        operation: "load an AES-256 key",
+    })
+}
+
+/// AES-256-CBC with PKCS#7 padding. The output is always a non-empty multiple of 16 bytes.
+pub fn cbc_pkcs7_encrypt(
+    key: &SecretKey,
+    iv: &[u8; BLOCK_LEN],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let enc =
+        PaddedBlockEncryptingKey::cbc_pkcs7(cbc_key(key)?).map_err(|_| CryptoError::Internal {
+            operation: "set up AES-256-CBC encryption",
+        })?;
+    // Room for the padding up front, so the plaintext copy is never reallocated.
+    let mut buf = Vec::with_capacity(plaintext.len() + BLOCK_LEN);
+    buf.extend_from_slice(plaintext);
+    match enc.less_safe_encrypt(&mut buf, EncryptionContext::Iv128(FixedLength::from(iv))) {
+        Ok(_) => Ok(buf),
+        Err(_) => {
+            buf.zeroize();
+            Err(CryptoError::Internal {
+                operation: "encrypt with AES-256-CBC",
+            })
+        }
+    }
+}
+
+/// Reverses [`cbc_pkcs7_encrypt`]. Invalid padding is [`CryptoError::BadPadding`]; a length that
+/// is not a non-empty multiple of 16 is [`CryptoError::InvalidCiphertextLength`].
+pub fn cbc_pkcs7_decrypt(
+    key: &SecretKey,
+    iv: &[u8; BLOCK_LEN],
+    ciphertext: &[u8],
+) -> Result<SecretBytes, CryptoError> {
+    if ciphertext.is_empty() || ciphertext.len() % BLOCK_LEN != 0 {
+        return Err(CryptoError::InvalidCiphertextLength {
+            actual: ciphertext.len(),
+        });
+    }
+    let dec =
+        PaddedBlockDecryptingKey::cbc_pkcs7(cbc_key(key)?).map_err(|_| CryptoError::Internal {
+            operation: "set up AES-256-CBC decryption",
+        })?;
+    let mut buf = ciphertext.to_vec();
+    let len = match dec.decrypt(&mut buf, DecryptionContext::Iv128(FixedLength::from(iv))) {
+        Ok(plain) => plain.len(),
+        Err(_) => {
+            buf.zeroize();
+            return Err(CryptoError::BadPadding);
+        }
+    };
+    // Zero the padding bytes before shrinking, then keep only the plaintext.
+    if let Some(tail) = buf.get_mut(len..) {
+        tail.zeroize();
+    }
+    buf.truncate(len);
+    Ok(SecretBytes::new(buf))
+}
+
+/// `N` bytes from the operating system's random number generator.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
+    let mut out = [0u8; N];
+    aws_lc_rs::rand::fill(&mut out).map_err(|_| CryptoError::RandomUnavailable)?;
+    Ok(out)
+}
+
+/// HMAC-SHA-256 of `data` under `key`.
+///
+/// ```
+/// let mac = openkcm_crypto::aes::hmac_sha256(b"key", b"data");
+/// assert_eq!(mac.len(), 32);
+/// ```
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let tag = aws_lc_rs::hmac::sign(&key, data);
+    let mut out = [0u8; 32];
+    out.iter_mut().zip(tag.as_ref()).for_each(|(o, t)| *o = *t);
+    out
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.iter_mut()
+        .zip(digest.as_ref())
+        .for_each(|(o, d)| *o = *d);
+    out
+}
+
+/// Nonce length re-exported for callers of [`gcm_seal`].
+pub const GCM_NONCE_LEN: usize = NONCE_LEN;
+/// Tag length re-exported for callers of [`gcm_open`].
+pub const GCM_TAG_LEN: usize = TAG_LEN;
