@@ -1,1 +1,127 @@
-//! placeholder
+//! External key providers for OpenKCM (DESIGN §7): the one async trait, [`KeyProvider`], through
+//! which the Core reaches a customer's root key (L1) in their KMS or HSM and a seal provider
+//! wraps the MasterKey, the normalised [`ProviderError`] the upper layers act on, and the drivers.
+//! Today the only driver is [`local::LocalProvider`], a key file on disk for development.
+//!
+//! This crate must never log, return in an error, or keep beyond a call any key material it
+//! handles; never store a provider key in plaintext outside the provider (the `local` driver is
+//! the one dev-only exception, and says so loudly); and never turn a provider's "no" into a retry
+//! or a provider's outage into a revocation — that distinction is what [`ProviderError`] carries.
+//!
+//! ```
+//! use openkcm_providers::{local::LocalProvider, KeyProvider};
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let provider = LocalProvider::new(dir.path().to_path_buf());
+//! let key = provider.create("customer-root").await?;
+//! let context = [("tenant".to_string(), "acme".to_string())];
+//! let ct = provider.encrypt(&key, b"an L2 key", &context).await?;
+//! assert_eq!(provider.decrypt(&key, &ct, &context).await?.expose(), b"an L2 key");
+//! # Ok::<(), openkcm_providers::ProviderError>(())
+//! # }).unwrap();
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod local;
+
+use async_trait::async_trait;
+use openkcm_crypto::SecretBytes;
+
+/// A reference to a key held by an external provider: never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyRef {
+    /// Driver name, as returned by [`KeyProvider::name`] (for example `"local"`, `"aws-kms"`).
+    pub provider: String,
+    /// The provider's identifier for the key (key id, ARN, path, label).
+    pub key_id: String,
+    /// The provider region, where the provider has regions.
+    pub region: Option<String>,
+}
+
+/// What a provider reports about a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDescription {
+    /// The provider's identifier for the key.
+    pub key_id: String,
+    /// Whether the key can currently be used to encrypt and decrypt.
+    pub enabled: bool,
+    /// The provider's current key version, where it exposes one.
+    pub version: Option<String>,
+}
+
+/// A provider failure, normalised into the classes the Core acts on (DESIGN §2.2, §7).
+///
+/// `Denied`, `NotFound` and `Disabled` mean the customer (or their KMS) said no: revocation
+/// semantics. `RateLimited` and `Unavailable` are transient: retry with backoff, then fail closed.
+/// `Invalid` is a bad request or a ciphertext that does not authenticate. Each carries a
+/// human-readable detail that never contains key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider refused access (permissions revoked, policy denies).
+    #[error("the key provider denied access: {0}")]
+    Denied(String),
+    /// The key does not exist (or was deleted) at the provider.
+    #[error("the key provider has no such key: {0}")]
+    NotFound(String),
+    /// The key exists but is disabled at the provider.
+    #[error("the key is disabled at the provider: {0}")]
+    Disabled(String),
+    /// The provider is throttling requests.
+    #[error("the key provider is throttling requests: {0}; retry with backoff")]
+    RateLimited(String),
+    /// The provider could not be reached or failed internally.
+    #[error("the key provider is unavailable: {0}; retry later")]
+    Unavailable(String),
+    /// The request was malformed, or the ciphertext or context does not authenticate.
+    #[error("the key provider rejected the request: {0}")]
+    Invalid(String),
+}
+
+impl ProviderError {
+    /// `true` for the answers that mean the key is no longer usable (Denied, NotFound, Disabled):
+    /// the Core treats them as a revocation of the customer's root key.
+    pub fn is_revocation(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Denied(_) | ProviderError::NotFound(_) | ProviderError::Disabled(_)
+        )
+    }
+
+    /// `true` for transient failures (RateLimited, Unavailable) worth retrying.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::RateLimited(_) | ProviderError::Unavailable(_)
+        )
+    }
+}
+
+/// One external KMS or HSM, used for customer roots (L1) and for seal providers.
+#[async_trait]
+pub trait KeyProvider: Send + Sync {
+    /// The driver name, as it appears in [`KeyRef::provider`].
+    fn name(&self) -> &str;
+
+    /// The key's state at the provider.
+    async fn describe(&self, key: &KeyRef) -> Result<KeyDescription, ProviderError>;
+
+    /// Encrypts `plaintext` under `key`, binding `context` (an encryption context / AAD).
+    async fn encrypt(
+        &self,
+        key: &KeyRef,
+        plaintext: &[u8],
+        context: &[(String, String)],
+    ) -> Result<Vec<u8>, ProviderError>;
+
+    /// Decrypts what [`KeyProvider::encrypt`] returned; `context` must be the same pairs.
+    async fn decrypt(
+        &self,
+        key: &KeyRef,
+        ciphertext: &[u8],
+        context: &[(String, String)],
+    ) -> Result<SecretBytes, ProviderError>;
+
+    /// Creates a key at the provider and returns its reference.
+    async fn create(&self, key_id: &str) -> Result<KeyRef, ProviderError>;
+}
