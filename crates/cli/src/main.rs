@@ -1,1 +1,48 @@
-fn main() {}
+//! `openkcm`: one binary for every OpenKCM role. This crate only parses arguments and wires the libraries
+//! together; behaviour lives in the library crates.
+#![forbid(unsafe_code)]
+
+mod dev;
+mod kmip_cli;
+
+use clap::{Parser, Subcommand};
+
+/// OpenKCM — sovereign, multi-tenant key management over KMIP.
+#[derive(Parser)]
+#[command(name = "openkcm", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run Core and Edge in one process for development, with everything under --data-dir.
+    Dev(dev::DevArgs),
+    /// A KMIP client for humans and scripts (prints JSON).
+    Kmip(kmip_cli::KmipArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Dev(args) => dev::run(args).await,
+            Command::Kmip(args) => kmip_cli::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

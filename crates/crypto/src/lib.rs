@@ -38,5 +38,5 @@ pub use envelope::{
     CIPHERTEXT_AND_TAG_LEN, FORMAT_VERSION, MAGIC, NONCE_LEN, TAG_LEN,
 };
 pub use error::CryptoError;
-pub use locked::{mlock_available, mlock_failures};
+pub use locked::{harden_process, mlock_available, mlock_failures};
 pub use secret::{SecretBytes, SecretKey, KEY_LEN};

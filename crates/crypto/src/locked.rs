@@ -195,3 +195,27 @@ mod tests {
         release(b);
     }
 }
+
+/// Process hardening of DESIGN §3.1: no core dumps (`RLIMIT_CORE` = 0) and not dumpable
+/// (`PR_SET_DUMPABLE` = 0, which also keeps other same-user processes from ptrace-attaching).
+/// Call once at start, before any secret exists. Returns a sentence per step that failed.
+pub fn harden_process() -> Result<(), String> {
+    let mut failures = Vec::new();
+    let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `setrlimit` reads the fully initialised `rlimit` value behind the pointer and nothing else.
+    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0 {
+        failures.push(format!("cannot disable core dumps: {}", std::io::Error::last_os_error()));
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `prctl(PR_SET_DUMPABLE, 0)` takes integer arguments only and touches no memory of ours.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+            failures.push(format!("cannot mark the process non-dumpable: {}", std::io::Error::last_os_error()));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}

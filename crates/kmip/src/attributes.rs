@@ -157,3 +157,6 @@ pub fn requested_names(payload: &Item) -> Result<Vec<String>, KmipError> {
     }
     Ok(names)
 }
+
+/// OpenKCM's custom attribute carrying the version number of a versioned key (an L3 version).
+pub const ATTR_KEY_VERSION: &str = "x-openkcm-key-version";

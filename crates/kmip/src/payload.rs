@@ -331,3 +331,40 @@ pub fn locate_response(version: ProtocolVersion, total: usize, uids: &[String]) 
 pub fn uids(payload: &Item) -> Vec<String> {
     payload.children_with(t::UNIQUE_IDENTIFIER).filter_map(Item::as_text).map(str::to_owned).collect()
 }
+
+/// The Discover Versions response: the versions both sides speak, in this server's order of preference (all of
+/// this server's versions when the client lists none).
+pub fn discover_versions_response(payload: &Item) -> Result<Item, KmipError> {
+    let mut offered = Vec::new();
+    for v in payload.children_with(t::PROTOCOL_VERSION) {
+        offered.push(ProtocolVersion::from_item(v)?);
+    }
+    let chosen: Vec<Item> = crate::SUPPORTED_VERSIONS
+        .iter()
+        .filter(|v| offered.is_empty() || offered.contains(v))
+        .map(|v| v.to_item())
+        .collect();
+    Ok(Item::structure(t::RESPONSE_PAYLOAD, chosen))
+}
+
+/// The Query response for the functions the client asked about.
+pub fn query_response(payload: &Item, operations: &[u32], objects: &[u32]) -> Result<Item, KmipError> {
+    use crate::enums::query_function as q;
+    let mut c = Vec::new();
+    for f in payload.children_with(t::QUERY_FUNCTION) {
+        match f.as_enum().ok_or_else(|| KmipError::invalid_field("Query Function must be an Enumeration"))? {
+            q::QUERY_OPERATIONS => c.extend(operations.iter().map(|o| Item::new(t::OPERATION, Value::Enumeration(*o)))),
+            q::QUERY_OBJECTS => c.extend(objects.iter().map(|o| Item::new(t::OBJECT_TYPE, Value::Enumeration(*o)))),
+            q::QUERY_SERVER_INFORMATION => {
+                c.push(text(t::VENDOR_IDENTIFICATION, "OpenKCM"));
+                c.push(Item::structure(
+                    t::SERVER_INFORMATION,
+                    vec![text(t::SERVER_NAME, "openkcm"), text(t::SERVER_VERSION, env!("CARGO_PKG_VERSION"))],
+                ));
+            }
+            // Other query functions are answered with nothing, as KMIP allows for information a server lacks.
+            _ => {}
+        }
+    }
+    Ok(Item::structure(t::RESPONSE_PAYLOAD, c))
+}

@@ -1,0 +1,119 @@
+//! Zero knowledge at rest: no plaintext key of any layer in the data directory, and wrapped keys bound to their
+//! tenant and key id.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::{s, Dev};
+use openkcm_crypto::{unwrap_unchecked_header, SecretKey, WrappedKey};
+use openkcm_store::{KeyStore, SqliteStore};
+use std::path::Path;
+
+fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_plaintext_key_of_any_layer_reaches_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let mut l4s = Vec::new();
+    let mut uids = Vec::new();
+    for i in 0..3 {
+        let uid = s(&dev.kmip("demo", &["create", "--activate", "--name", &format!("k{i}")]).unwrap(), "unique_identifier");
+        l4s.push(hex::decode(s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex")).unwrap());
+        uids.push(uid);
+    }
+    dev.stop();
+
+    // Rebuild every layer from the files, through the chain, as only the holder of the dev seal key could.
+    let data = dir.path();
+    let seal_key = SecretKey::from_slice(&std::fs::read(data.join("seal/file-seal.key")).unwrap()).unwrap();
+    let sealed = WrappedKey::from_stored(std::fs::read(data.join("seal/master-key.sealed")).unwrap()).unwrap();
+    let mk = unwrap_unchecked_header(&seal_key, &sealed).unwrap();
+    let core = SqliteStore::open(&data.join("core.db")).await.unwrap();
+    let ivk_rec = core.get("_cluster", "ivk", "ivk", 1).await.unwrap().unwrap();
+    let ivk = unwrap_unchecked_header(&mk, ivk_rec.blob.as_ref().unwrap()).unwrap();
+    let l2_rec = core.get("demo", "l2-active", "demo-system", 1).await.unwrap().unwrap();
+    let l2 = unwrap_unchecked_header(&ivk, l2_rec.blob.as_ref().unwrap()).unwrap();
+    let l3_recs = core.list("demo", "l3").await.unwrap();
+    assert_eq!(l3_recs.len(), 1);
+    let l3 = unwrap_unchecked_header(&l2, l3_recs[0].blob.as_ref().unwrap()).unwrap();
+    drop(core);
+    // The vault's wrapped L4s open under that L3 to exactly the bytes Get returned: the chain is real.
+    let vault = SqliteStore::open(&data.join("edge-vault.db")).await.unwrap();
+    for (uid, bytes) in uids.iter().zip(&l4s) {
+        let rec = vault.get("demo", "l4", uid, 0).await.unwrap().unwrap();
+        let blob = rec.blob.unwrap();
+        assert_eq!(blob.header().parent_id, l3_recs[0].id);
+        assert_eq!(unwrap_unchecked_header(&l3, &blob).unwrap().expose().as_slice(), bytes.as_slice());
+    }
+    drop(vault);
+
+    let mut secrets: Vec<(String, Vec<u8>)> = vec![
+        ("MasterKey".into(), mk.expose().to_vec()),
+        ("IVK".into(), ivk.expose().to_vec()),
+        ("L2".into(), l2.expose().to_vec()),
+        ("L3".into(), l3.expose().to_vec()),
+    ];
+    secrets.extend(l4s.iter().enumerate().map(|(i, k)| (format!("L4 #{i}"), k.clone())));
+    let mut all = Vec::new();
+    files(data, &mut all);
+    let mut scanned = 0;
+    for f in all {
+        let rel = f.strip_prefix(data).unwrap().to_string_lossy().to_string();
+        // The two documented development-only plaintext keys: the file seal's key and the local L1 keys.
+        if rel == "seal/file-seal.key" || (rel.starts_with("l1/") && rel.ends_with(".key")) {
+            continue;
+        }
+        let bytes = std::fs::read(&f).unwrap();
+        scanned += 1;
+        for (name, secret) in &secrets {
+            assert!(!contains(&bytes, secret), "{name} appears in plaintext in {rel}");
+            let hex_lower = hex::encode(secret);
+            assert!(!contains(&bytes, hex_lower.as_bytes()), "{name} appears as hex in {rel}");
+            assert!(!contains(&bytes, hex_lower.to_uppercase().as_bytes()), "{name} appears as HEX in {rel}");
+        }
+    }
+    assert!(scanned >= 4, "expected the databases and sealed blobs to be scanned, scanned {scanned} files");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrapped_key_moved_to_another_record_fails_to_unwrap_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo", "other"]);
+    let a = s(&dev.kmip("demo", &["create", "--activate"]).unwrap(), "unique_identifier");
+    let c = s(&dev.kmip("demo", &["create", "--activate"]).unwrap(), "unique_identifier");
+    let b = s(&dev.kmip("other", &["create", "--activate"]).unwrap(), "unique_identifier");
+    let a_key = s(&dev.kmip("demo", &["get", &a]).unwrap(), "key_hex");
+    dev.stop();
+
+    let vault = SqliteStore::open(&dir.path().join("edge-vault.db")).await.unwrap();
+    let a_rec = vault.get("demo", "l4", &a, 0).await.unwrap().unwrap();
+    for (tenant, uid) in [("other", &b), ("demo", &c)] {
+        let mut victim = vault.get(tenant, "l4", uid, 0).await.unwrap().unwrap();
+        let rev = victim.revision;
+        victim.blob = a_rec.blob.clone();
+        assert!(vault.compare_and_set(&victim, rev).await.unwrap());
+    }
+    drop(vault);
+
+    let mut dev = Dev::start(dir.path(), &["demo", "other"]);
+    let err = dev.kmip("other", &["get", &b]).unwrap_err();
+    assert!(err.contains("belongs to another tenant or key"), "{err}");
+    let err = dev.kmip("demo", &["get", &c]).unwrap_err();
+    assert!(err.contains("belongs to another tenant or key"), "{err}");
+    // The server is unharmed and the original still opens.
+    assert_eq!(s(&dev.kmip("demo", &["get", &a]).unwrap(), "key_hex"), a_key);
+    dev.stop();
+}

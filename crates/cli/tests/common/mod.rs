@@ -1,0 +1,122 @@
+//! Test harness: runs the real `openkcm` binary and talks to it as clients do.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_openkcm");
+
+/// A running `openkcm dev`.
+pub struct Dev {
+    child: Option<Child>,
+    pub data: PathBuf,
+    pub edge: String,
+    pub core: String,
+    pub ca: PathBuf,
+}
+
+impl Dev {
+    pub fn start(data: &Path, tenants: &[&str]) -> Dev {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("dev").arg("--data-dir").arg(data).args(["--edge-addr", "127.0.0.1:0", "--core-addr", "127.0.0.1:0"]);
+        for t in tenants {
+            cmd.args(["--tenant", t]);
+        }
+        cmd.env("OPENKCM_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn openkcm dev");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let ready = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.starts_with("OPENKCM READY") => break line,
+                Ok(_) => continue,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("openkcm dev did not print OPENKCM READY within 60 s");
+                }
+            }
+        };
+        let field = |k: &str| {
+            ready.split_whitespace().find_map(|w| w.strip_prefix(&format!("{k}="))).unwrap().to_string()
+        };
+        Dev { child: Some(child), data: data.to_path_buf(), edge: field("edge"), core: field("core"), ca: PathBuf::from(field("ca")) }
+    }
+
+    pub fn cert(&self, tenant: &str) -> (PathBuf, PathBuf) {
+        let pki = self.data.join("pki");
+        (pki.join(format!("{tenant}-default.crt")), pki.join(format!("{tenant}-default.key")))
+    }
+
+    /// Runs `openkcm kmip <args>` as `tenant` against the edge; returns (success, stdout JSON or stderr text).
+    pub fn kmip(&self, tenant: &str, args: &[&str]) -> Result<serde_json::Value, String> {
+        self.kmip_at(&self.edge.clone(), tenant, args)
+    }
+
+    pub fn kmip_at(&self, addr: &str, tenant: &str, args: &[&str]) -> Result<serde_json::Value, String> {
+        let (cert, key) = self.cert(tenant);
+        let out = Command::new(BIN)
+            .arg("kmip")
+            .args(["--addr", addr])
+            .arg("--ca")
+            .arg(&self.ca)
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .args(args)
+            .output()
+            .expect("run openkcm kmip");
+        if out.status.success() {
+            Ok(serde_json::from_slice(&out.stdout).expect("openkcm kmip prints JSON"))
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(status.success(), "openkcm dev exited with {status} after SIGTERM");
+                    return;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("openkcm dev did not exit within 20 s of SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn s(v: &serde_json::Value, k: &str) -> String {
+    v.get(k).and_then(|x| x.as_str()).unwrap_or_else(|| panic!("no {k} in {v}")).to_string()
+}
+
+/// Whether the CI environment demands every service-backed test to run.
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+}

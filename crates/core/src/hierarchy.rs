@@ -1,0 +1,409 @@
+//! Tenants' systems (L2) and services (L3): provisioning, lazy hydration into locked memory, and the sovereignty
+//! rule of DESIGN §2.2 that decides when the IVK fast path may be used and when the customer's L1 must be asked.
+
+use crate::keyring::Keyring;
+use openkcm_crypto::{unwrap, wrap, CryptoError, EnvelopeHeader, Layer, SecretKey};
+use openkcm_providers::{KeyProvider, KeyRef, ProviderError};
+use openkcm_store::{KeyStore, Record, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Storage kinds of the Core's records.
+pub mod kind {
+    /// A tenant's system: its L1 reference and link status (no key material).
+    pub const SYSTEM: &str = "system";
+    /// L2 wrapped by the customer's L1 (provider ciphertext).
+    pub const L2_SOVEREIGN: &str = "l2-sovereign";
+    /// L2 wrapped by the IVK, with `l1_verified_at`.
+    pub const L2_ACTIVE: &str = "l2-active";
+    /// A service: its system and current L3 version.
+    pub const SERVICE: &str = "service";
+    /// One L3 version, wrapped by L2.
+    pub const L3: &str = "l3";
+}
+
+/// Core settings.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// How long an L2 active binding may be used after L1 was last proven (default 1 h, minimum 1 min).
+    pub sovereign_ttl: Duration,
+    /// Extra time a binding stays usable while L1 is merely unreachable (default 15 min).
+    pub l1_outage_grace: Duration,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        Self { sovereign_ttl: Duration::from_secs(3600), l1_outage_grace: Duration::from_secs(900) }
+    }
+}
+
+/// Failures of Core operations. Messages never contain key material.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// No such object for this tenant.
+    #[error("no object with unique identifier {0:?} exists")]
+    NotFound(String),
+    /// Storage failed.
+    #[error("key storage failed: {0}")]
+    Store(#[from] StoreError),
+    /// A cryptographic check failed.
+    #[error("{0}")]
+    Crypto(#[from] CryptoError),
+    /// The customer's key provider refused or failed.
+    #[error("the customer's key provider failed: {0}")]
+    Provider(#[from] ProviderError),
+    /// A stored record is inconsistent.
+    #[error("stored key data is corrupt: {0}")]
+    Corrupt(String),
+    /// The customer revoked L1: the system's keys are gone from this Core until L1 is re-enabled.
+    #[error("the customer's root key (L1) for system {0:?} has been revoked or disabled; its keys are unavailable")]
+    L1Revoked(String),
+    /// L1 has been unreachable for longer than the sovereign TTL plus grace: fail closed.
+    #[error("the customer's root key (L1) for system {0:?} has been unreachable for too long; refusing to serve")]
+    L1Unreachable(String),
+    /// The request is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One hydrated L3 version.
+pub struct L3Key {
+    /// Tenant.
+    pub tenant: String,
+    /// System (L2 scope).
+    pub system: String,
+    /// Service.
+    pub service: String,
+    /// Unique identifier (one per version, as KMIP Re-key creates new objects).
+    pub uid: String,
+    /// Version number within the service.
+    pub version: u32,
+    /// KMIP state.
+    pub state: u32,
+    /// The key, in locked memory.
+    pub key: SecretKey,
+}
+
+/// The Crypto Core.
+pub struct Core {
+    store: Arc<dyn KeyStore>,
+    l1: Arc<dyn KeyProvider>,
+    ivk: Keyring,
+    config: CoreConfig,
+    l2_cache: Mutex<HashMap<(String, String), Arc<SecretKey>>>,
+    l3_cache: Mutex<HashMap<(String, String), Arc<L3Key>>>,
+    hydration: tokio::sync::Mutex<()>,
+}
+
+fn meta_str(rec: &Record, field: &str) -> Result<String, CoreError> {
+    rec.metadata
+        .get(field)
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| CoreError::Corrupt(format!("{} record {:?} lacks {field}", rec.kind, rec.id)))
+}
+
+fn meta_i64(rec: &Record, field: &str) -> Result<i64, CoreError> {
+    rec.metadata
+        .get(field)
+        .and_then(|v| v.as_i64())
+        .ok_or_else(|| CoreError::Corrupt(format!("{} record {:?} lacks {field}", rec.kind, rec.id)))
+}
+
+fn l2_key_id(system: &str) -> String {
+    format!("{system}/l2")
+}
+
+fn l1_context(tenant: &str, system: &str) -> Vec<(String, String)> {
+    vec![
+        ("openkcm:tenant".into(), tenant.into()),
+        ("openkcm:system".into(), system.into()),
+        ("openkcm:purpose".into(), "l2-sovereign-binding".into()),
+    ]
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Core {
+    /// A Core over `store`, with `mk` unsealed and `l1` as the provider of customers' root keys.
+    pub async fn open(
+        store: Arc<dyn KeyStore>,
+        mk: &SecretKey,
+        l1: Arc<dyn KeyProvider>,
+        config: CoreConfig,
+    ) -> Result<Self, CoreError> {
+        let ivk = Keyring::load_or_create(&store, mk).await?;
+        Ok(Self {
+            store,
+            l1,
+            ivk,
+            config,
+            l2_cache: Mutex::new(HashMap::new()),
+            l3_cache: Mutex::new(HashMap::new()),
+            hydration: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The storage behind this Core.
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.store
+    }
+
+    fn l2_active_header(&self, tenant: &str, system: &str) -> EnvelopeHeader {
+        EnvelopeHeader {
+            layer: Layer::L2,
+            tenant: tenant.into(),
+            key_id: l2_key_id(system),
+            parent_id: self.ivk.parent_id(),
+            parent_version: self.ivk.version,
+        }
+    }
+
+    fn l3_header(tenant: &str, system: &str, uid: &str, l2_version: u32) -> EnvelopeHeader {
+        EnvelopeHeader {
+            layer: Layer::L3,
+            tenant: tenant.into(),
+            key_id: uid.into(),
+            parent_id: l2_key_id(system),
+            parent_version: l2_version,
+        }
+    }
+
+    /// Creates, if absent, `tenant`'s `system` (a new L2, its sovereign binding under a new `local` L1 key and its
+    /// active binding under the IVK) and `service` (L3 version 1). Idempotent.
+    pub async fn provision(&self, tenant: &str, system: &str, service: &str) -> Result<(), CoreError> {
+        if self.store.get(tenant, kind::SYSTEM, system, 0).await?.is_none() {
+            let l1_ref = self.l1.create(&format!("{tenant}.{system}")).await?;
+            let l2 = SecretKey::generate()?;
+            let sovereign = self.l1.encrypt(&l1_ref, l2.expose(), &l1_context(tenant, system)).await?;
+            let now = crate::now();
+            self.store
+                .put_if_absent(&Record {
+                    tenant: tenant.into(),
+                    kind: kind::L2_SOVEREIGN.into(),
+                    id: system.into(),
+                    version: 1,
+                    metadata: serde_json::json!({
+                        "l1_provider": l1_ref.provider, "l1_key_id": l1_ref.key_id,
+                        "ciphertext": hex::encode(&sovereign), "created_at": now,
+                    }),
+                    blob: None,
+                    revision: 0,
+                })
+                .await?;
+            self.write_active_binding(tenant, system, &l2, None).await?;
+            self.store
+                .put_if_absent(&Record {
+                    tenant: tenant.into(),
+                    kind: kind::SYSTEM.into(),
+                    id: system.into(),
+                    version: 0,
+                    metadata: serde_json::json!({
+                        "l1_provider": l1_ref.provider, "l1_key_id": l1_ref.key_id,
+                        "l2_version": 1, "status": "CONNECTED", "created_at": now,
+                    }),
+                    blob: None,
+                    revision: 0,
+                })
+                .await?;
+            tracing::info!(tenant, system, "provisioned system: L2 created, bound to L1 and to the IVK");
+        }
+        if self.store.get(tenant, kind::SERVICE, service, 0).await?.is_none() {
+            let l2 = self.l2(tenant, system).await?;
+            let uid = format!("l3-{}", uuid::Uuid::new_v4());
+            let l3 = SecretKey::generate()?;
+            let wrapped = wrap(&l2, &Self::l3_header(tenant, system, &uid, 1), &l3)?;
+            self.store
+                .put_if_absent(&Record {
+                    tenant: tenant.into(),
+                    kind: kind::L3.into(),
+                    id: uid.clone(),
+                    version: 1,
+                    metadata: serde_json::json!({
+                        "system": system, "service": service, "version": 1, "l2_version": 1,
+                        "state": openkcm_kmip::enums::state::ACTIVE, "created_at": crate::now(),
+                    }),
+                    blob: Some(wrapped),
+                    revision: 0,
+                })
+                .await?;
+            let inserted = self
+                .store
+                .put_if_absent(&Record {
+                    tenant: tenant.into(),
+                    kind: kind::SERVICE.into(),
+                    id: service.into(),
+                    version: 0,
+                    metadata: serde_json::json!({ "system": system, "current_l3": uid, "version": 1 }),
+                    blob: None,
+                    revision: 0,
+                })
+                .await?;
+            if !inserted {
+                self.store.delete(tenant, kind::L3, &uid, 1).await?;
+            }
+            tracing::info!(tenant, system, service, "provisioned service: L3 version 1 created");
+        }
+        Ok(())
+    }
+
+    async fn write_active_binding(
+        &self,
+        tenant: &str,
+        system: &str,
+        l2: &SecretKey,
+        expected_revision: Option<u64>,
+    ) -> Result<(), CoreError> {
+        let record = Record {
+            tenant: tenant.into(),
+            kind: kind::L2_ACTIVE.into(),
+            id: system.into(),
+            version: 1,
+            metadata: serde_json::json!({ "ivk_version": self.ivk.version, "l1_verified_at": crate::now() }),
+            blob: Some(wrap(&self.ivk.key, &self.l2_active_header(tenant, system), l2)?),
+            revision: 0,
+        };
+        match expected_revision {
+            None => {
+                self.store.put_if_absent(&record).await?;
+            }
+            // A lost race means another node refreshed the binding: harmless.
+            Some(rev) => {
+                self.store.compare_and_set(&record, rev).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The plaintext L2 of `tenant`'s `system`, hydrating it if needed (single flight).
+    pub async fn l2(&self, tenant: &str, system: &str) -> Result<Arc<SecretKey>, CoreError> {
+        let cache_key = (tenant.to_owned(), system.to_owned());
+        if let Some(k) = lock(&self.l2_cache).get(&cache_key) {
+            return Ok(k.clone());
+        }
+        let _flight = self.hydration.lock().await;
+        if let Some(k) = lock(&self.l2_cache).get(&cache_key) {
+            return Ok(k.clone());
+        }
+        let key = Arc::new(self.hydrate_l2(tenant, system).await?);
+        lock(&self.l2_cache).insert(cache_key, key.clone());
+        Ok(key)
+    }
+
+    async fn l1_unwrap(&self, tenant: &str, system: &str) -> Result<SecretKey, CoreError> {
+        let sov = self
+            .store
+            .get(tenant, kind::L2_SOVEREIGN, system, 1)
+            .await?
+            .ok_or_else(|| CoreError::Corrupt(format!("system {system:?} has no sovereign binding")))?;
+        let ct = hex::decode(meta_str(&sov, "ciphertext")?).ok()
+            .ok_or_else(|| CoreError::Corrupt("sovereign binding ciphertext is not hex".into()))?;
+        let key_ref = KeyRef { provider: meta_str(&sov, "l1_provider")?, key_id: meta_str(&sov, "l1_key_id")?, region: None };
+        let plain = self.l1.decrypt(&key_ref, &ct, &l1_context(tenant, system)).await?;
+        Ok(SecretKey::from_slice(plain.expose())?)
+    }
+
+    async fn hydrate_l2(&self, tenant: &str, system: &str) -> Result<SecretKey, CoreError> {
+        let active = self.store.get(tenant, kind::L2_ACTIVE, system, 1).await?;
+        let ttl = self.config.sovereign_ttl.as_secs() as i64;
+        if let Some(rec) = &active {
+            let verified = meta_i64(rec, "l1_verified_at")?;
+            if crate::now() - verified < ttl {
+                let blob = rec.blob.as_ref().ok_or_else(|| CoreError::Corrupt("active binding has no blob".into()))?;
+                return Ok(unwrap(&self.ivk.key, blob, &self.l2_active_header(tenant, system))?);
+            }
+        }
+        // The sovereign TTL has passed (or the active binding is missing): prove L1 again.
+        match self.l1_unwrap(tenant, system).await {
+            Ok(l2) => {
+                self.write_active_binding(tenant, system, &l2, active.as_ref().map(|r| r.revision)).await?;
+                tracing::info!(tenant, system, "L1 re-verified; active binding refreshed");
+                Ok(l2)
+            }
+            Err(CoreError::Provider(
+                ProviderError::Denied(_) | ProviderError::Disabled(_) | ProviderError::NotFound(_),
+            )) => {
+                // Revocation: destroy the active binding, forget the keys, refuse service.
+                self.store.delete(tenant, kind::L2_ACTIVE, system, 1).await?;
+                self.evict_system(tenant, system);
+                tracing::warn!(tenant, system, "customer L1 revoked: active binding destroyed, system keys evicted");
+                Err(CoreError::L1Revoked(system.into()))
+            }
+            Err(CoreError::Provider(e @ (ProviderError::Unavailable(_) | ProviderError::RateLimited(_)))) => {
+                let grace = ttl + self.config.l1_outage_grace.as_secs() as i64;
+                match &active {
+                    Some(rec) if crate::now() - meta_i64(rec, "l1_verified_at")? < grace => {
+                        tracing::warn!(tenant, system, error = %e, "L1 unreachable; using active binding within grace");
+                        let blob = rec.blob.as_ref().ok_or_else(|| CoreError::Corrupt("active binding has no blob".into()))?;
+                        Ok(unwrap(&self.ivk.key, blob, &self.l2_active_header(tenant, system))?)
+                    }
+                    _ => Err(CoreError::L1Unreachable(system.into())),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Drops every plaintext key of `tenant`'s `system` from memory (zeroized when the last user lets go).
+    pub fn evict_system(&self, tenant: &str, system: &str) {
+        lock(&self.l2_cache).remove(&(tenant.to_owned(), system.to_owned()));
+        lock(&self.l3_cache).retain(|_, v| !(v.tenant == tenant && v.system == system));
+    }
+
+    /// Drops every plaintext key from memory.
+    pub fn evict_all(&self) {
+        lock(&self.l2_cache).clear();
+        lock(&self.l3_cache).clear();
+    }
+
+    /// The L3 version with unique identifier `uid`, if it belongs to `tenant`.
+    pub async fn l3(&self, tenant: &str, uid: &str) -> Result<Arc<L3Key>, CoreError> {
+        let cache_key = (tenant.to_owned(), uid.to_owned());
+        if let Some(k) = lock(&self.l3_cache).get(&cache_key) {
+            return Ok(k.clone());
+        }
+        let rec = self.store.get(tenant, kind::L3, uid, 1).await?.ok_or_else(|| CoreError::NotFound(uid.into()))?;
+        let system = meta_str(&rec, "system")?;
+        let l2_version = u32::try_from(meta_i64(&rec, "l2_version")?).map_err(|_| CoreError::Corrupt("l2_version".into()))?;
+        let l2 = self.l2(tenant, &system).await?;
+        let blob = rec.blob.as_ref().ok_or_else(|| CoreError::Corrupt("L3 record has no wrapped key".into()))?;
+        let key = unwrap(&l2, blob, &Self::l3_header(tenant, &system, uid, l2_version))?;
+        let entry = Arc::new(L3Key {
+            tenant: tenant.into(),
+            system,
+            service: meta_str(&rec, "service")?,
+            uid: uid.into(),
+            version: u32::try_from(meta_i64(&rec, "version")?).map_err(|_| CoreError::Corrupt("version".into()))?,
+            state: u32::try_from(meta_i64(&rec, "state")?).map_err(|_| CoreError::Corrupt("state".into()))?,
+            key,
+        });
+        lock(&self.l3_cache).insert(cache_key, entry.clone());
+        Ok(entry)
+    }
+
+    /// The current L3 of `tenant`'s `service`.
+    pub async fn current_l3(&self, tenant: &str, service: &str) -> Result<Arc<L3Key>, CoreError> {
+        let rec = self
+            .store
+            .get(tenant, kind::SERVICE, service, 0)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("{tenant}/{service}")))?;
+        self.l3(tenant, &meta_str(&rec, "current_l3")?).await
+    }
+
+    /// Every L3 version of `tenant`'s `service` (metadata only, newest first).
+    pub async fn l3_versions(&self, tenant: &str, service: &str) -> Result<Vec<(String, u32)>, CoreError> {
+        let mut out = Vec::new();
+        for rec in self.store.list(tenant, kind::L3).await? {
+            if meta_str(&rec, "service")? == service {
+                out.push((rec.id.clone(), u32::try_from(meta_i64(&rec, "version")?).unwrap_or(0)));
+            }
+        }
+        out.sort_by(|a, b| b.1.cmp(&a.1));
+        Ok(out)
+    }
+}
+

@@ -1,0 +1,210 @@
+//! The Core's KMIP endpoint for edges (DESIGN §6.4): an edge authenticates with its own certificate and names
+//! the application it acts for in the on-behalf-of header extension. The Core then serves, for that
+//! application's tenant and service only:
+//! * Locate by Name (the service name) → the service's L3 versions, current first;
+//! * Get Attributes of an L3 (state, version as `x-openkcm-key-version`);
+//! * Encrypt / Decrypt under an L3 with AES-256-GCM, where the authenticated data must be the L4 envelope header
+//!   naming that L3 — so a wrapped L4 is bound to its tenant, key id and L3 version.
+
+use crate::hierarchy::{Core, CoreError, L3Key};
+use openkcm_crypto::{aes, CryptoError, EnvelopeHeader, Layer, SecretKey};
+use openkcm_kmip::attributes::{self, Attribute};
+use openkcm_kmip::enums::{algorithm, block_cipher_mode, object_type, operation as op, result_reason as rr, state};
+use openkcm_kmip::payload::{self, CipherRequest, CipherResponse, LocateRequest};
+use openkcm_kmip::{tags as t, ItemContext, KmipError, OperationHandler};
+use openkcm_net::{KmipService, PeerIdentity};
+use openkcm_ttlv::{Item, Value};
+use std::sync::Arc;
+
+/// Operations the Core answers.
+pub const CORE_OPERATIONS: &[u32] =
+    &[op::DISCOVER_VERSIONS, op::QUERY, op::LOCATE, op::GET_ATTRIBUTES, op::ENCRYPT, op::DECRYPT];
+
+pub use openkcm_kmip::attributes::ATTR_KEY_VERSION;
+
+/// Maps a Core failure to the KMIP error a client sees. Internal details are logged, not sent.
+pub fn to_kmip(e: CoreError) -> KmipError {
+    match e {
+        CoreError::NotFound(id) => KmipError::not_found(&id),
+        CoreError::Crypto(CryptoError::AuthenticationFailed) => {
+            KmipError::crypto("authentication of the wrapped key failed: it was altered or belongs to another key")
+        }
+        CoreError::Crypto(c) => KmipError::crypto(c.to_string()),
+        e @ (CoreError::L1Revoked(_) | CoreError::L1Unreachable(_)) => KmipError::new(rr::PERMISSION_DENIED, e.to_string()),
+        CoreError::Invalid(m) => KmipError::invalid_field(m),
+        other => {
+            tracing::error!(error = %other, "core failure");
+            KmipError::general("the key service failed internally; see the server log")
+        }
+    }
+}
+
+/// The KMIP service of the Core listener.
+pub struct CoreKmipService {
+    core: Arc<Core>,
+}
+
+impl CoreKmipService {
+    /// A service over `core`.
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
+
+#[async_trait::async_trait]
+impl KmipService for CoreKmipService {
+    async fn handle(&self, peer: &PeerIdentity, request: &Item) -> Item {
+        openkcm_kmip::process(&CoreOps { core: &self.core, peer }, request).await
+    }
+}
+
+struct CoreOps<'a> {
+    core: &'a Core,
+    peer: &'a PeerIdentity,
+}
+
+impl CoreOps<'_> {
+    /// The application an edge acts for. Applications connecting directly get no key operations here.
+    fn caller(&self, ctx: &ItemContext) -> Result<(String, String), KmipError> {
+        match (self.peer, &ctx.header.on_behalf_of) {
+            (PeerIdentity::Edge { .. }, Some(obo)) => match PeerIdentity::application_from_str(obo) {
+                Some(PeerIdentity::Application { tenant, service }) => Ok((tenant, service)),
+                _ => Err(KmipError::invalid_field("the on-behalf-of identity must be tenant/service")),
+            },
+            (PeerIdentity::Edge { .. }, None) => {
+                Err(KmipError::new(rr::PERMISSION_DENIED, "an edge must name the application it acts for"))
+            }
+            (PeerIdentity::Application { .. }, _) => Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                "applications use the Crypto Edge; the Core's KMIP port serves edges only",
+            )),
+        }
+    }
+
+    async fn l3_for(&self, tenant: &str, service: &str, uid: &str) -> Result<Arc<L3Key>, KmipError> {
+        let l3 = self.core.l3(tenant, uid).await.map_err(to_kmip)?;
+        if l3.service != service {
+            return Err(KmipError::not_found(uid));
+        }
+        Ok(l3)
+    }
+
+    fn l3_attributes(l3: &L3Key) -> Vec<Attribute> {
+        vec![
+            Attribute::new("Unique Identifier", Value::TextString(l3.uid.clone())),
+            Attribute::new("Object Type", Value::Enumeration(object_type::SYMMETRIC_KEY)),
+            Attribute::new("Cryptographic Algorithm", Value::Enumeration(algorithm::AES)),
+            Attribute::new("Cryptographic Length", Value::Integer(256)),
+            Attribute::new("State", Value::Enumeration(l3.state)),
+            Attribute::name_value(&l3.service),
+            Attribute::new(ATTR_KEY_VERSION, Value::Integer(i32::try_from(l3.version).unwrap_or(i32::MAX))),
+        ]
+    }
+
+    fn check_header(aad: Option<&[u8]>, tenant: &str, l3: &L3Key) -> Result<(), KmipError> {
+        let bad = || {
+            KmipError::invalid_field(
+                "the Authenticated Encryption Additional Data must be the L4 envelope header of this tenant naming this L3 version",
+            )
+        };
+        let aad = aad.ok_or_else(bad)?;
+        let (h, len): (EnvelopeHeader, usize) = EnvelopeHeader::parse(aad).map_err(|_| bad())?;
+        if len != aad.len()
+            || h.layer != Layer::L4
+            || h.tenant != tenant
+            || h.parent_id != l3.uid
+            || h.parent_version != l3.version
+        {
+            return Err(bad());
+        }
+        Ok(())
+    }
+
+    async fn cipher(&self, ctx: &ItemContext, payload: &Item, encrypt: bool) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller(ctx)?;
+        let req = CipherRequest::parse(payload)?;
+        let uid = match &req.uid {
+            Some(u) => u.clone(),
+            None => ctx.uid(payload)?,
+        };
+        let l3 = self.l3_for(&tenant, &service, &uid).await?;
+        if req.params.as_ref().and_then(|p| p.mode) != Some(block_cipher_mode::GCM) {
+            return Err(KmipError::invalid_field("service keys (L3) wrap only with AES-256-GCM"));
+        }
+        Self::check_header(req.aad.as_deref(), &tenant, &l3)?;
+        let aad = req.aad.as_deref().unwrap_or_default();
+        if encrypt {
+            if l3.state != state::ACTIVE {
+                return Err(KmipError::wrong_state(format!(
+                    "L3 {uid:?} is {}; only an Active version wraps new keys",
+                    state::name(l3.state)
+                )));
+            }
+            if req.data.len() != 32 {
+                return Err(KmipError::invalid_field("only 32-byte data keys are wrapped under an L3"));
+            }
+            let nonce = aes::random_bytes::<12>().map_err(|e| KmipError::crypto(e.to_string()))?;
+            let (ct, tag) = aes::gcm_seal(&l3.key, &nonce, aad, &req.data).map_err(|e| KmipError::crypto(e.to_string()))?;
+            Ok(CipherResponse { uid, data: ct, iv: Some(nonce.to_vec()), tag: Some(tag.to_vec()) }.to_item())
+        } else {
+            if !matches!(l3.state, state::ACTIVE | state::DEACTIVATED) {
+                return Err(KmipError::wrong_state(format!("L3 {uid:?} is {}", state::name(l3.state))));
+            }
+            let iv = req.iv.as_deref().ok_or_else(|| KmipError::missing("IV/Counter/Nonce"))?;
+            let tag = req.tag.as_deref().ok_or_else(|| KmipError::missing("Authenticated Encryption Tag"))?;
+            let plain = aes::gcm_open(&l3.key, iv, aad, &req.data, tag).map_err(|e| match e {
+                CryptoError::AuthenticationFailed => {
+                    KmipError::crypto("authentication of the wrapped key failed: it was altered or belongs to another key")
+                }
+                other => KmipError::crypto(other.to_string()),
+            })?;
+            // The L4 is handed to the edge and leaves this process only inside the TLS stream.
+            let key = SecretKey::from_slice(plain.expose()).map_err(|e| KmipError::crypto(e.to_string()))?;
+            Ok(CipherResponse { uid, data: key.expose().to_vec(), iv: None, tag: None }.to_item())
+        }
+    }
+
+    async fn locate(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller(ctx)?;
+        let req = LocateRequest::parse(payload)?;
+        let mut uids = Vec::new();
+        for (uid, _) in self.core.l3_versions(&tenant, &service).await.map_err(to_kmip)? {
+            let l3 = self.l3_for(&tenant, &service, &uid).await?;
+            let attrs = Self::l3_attributes(&l3);
+            if req.attributes.iter().all(|want| attrs.iter().any(|have| have.name == want.name && have.value.value == want.value.value)) {
+                uids.push(uid);
+            }
+        }
+        let total = uids.len();
+        let max = req.max_items.and_then(|m| usize::try_from(m).ok()).unwrap_or(usize::MAX);
+        uids.truncate(max);
+        Ok(payload::locate_response(ctx.version, total, &uids))
+    }
+
+    async fn get_attributes(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller(ctx)?;
+        let uid = ctx.uid(payload)?;
+        let l3 = self.l3_for(&tenant, &service, &uid).await?;
+        let names = attributes::requested_names(payload)?;
+        let attrs: Vec<Attribute> =
+            Self::l3_attributes(&l3).into_iter().filter(|a| names.is_empty() || names.contains(&a.name)).collect();
+        let mut c = vec![Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid))];
+        c.extend(attributes::to_payload_items(&attrs, ctx.version));
+        Ok(Item::structure(t::RESPONSE_PAYLOAD, c))
+    }
+}
+
+#[async_trait::async_trait]
+impl OperationHandler for CoreOps<'_> {
+    async fn handle(&self, ctx: &ItemContext, operation: u32, payload: &Item) -> Result<Item, KmipError> {
+        match operation {
+            op::DISCOVER_VERSIONS => payload::discover_versions_response(payload),
+            op::QUERY => payload::query_response(payload, CORE_OPERATIONS, &[object_type::SYMMETRIC_KEY]),
+            op::LOCATE => self.locate(ctx, payload).await,
+            op::GET_ATTRIBUTES => self.get_attributes(ctx, payload).await,
+            op::ENCRYPT => self.cipher(ctx, payload, true).await,
+            op::DECRYPT => self.cipher(ctx, payload, false).await,
+            other => Err(KmipError::unsupported_operation(other)),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The `file` seal provider — DEVELOPMENT ONLY. A random seal key lives in a plain file next to the sealed
+//! MasterKey, so anyone who can read the data directory can unseal. It exists so that `openkcm dev` starts with
+//! no ceremony; every start logs a warning saying so.
+
+use openkcm_crypto::{unwrap, wrap, EnvelopeHeader, Layer, SecretKey, WrappedKey};
+use std::path::{Path, PathBuf};
+
+/// Tenant name used in envelope headers of cluster-level keys.
+pub const CLUSTER_TENANT: &str = "_cluster";
+/// Key id of the MasterKey in envelope headers.
+pub const MASTER_KEY_ID: &str = "master-key";
+const SEAL_KEY_ID: &str = "file-seal";
+
+/// Errors of the file seal.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// File I/O.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Crypto failure (wrong seal key, corrupt blob).
+    #[error("the sealed MasterKey cannot be opened: {0}")]
+    Crypto(#[from] openkcm_crypto::CryptoError),
+}
+
+/// The file seal under `<data-dir>/seal/`: `file-seal.key` (the dev seal key) and `master-key.sealed`.
+pub struct FileSeal {
+    dir: PathBuf,
+}
+
+fn header() -> EnvelopeHeader {
+    EnvelopeHeader {
+        layer: Layer::MasterKeySealed,
+        tenant: CLUSTER_TENANT.into(),
+        key_id: MASTER_KEY_ID.into(),
+        parent_id: SEAL_KEY_ID.into(),
+        parent_version: 1,
+    }
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> SealError {
+    move |source| SealError::Io { context, source }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SealError> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    o.mode(0o600);
+    let mut f = o.open(path).map_err(io(format!("cannot create {}", path.display())))?;
+    f.write_all(bytes).map_err(io(format!("cannot write {}", path.display())))?;
+    f.sync_all().map_err(io(format!("cannot sync {}", path.display())))
+}
+
+impl FileSeal {
+    /// The seal under `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_path_buf() }
+    }
+
+    /// Unseals the MasterKey, initialising the cluster (new seal key and MK) on first use.
+    /// Returns the MK and whether it was newly created.
+    pub fn init_or_unseal(&self) -> Result<(SecretKey, bool), SealError> {
+        std::fs::create_dir_all(&self.dir).map_err(io(format!("cannot create {}", self.dir.display())))?;
+        let key_path = self.dir.join("file-seal.key");
+        let blob_path = self.dir.join("master-key.sealed");
+        if !blob_path.exists() {
+            let seal_key = SecretKey::generate()?;
+            let mk = SecretKey::generate()?;
+            let sealed = wrap(&seal_key, &header(), &mk)?;
+            write_private(&key_path, seal_key.expose())?;
+            write_private(&blob_path, sealed.as_bytes())?;
+            return Ok((mk, true));
+        }
+        let mut raw =
+            std::fs::read(&key_path).map_err(io(format!("cannot read the seal key {}", key_path.display())))?;
+        let seal_key = SecretKey::from_slice(&raw);
+        zeroize::Zeroize::zeroize(&mut raw);
+        let seal_key = seal_key?;
+        let blob = std::fs::read(&blob_path).map_err(io(format!("cannot read {}", blob_path.display())))?;
+        let wrapped = WrappedKey::from_stored(blob)?;
+        Ok((unwrap(&seal_key, &wrapped, &header())?, false))
+    }
+}

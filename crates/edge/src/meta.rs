@@ -1,0 +1,118 @@
+//! The attributes and lifecycle state of one L4, as stored (JSON) next to its wrapped key in the vault.
+
+use openkcm_kmip::attributes::Attribute;
+use openkcm_kmip::enums::{algorithm, object_type, state};
+use openkcm_kmip::tags as t;
+use openkcm_ttlv::{Item, Value};
+use serde::{Deserialize, Serialize};
+
+/// A client-supplied attribute the edge keeps but does not interpret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExtraAttr {
+    /// Attribute name.
+    pub name: String,
+    /// TTLV encoding of the value (hex).
+    pub value_ttlv: String,
+}
+
+/// Stored attributes of an L4 (field names follow the KMIP attributes they hold).
+#[allow(missing_docs)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct L4Meta {
+    pub service: String,
+    pub state: u32,
+    pub names: Vec<String>,
+    pub algorithm: u32,
+    pub length: i32,
+    pub usage_mask: i32,
+    pub initial_date: i64,
+    pub last_change_date: i64,
+    pub activation_date: Option<i64>,
+    pub deactivation_date: Option<i64>,
+    pub compromise_date: Option<i64>,
+    pub compromise_occurrence_date: Option<i64>,
+    pub destroy_date: Option<i64>,
+    pub revocation_reason: Option<u32>,
+    pub revocation_message: Option<String>,
+    #[serde(default)]
+    pub extra: Vec<ExtraAttr>,
+}
+
+impl L4Meta {
+    /// The state now: a Pre-Active key whose Activation Date has arrived is Active (KMIP's time-driven transition).
+    pub fn effective_state(&self, now: i64) -> u32 {
+        match (self.state, self.activation_date) {
+            (state::PRE_ACTIVE, Some(at)) if at <= now => state::ACTIVE,
+            (s, _) => s,
+        }
+    }
+
+    /// Every attribute of the key, as Get Attributes returns them.
+    pub fn attributes(&self, uid: &str, now: i64) -> Vec<Attribute> {
+        let mut a = vec![
+            Attribute::new("Unique Identifier", Value::TextString(uid.into())),
+            Attribute::new("Object Type", Value::Enumeration(object_type::SYMMETRIC_KEY)),
+            Attribute::new("Cryptographic Algorithm", Value::Enumeration(self.algorithm)),
+            Attribute::new("Cryptographic Length", Value::Integer(self.length)),
+            Attribute::new("Cryptographic Usage Mask", Value::Integer(self.usage_mask)),
+            Attribute::new("State", Value::Enumeration(self.effective_state(now))),
+            Attribute::new("Initial Date", Value::DateTime(self.initial_date)),
+            Attribute::new("Last Change Date", Value::DateTime(self.last_change_date)),
+        ];
+        for (i, n) in self.names.iter().enumerate() {
+            let mut name = Attribute::name_value(n);
+            name.index = (i > 0).then_some(i as i32);
+            a.push(name);
+        }
+        let dates = [
+            ("Activation Date", self.activation_date),
+            ("Deactivation Date", self.deactivation_date),
+            ("Compromise Date", self.compromise_date),
+            ("Compromise Occurrence Date", self.compromise_occurrence_date),
+            ("Destroy Date", self.destroy_date),
+        ];
+        for (name, d) in dates {
+            if let Some(d) = d {
+                a.push(Attribute::new(name, Value::DateTime(d)));
+            }
+        }
+        if let Some(code) = self.revocation_reason {
+            let mut r = vec![Item::new(t::REVOCATION_REASON_CODE, Value::Enumeration(code))];
+            if let Some(m) = &self.revocation_message {
+                r.push(Item::new(t::REVOCATION_MESSAGE, Value::TextString(m.clone())));
+            }
+            a.push(Attribute::new("Revocation Reason", Value::Structure(r)));
+        }
+        for e in &self.extra {
+            let decoded = hex::decode(&e.value_ttlv)
+                .ok()
+                .and_then(|b| openkcm_ttlv::decode(&b, &openkcm_ttlv::Limits::default()).ok());
+            if let Some(item) = decoded {
+                a.push(Attribute::new(&e.name, item.value));
+            }
+        }
+        a
+    }
+
+    /// A new Pre-Active (or Active) AES key's attributes.
+    pub fn new_aes(service: &str, now: i64) -> Self {
+        Self {
+            service: service.into(),
+            state: state::PRE_ACTIVE,
+            names: Vec::new(),
+            algorithm: algorithm::AES,
+            length: 256,
+            usage_mask: openkcm_kmip::enums::usage_mask::ENCRYPT | openkcm_kmip::enums::usage_mask::DECRYPT,
+            initial_date: now,
+            last_change_date: now,
+            activation_date: None,
+            deactivation_date: None,
+            compromise_date: None,
+            compromise_occurrence_date: None,
+            destroy_date: None,
+            revocation_reason: None,
+            revocation_message: None,
+            extra: Vec::new(),
+        }
+    }
+}

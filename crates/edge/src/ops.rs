@@ -1,0 +1,456 @@
+//! The edge's KMIP operations for applications.
+
+use crate::core_link::CoreLink;
+use crate::meta::{ExtraAttr, L4Meta};
+use openkcm_crypto::{aes, SecretKey, WrappedKey};
+use openkcm_kmip::attributes::{self, Attribute};
+use openkcm_kmip::enums::{
+    algorithm, block_cipher_mode as bcm, object_type, operation as op, padding_method, result_reason as rr,
+    revocation_reason, state, usage_mask,
+};
+use openkcm_kmip::payload::{self, CipherRequest, CipherResponse, LocateRequest, RevokeRequest};
+use openkcm_kmip::{tags as t, ItemContext, KmipError, OperationHandler};
+use openkcm_net::{KmipService, PeerIdentity};
+use openkcm_store::{KeyStore, Record};
+use openkcm_ttlv::{Item, Value};
+use std::sync::Arc;
+
+/// Operations the edge answers itself; every other operation is proxied to the Core.
+pub const EDGE_OPERATIONS: &[u32] = &[
+    op::DISCOVER_VERSIONS,
+    op::QUERY,
+    op::CREATE,
+    op::GET,
+    op::GET_ATTRIBUTES,
+    op::LOCATE,
+    op::ACTIVATE,
+    op::REVOKE,
+    op::DESTROY,
+    op::ENCRYPT,
+    op::DECRYPT,
+];
+
+/// Vault record kind of data keys.
+const KIND_L4: &str = "l4";
+
+/// Attributes only the server sets.
+const SERVER_ONLY: &[&str] = &[
+    "Unique Identifier",
+    "State",
+    "Initial Date",
+    "Last Change Date",
+    "Destroy Date",
+    "Compromise Date",
+    "Revocation Reason",
+    "Object Type",
+];
+
+/// Edge settings.
+#[derive(Debug, Clone, Default)]
+pub struct EdgeConfig {}
+
+/// The Crypto Edge.
+pub struct Edge {
+    vault: Arc<dyn KeyStore>,
+    core: CoreLink,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn vault_err(e: openkcm_store::StoreError) -> KmipError {
+    tracing::error!(error = %e, "edge vault failure");
+    KmipError::general("the key vault failed; see the server log")
+}
+
+/// A stored L4: record and decoded attributes.
+struct Stored {
+    record: Record,
+    meta: L4Meta,
+}
+
+impl Edge {
+    /// An edge over `vault`, reaching the Core through `core`.
+    pub fn new(vault: Arc<dyn KeyStore>, core: CoreLink, _config: EdgeConfig) -> Self {
+        Self { vault, core }
+    }
+
+    async fn load(&self, tenant: &str, service: &str, uid: &str) -> Result<Stored, KmipError> {
+        let record = self.vault.get(tenant, KIND_L4, uid, 0).await.map_err(vault_err)?.ok_or_else(|| KmipError::not_found(uid))?;
+        let meta: L4Meta = serde_json::from_value(record.metadata.clone()).map_err(|e| {
+            tracing::error!(uid, error = %e, "corrupt L4 metadata");
+            KmipError::general("stored key attributes are corrupt; see the server log")
+        })?;
+        // Identity-bound authorization: another service's key does not exist for this caller.
+        if meta.service != service {
+            return Err(KmipError::not_found(uid));
+        }
+        Ok(Stored { record, meta })
+    }
+
+    async fn save(&self, stored: &Stored) -> Result<(), KmipError> {
+        let mut record = stored.record.clone();
+        record.metadata = serde_json::to_value(&stored.meta).map_err(|e| KmipError::general(e.to_string()))?;
+        if self.vault.compare_and_set(&record, stored.record.revision).await.map_err(vault_err)? {
+            Ok(())
+        } else {
+            Err(KmipError::new(rr::GENERAL_FAILURE, "the key changed concurrently; retry the operation"))
+        }
+    }
+
+    /// The plaintext key of a stored L4 that may be served, checked against its record.
+    async fn key_of(&self, tenant: &str, service: &str, uid: &str, stored: &Stored) -> Result<SecretKey, KmipError> {
+        let wrapped: &WrappedKey = stored
+            .record
+            .blob
+            .as_ref()
+            .ok_or_else(|| KmipError::new(rr::OBJECT_DESTROYED, format!("key {uid:?} has been destroyed")))?;
+        let h = wrapped.header();
+        if h.tenant != tenant || h.key_id != uid || h.layer != openkcm_crypto::Layer::L4 {
+            tracing::warn!(uid, "wrapped key header does not match its vault record");
+            return Err(KmipError::crypto(format!(
+                "the wrapped key stored for {uid:?} belongs to another tenant or key; refusing to unwrap it"
+            )));
+        }
+        self.core.unwrap(tenant, service, wrapped).await
+    }
+
+    fn require_state(meta: &L4Meta, uid: &str, allowed: &[u32], what: &str) -> Result<(), KmipError> {
+        let s = meta.effective_state(now());
+        if allowed.contains(&s) {
+            Ok(())
+        } else {
+            Err(KmipError::wrong_state(format!("key {uid:?} is {}; {what}", state::name(s))))
+        }
+    }
+}
+
+/// The KMIP service of the edge listener.
+pub struct EdgeKmipService {
+    edge: Arc<Edge>,
+}
+
+impl EdgeKmipService {
+    /// A service over `edge`.
+    pub fn new(edge: Arc<Edge>) -> Self {
+        Self { edge }
+    }
+}
+
+#[async_trait::async_trait]
+impl KmipService for EdgeKmipService {
+    async fn handle(&self, peer: &PeerIdentity, request: &Item) -> Item {
+        openkcm_kmip::process(&EdgeOps { edge: &self.edge, peer }, request).await
+    }
+}
+
+struct EdgeOps<'a> {
+    edge: &'a Edge,
+    peer: &'a PeerIdentity,
+}
+
+impl EdgeOps<'_> {
+    fn caller(&self) -> Result<(&str, &str), KmipError> {
+        match self.peer {
+            PeerIdentity::Application { tenant, service } => Ok((tenant, service)),
+            PeerIdentity::Edge { .. } => Err(KmipError::new(rr::PERMISSION_DENIED, "edge identities cannot use data keys")),
+        }
+    }
+
+    async fn create(&self, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let ot = payload.child(t::OBJECT_TYPE).and_then(Item::as_enum).ok_or_else(|| KmipError::missing("Object Type"))?;
+        if ot != object_type::SYMMETRIC_KEY {
+            return Err(KmipError::invalid_field("Create makes symmetric keys only (Object Type Symmetric Key)"));
+        }
+        let now = now();
+        let mut meta = L4Meta::new_aes(service, now);
+        for a in attributes::from_payload(payload)? {
+            let bad_type = |what: &str| KmipError::invalid_field(format!("attribute {:?} must be {what}", a.name));
+            match a.name.as_str() {
+                "Cryptographic Algorithm" => {
+                    let v = a.value.as_enum().ok_or_else(|| bad_type("an Enumeration"))?;
+                    if v != algorithm::AES {
+                        return Err(KmipError::invalid_field(
+                            "only AES keys can be created (Cryptographic Algorithm must be AES)",
+                        ));
+                    }
+                }
+                "Cryptographic Length" => {
+                    if a.value.as_i32().ok_or_else(|| bad_type("an Integer"))? != 256 {
+                        return Err(KmipError::invalid_field("only 256-bit keys can be created (Cryptographic Length must be 256)"));
+                    }
+                }
+                "Cryptographic Usage Mask" => meta.usage_mask = a.value.as_i32().ok_or_else(|| bad_type("an Integer"))?,
+                "Name" => meta.names.push(a.name_text().ok_or_else(|| bad_type("a Name structure"))?.to_owned()),
+                "Activation Date" => meta.activation_date = Some(a.value.as_datetime().ok_or_else(|| bad_type("a Date-Time"))?),
+                n if SERVER_ONLY.contains(&n) => {
+                    return Err(KmipError::invalid_field(format!("attribute {n:?} is set by the server, not the client")))
+                }
+                _ => meta.extra.push(ExtraAttr {
+                    name: a.name.clone(),
+                    value_ttlv: hex::encode(openkcm_ttlv::encode(&a.value)),
+                }),
+            }
+        }
+        if meta.activation_date.is_some_and(|d| d <= now) {
+            meta.state = state::ACTIVE;
+        }
+        let uid = uuid::Uuid::new_v4().to_string();
+        let key = SecretKey::generate().map_err(|e| KmipError::crypto(e.to_string()))?;
+        let wrapped = self.edge.core.wrap(tenant, service, &uid, &key).await?;
+        drop(key);
+        let record = Record {
+            tenant: tenant.into(),
+            kind: KIND_L4.into(),
+            id: uid.clone(),
+            version: 0,
+            metadata: serde_json::to_value(&meta).map_err(|e| KmipError::general(e.to_string()))?,
+            blob: Some(wrapped),
+            revision: 0,
+        };
+        if !self.edge.vault.put_if_absent(&record).await.map_err(vault_err)? {
+            return Err(KmipError::general("a key with the generated identifier already exists; retry"));
+        }
+        tracing::info!(tenant, service, uid, "created data key");
+        Ok(Item::structure(
+            t::RESPONSE_PAYLOAD,
+            vec![
+                Item::new(t::OBJECT_TYPE, Value::Enumeration(object_type::SYMMETRIC_KEY)),
+                Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid)),
+            ],
+        ))
+    }
+
+    async fn get(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let uid = ctx.uid(payload)?;
+        let format = payload::requested_key_format(payload)?;
+        let stored = self.edge.load(tenant, service, &uid).await?;
+        Edge::require_state(
+            &stored.meta,
+            &uid,
+            &[state::PRE_ACTIVE, state::ACTIVE],
+            "a revoked, compromised or destroyed key is not served",
+        )?;
+        let key = self.edge.key_of(tenant, service, &uid, &stored).await?;
+        payload::symmetric_key_response(&uid, key.expose(), format)
+    }
+
+    async fn get_attributes(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let uid = ctx.uid(payload)?;
+        let stored = self.edge.load(tenant, service, &uid).await?;
+        let names = attributes::requested_names(payload)?;
+        let attrs: Vec<Attribute> = stored
+            .meta
+            .attributes(&uid, now())
+            .into_iter()
+            .filter(|a| names.is_empty() || names.contains(&a.name))
+            .collect();
+        let mut c = vec![Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid))];
+        c.extend(attributes::to_payload_items(&attrs, ctx.version));
+        Ok(Item::structure(t::RESPONSE_PAYLOAD, c))
+    }
+
+    async fn locate(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let req = LocateRequest::parse(payload)?;
+        let now = now();
+        let mut found = Vec::new();
+        for record in self.edge.vault.list(tenant, KIND_L4).await.map_err(vault_err)? {
+            let Ok(meta) = serde_json::from_value::<L4Meta>(record.metadata.clone()) else { continue };
+            if meta.service != service || matches!(meta.state, state::DESTROYED | state::DESTROYED_COMPROMISED) {
+                continue;
+            }
+            let attrs = meta.attributes(&record.id, now);
+            let matches = req.attributes.iter().all(|want| {
+                attrs.iter().any(|have| have.name == want.name && have.value.value == want.value.value)
+            });
+            if matches {
+                found.push((meta.initial_date, record.id));
+            }
+        }
+        // Newest first, as clients locating by name usually want the latest key.
+        found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        let total = found.len();
+        let offset = req.offset_items.and_then(|o| usize::try_from(o).ok()).unwrap_or(0);
+        let max = req.max_items.and_then(|m| usize::try_from(m).ok()).unwrap_or(usize::MAX);
+        let uids: Vec<String> = found.into_iter().skip(offset).take(max).map(|(_, id)| id).collect();
+        Ok(payload::locate_response(ctx.version, total, &uids))
+    }
+
+    async fn activate(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let uid = ctx.uid(payload)?;
+        let mut stored = self.edge.load(tenant, service, &uid).await?;
+        if stored.meta.state != state::PRE_ACTIVE {
+            return Err(KmipError::wrong_state(format!(
+                "key {uid:?} is {}; only a Pre-Active key can be activated",
+                state::name(stored.meta.state)
+            )));
+        }
+        let now = now();
+        stored.meta.state = state::ACTIVE;
+        stored.meta.activation_date = Some(stored.meta.activation_date.map_or(now, |d| d.min(now)));
+        stored.meta.last_change_date = now;
+        self.edge.save(&stored).await?;
+        Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
+    }
+
+    async fn revoke(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let uid = ctx.uid(payload)?;
+        let req = RevokeRequest::parse(payload)?;
+        let mut stored = self.edge.load(tenant, service, &uid).await?;
+        let now = now();
+        let current = stored.meta.effective_state(now);
+        if matches!(current, state::DESTROYED | state::DESTROYED_COMPROMISED) {
+            return Err(KmipError::wrong_state(format!("key {uid:?} is destroyed")));
+        }
+        let compromise = matches!(req.code, revocation_reason::KEY_COMPROMISE | revocation_reason::CA_COMPROMISE);
+        if compromise {
+            stored.meta.state = state::COMPROMISED;
+            stored.meta.compromise_date = Some(now);
+            stored.meta.compromise_occurrence_date = Some(req.compromise_occurrence.unwrap_or(now));
+        } else {
+            if current == state::COMPROMISED {
+                return Err(KmipError::wrong_state(format!("key {uid:?} is already compromised")));
+            }
+            stored.meta.state = state::DEACTIVATED;
+            stored.meta.deactivation_date = Some(now);
+        }
+        stored.meta.revocation_reason = Some(req.code);
+        stored.meta.revocation_message = req.message;
+        stored.meta.last_change_date = now;
+        self.edge.save(&stored).await?;
+        tracing::info!(tenant, service, uid, compromise, "revoked data key");
+        Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
+    }
+
+    async fn destroy(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let uid = ctx.uid(payload)?;
+        let mut stored = self.edge.load(tenant, service, &uid).await?;
+        let now = now();
+        let current = stored.meta.effective_state(now);
+        let next = match current {
+            state::PRE_ACTIVE | state::DEACTIVATED => state::DESTROYED,
+            state::COMPROMISED => state::DESTROYED_COMPROMISED,
+            state::ACTIVE => {
+                return Err(KmipError::wrong_state(format!("key {uid:?} is Active; revoke it before destroying it")))
+            }
+            _ => return Err(KmipError::wrong_state(format!("key {uid:?} is already destroyed"))),
+        };
+        stored.meta.state = next;
+        stored.meta.destroy_date = Some(now);
+        stored.meta.last_change_date = now;
+        // Crypto-shredding: the wrapped key is removed; only the attributes remain as a tombstone.
+        stored.record.blob = None;
+        self.edge.save(&stored).await?;
+        tracing::info!(tenant, service, uid, "destroyed data key");
+        Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
+    }
+
+    async fn cipher(&self, ctx: &ItemContext, payload: &Item, encrypt: bool) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let req = CipherRequest::parse(payload)?;
+        let uid = match &req.uid {
+            Some(u) => u.clone(),
+            None => ctx.uid(payload)?,
+        };
+        let stored = self.edge.load(tenant, service, &uid).await?;
+        Edge::require_state(&stored.meta, &uid, &[state::ACTIVE], "only an Active key encrypts or decrypts")?;
+        let needed = if encrypt { usage_mask::ENCRYPT } else { usage_mask::DECRYPT };
+        if stored.meta.usage_mask & needed == 0 {
+            return Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                format!("key {uid:?} does not allow {} (Cryptographic Usage Mask)", if encrypt { "Encrypt" } else { "Decrypt" }),
+            ));
+        }
+        let params = req.params.clone().unwrap_or_default();
+        if params.algorithm.is_some_and(|a| a != algorithm::AES) {
+            return Err(KmipError::invalid_field("only AES is supported for Encrypt and Decrypt"));
+        }
+        // Default mode: GCM where the protocol can carry its tag (1.4+), else CBC with PKCS5 padding.
+        let mode = params.mode.unwrap_or(if ctx.version.has_aead_fields() { bcm::GCM } else { bcm::CBC });
+        let key = self.edge.key_of(tenant, service, &uid, &stored).await?;
+        let crypto = |e: openkcm_crypto::CryptoError| KmipError::crypto(e.to_string());
+        match mode {
+            bcm::CBC => {
+                if params.padding.is_some_and(|p| p != padding_method::PKCS5) {
+                    return Err(KmipError::invalid_field("CBC is supported with PKCS5 padding only"));
+                }
+                let iv: [u8; 16] = match &req.iv {
+                    Some(iv) => iv.as_slice().try_into().map_err(|_| KmipError::invalid_field("a CBC IV must be 16 bytes"))?,
+                    None if encrypt => aes::random_bytes::<16>().map_err(crypto)?,
+                    None => return Err(KmipError::missing("IV/Counter/Nonce")),
+                };
+                let generated = req.iv.is_none();
+                if encrypt {
+                    let ct = aes::cbc_pkcs7_encrypt(&key, &iv, &req.data).map_err(crypto)?;
+                    Ok(CipherResponse { uid, data: ct, iv: generated.then(|| iv.to_vec()), tag: None }.to_item())
+                } else {
+                    let pt = aes::cbc_pkcs7_decrypt(&key, &iv, &req.data).map_err(crypto)?;
+                    Ok(CipherResponse { uid, data: pt.expose().to_vec(), iv: None, tag: None }.to_item())
+                }
+            }
+            bcm::GCM => {
+                if !ctx.version.has_aead_fields() {
+                    return Err(KmipError::new(
+                        rr::FEATURE_NOT_SUPPORTED,
+                        "GCM needs KMIP 1.4 or later, which carries the Authenticated Encryption Tag",
+                    ));
+                }
+                if params.tag_length.is_some_and(|l| l != 16) {
+                    return Err(KmipError::invalid_field("only 16-byte GCM tags are supported"));
+                }
+                let aad = req.aad.as_deref().unwrap_or_default();
+                if encrypt {
+                    let generated = req.iv.is_none();
+                    let iv = match &req.iv {
+                        Some(iv) => iv.clone(),
+                        None => aes::random_bytes::<12>().map_err(crypto)?.to_vec(),
+                    };
+                    let (ct, tag) = aes::gcm_seal(&key, &iv, aad, &req.data).map_err(crypto)?;
+                    Ok(CipherResponse { uid, data: ct, iv: generated.then_some(iv), tag: Some(tag.to_vec()) }.to_item())
+                } else {
+                    let iv = req.iv.as_deref().ok_or_else(|| KmipError::missing("IV/Counter/Nonce"))?;
+                    let tag = req.tag.as_deref().ok_or_else(|| KmipError::missing("Authenticated Encryption Tag"))?;
+                    let pt = aes::gcm_open(&key, iv, aad, &req.data, tag).map_err(crypto)?;
+                    Ok(CipherResponse { uid, data: pt.expose().to_vec(), iv: None, tag: None }.to_item())
+                }
+            }
+            other => Err(KmipError::invalid_field(format!(
+                "block cipher mode 0x{other:X} is not supported; use CBC (with PKCS5 padding) or GCM"
+            ))),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl OperationHandler for EdgeOps<'_> {
+    async fn handle(&self, ctx: &ItemContext, operation: u32, payload: &Item) -> Result<Item, KmipError> {
+        match operation {
+            op::DISCOVER_VERSIONS => payload::discover_versions_response(payload),
+            op::QUERY => payload::query_response(payload, EDGE_OPERATIONS, &[object_type::SYMMETRIC_KEY]),
+            op::CREATE => self.create(payload).await,
+            op::GET => self.get(ctx, payload).await,
+            op::GET_ATTRIBUTES => self.get_attributes(ctx, payload).await,
+            op::LOCATE => self.locate(ctx, payload).await,
+            op::ACTIVATE => self.activate(ctx, payload).await,
+            op::REVOKE => self.revoke(ctx, payload).await,
+            op::DESTROY => self.destroy(ctx, payload).await,
+            op::ENCRYPT => self.cipher(ctx, payload, true).await,
+            op::DECRYPT => self.cipher(ctx, payload, false).await,
+            other => {
+                let (tenant, service) = self.caller()?;
+                self.edge.core.proxy(tenant, service, ctx.version, other, payload).await
+            }
+        }
+    }
+}
