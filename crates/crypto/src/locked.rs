@@ -1,4 +1,4 @@
-//! Page locking for secret buffers: the only module in the workspace that uses `unsafe`.
+//! Page locking for secret buffers and process hardening: the only module in the workspace that uses `unsafe`.
 //!
 //! Secrets are small (32 bytes), so many of them share one memory page. `mlock(2)` is not
 //! reference counted — one `munlock` unlocks the whole page, even while another secret still lives
@@ -165,6 +165,39 @@ pub(crate) fn release(bytes: &[u8]) {
     }
 }
 
+/// Process hardening of DESIGN §3.1: no core dumps (`RLIMIT_CORE` = 0) and not dumpable
+/// (`PR_SET_DUMPABLE` = 0, which also keeps other same-user processes from ptrace-attaching).
+/// Call once at start, before any secret exists. Returns a sentence per step that failed.
+pub fn harden_process() -> Result<(), String> {
+    let mut failures = Vec::new();
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `setrlimit` reads the fully initialised `rlimit` value behind the pointer and nothing else.
+    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0 {
+        failures.push(format!(
+            "cannot disable core dumps: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `prctl(PR_SET_DUMPABLE, 0)` takes integer arguments only and touches no memory of ours.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+            failures.push(format!(
+                "cannot mark the process non-dumpable: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,29 +226,5 @@ mod tests {
             assert!(table.get(&page).map(|e| e.count).unwrap_or(0) >= 1);
         }
         release(b);
-    }
-}
-
-/// Process hardening of DESIGN §3.1: no core dumps (`RLIMIT_CORE` = 0) and not dumpable
-/// (`PR_SET_DUMPABLE` = 0, which also keeps other same-user processes from ptrace-attaching).
-/// Call once at start, before any secret exists. Returns a sentence per step that failed.
-pub fn harden_process() -> Result<(), String> {
-    let mut failures = Vec::new();
-    let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: `setrlimit` reads the fully initialised `rlimit` value behind the pointer and nothing else.
-    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0 {
-        failures.push(format!("cannot disable core dumps: {}", std::io::Error::last_os_error()));
-    }
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: `prctl(PR_SET_DUMPABLE, 0)` takes integer arguments only and touches no memory of ours.
-        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-            failures.push(format!("cannot mark the process non-dumpable: {}", std::io::Error::last_os_error()));
-        }
-    }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("; "))
     }
 }
