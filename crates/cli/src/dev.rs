@@ -27,7 +27,12 @@ pub struct DevArgs {
     #[arg(long, env = "OPENKCM_DATA_DIR", default_value = "./openkcm-data")]
     data_dir: PathBuf,
     /// Tenant to provision (repeatable): system `<NAME>-system`, service `default`, and a client certificate.
-    #[arg(long = "tenant", env = "OPENKCM_TENANTS", value_delimiter = ',', default_value = "demo")]
+    #[arg(
+        long = "tenant",
+        env = "OPENKCM_TENANTS",
+        value_delimiter = ',',
+        default_value = "demo"
+    )]
     tenants: Vec<String>,
     /// Edge KMIP listener (applications connect here). Port 0 picks a free port.
     #[arg(long, env = "OPENKCM_EDGE_ADDR", default_value = "127.0.0.1:5696")]
@@ -47,8 +52,9 @@ pub struct DevArgs {
 }
 
 fn loopback_only(addr: &str) -> anyhow::Result<()> {
-    let sock: std::net::SocketAddr =
-        addr.parse().with_context(|| format!("{addr:?} is not an IP:port address (e.g. 127.0.0.1:5696)"))?;
+    let sock: std::net::SocketAddr = addr
+        .parse()
+        .with_context(|| format!("{addr:?} is not an IP:port address (e.g. 127.0.0.1:5696)"))?;
     if !sock.ip().is_loopback() {
         bail!("openkcm dev binds to loopback only; {addr} is not a loopback address");
     }
@@ -57,7 +63,9 @@ fn loopback_only(addr: &str) -> anyhow::Result<()> {
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?,
+        )
         .with_writer(std::io::stderr)
         .init();
     tls::install_default_provider();
@@ -72,7 +80,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
     }
     let data = &args.data_dir;
-    std::fs::create_dir_all(data).with_context(|| format!("cannot create data directory {}", data.display()))?;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create data directory {}", data.display()))?;
 
     // PKI.
     let pki = DevPki::open_or_create(&data.join("pki")).context("development PKI")?;
@@ -85,27 +94,46 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     // Root of trust and Core.
     tracing::warn!("the MasterKey is sealed with the `file` seal provider: DEVELOPMENT ONLY, anyone who can read {} can unseal it", data.join("seal").display());
-    let (mk, created) = FileSeal::new(&data.join("seal")).init_or_unseal().context("unsealing the MasterKey")?;
+    let (mk, created) = FileSeal::new(&data.join("seal"))
+        .init_or_unseal()
+        .context("unsealing the MasterKey")?;
     if created {
         tracing::info!("initialised a new cluster MasterKey");
     }
     if !openkcm_crypto::mlock_available() {
         tracing::warn!("mlock failed: secret keys may be swapped to disk (raise `ulimit -l`)");
     }
-    let core_store: Arc<dyn KeyStore> = Arc::new(SqliteStore::open(&data.join("core.db")).await.context("core key storage")?);
-    tracing::warn!("customer L1 keys use the `local` provider (key files in {}): DEVELOPMENT ONLY", data.join("l1").display());
-    let l1 = Arc::new(openkcm_providers::local::LocalProvider::new(data.join("l1")));
-    let core = Arc::new(Core::open(core_store, &mk, l1, CoreConfig::default()).await.context("opening the Crypto Core")?);
+    let core_store: Arc<dyn KeyStore> = Arc::new(
+        SqliteStore::open(&data.join("core.db"))
+            .await
+            .context("core key storage")?,
+    );
+    tracing::warn!(
+        "customer L1 keys use the `local` provider (key files in {}): DEVELOPMENT ONLY",
+        data.join("l1").display()
+    );
+    let l1 = Arc::new(openkcm_providers::local::LocalProvider::new(
+        data.join("l1"),
+    ));
+    let core = Arc::new(
+        Core::open(core_store, &mk, l1, CoreConfig::default())
+            .await
+            .context("opening the Crypto Core")?,
+    );
     drop(mk);
     for t in &args.tenants {
-        core.provision(t, &format!("{t}-system"), "default").await.with_context(|| format!("provisioning tenant {t}"))?;
+        core.provision(t, &format!("{t}-system"), "default")
+            .await
+            .with_context(|| format!("provisioning tenant {t}"))?;
     }
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let limits = ServerLimits::default();
     let acceptor = TlsAcceptor::from(tls::server_config(&server_files)?);
 
-    let core_listener = TcpListener::bind(&args.core_addr).await.with_context(|| format!("cannot listen on {}", args.core_addr))?;
+    let core_listener = TcpListener::bind(&args.core_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.core_addr))?;
     let core_addr = core_listener.local_addr()?;
     let core_task = tokio::spawn(openkcm_net::serve(
         core_listener,
@@ -117,20 +145,43 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     // Edge.
     let vault: Arc<dyn KeyStore> = match args.edge_vault {
-        VaultKind::Sqlite => Arc::new(SqliteStore::open(&data.join("edge-vault.db")).await.context("edge vault")?),
+        VaultKind::Sqlite => Arc::new(
+            SqliteStore::open(&data.join("edge-vault.db"))
+                .await
+                .context("edge vault")?,
+        ),
         VaultKind::Memory => Arc::new(MemoryStore::new()),
     };
-    let pool = KmipPool::new(&core_addr.to_string(), "localhost", tls::client_config(&edge_files)?, args.core_connections);
+    let pool = KmipPool::new(
+        &core_addr.to_string(),
+        "localhost",
+        tls::client_config(&edge_files)?,
+        args.core_connections,
+    );
     let edge = Arc::new(Edge::new(vault, CoreLink::new(pool), EdgeConfig::default()));
-    let edge_listener = TcpListener::bind(&args.edge_addr).await.with_context(|| format!("cannot listen on {}", args.edge_addr))?;
+    let edge_listener = TcpListener::bind(&args.edge_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.edge_addr))?;
     let edge_addr = edge_listener.local_addr()?;
-    let edge_task =
-        tokio::spawn(openkcm_net::serve(edge_listener, acceptor, Arc::new(EdgeKmipService::new(edge)), limits, shutdown_rx));
+    let edge_task = tokio::spawn(openkcm_net::serve(
+        edge_listener,
+        acceptor,
+        Arc::new(EdgeKmipService::new(edge)),
+        limits,
+        shutdown_rx,
+    ));
 
     for (t, files) in &clients {
-        eprintln!("client certificate for tenant {t}: --cert {} --key {}", files.cert.display(), files.key.display());
+        eprintln!(
+            "client certificate for tenant {t}: --cert {} --key {}",
+            files.cert.display(),
+            files.key.display()
+        );
     }
-    println!("OPENKCM READY edge={edge_addr} core={core_addr} ca={}", pki.ca_path().display());
+    println!(
+        "OPENKCM READY edge={edge_addr} core={core_addr} ca={}",
+        pki.ca_path().display()
+    );
 
     wait_for_signal().await?;
     tracing::info!("shutting down: closing listeners and zeroizing keys");

@@ -4,8 +4,13 @@
 use anyhow::{anyhow, bail, Context};
 use openkcm_kmip::attributes::{self, Attribute};
 use openkcm_kmip::enums::{block_cipher_mode, operation as op, padding_method, revocation_reason};
-use openkcm_kmip::payload::{self, CipherRequest, CipherResponse, CryptoParams, LocateRequest, RevokeRequest};
-use openkcm_kmip::{tags as t, KmipError, ProtocolVersion, RequestBatchItem, RequestHeader, RequestMessage, ResponseMessage};
+use openkcm_kmip::payload::{
+    self, CipherRequest, CipherResponse, CryptoParams, LocateRequest, RevokeRequest,
+};
+use openkcm_kmip::{
+    tags as t, KmipError, ProtocolVersion, RequestBatchItem, RequestHeader, RequestMessage,
+    ResponseMessage,
+};
 use openkcm_net::tls::{self, TlsFiles};
 use openkcm_net::KmipClient;
 use openkcm_ttlv::{Item, Value};
@@ -16,16 +21,36 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct KmipArgs {
     /// Server address (host:port).
-    #[arg(long, env = "OPENKCM_KMIP_ADDR", default_value = "127.0.0.1:5696", global = true)]
+    #[arg(
+        long,
+        env = "OPENKCM_KMIP_ADDR",
+        default_value = "127.0.0.1:5696",
+        global = true
+    )]
     addr: String,
     /// CA certificate that signed the server's certificate.
-    #[arg(long, env = "OPENKCM_KMIP_CA", default_value = "./openkcm-data/pki/ca.crt", global = true)]
+    #[arg(
+        long,
+        env = "OPENKCM_KMIP_CA",
+        default_value = "./openkcm-data/pki/ca.crt",
+        global = true
+    )]
     ca: PathBuf,
     /// Client certificate (names tenant and service).
-    #[arg(long, env = "OPENKCM_KMIP_CERT", default_value = "./openkcm-data/pki/demo-default.crt", global = true)]
+    #[arg(
+        long,
+        env = "OPENKCM_KMIP_CERT",
+        default_value = "./openkcm-data/pki/demo-default.crt",
+        global = true
+    )]
     cert: PathBuf,
     /// Client private key.
-    #[arg(long, env = "OPENKCM_KMIP_KEY", default_value = "./openkcm-data/pki/demo-default.key", global = true)]
+    #[arg(
+        long,
+        env = "OPENKCM_KMIP_KEY",
+        default_value = "./openkcm-data/pki/demo-default.key",
+        global = true
+    )]
     key: PathBuf,
     /// Server name to verify in its certificate.
     #[arg(long, default_value = "localhost", global = true)]
@@ -124,7 +149,9 @@ enum KmipCommand {
 }
 
 fn parse_version(s: &str) -> anyhow::Result<ProtocolVersion> {
-    let (maj, min) = s.split_once('.').ok_or_else(|| anyhow!("--kmip-version must look like 1.4 or 2.0"))?;
+    let (maj, min) = s
+        .split_once('.')
+        .ok_or_else(|| anyhow!("--kmip-version must look like 1.4 or 2.0"))?;
     let v = ProtocolVersion::new(maj.parse()?, min.parse()?);
     if !openkcm_kmip::SUPPORTED_VERSIONS.contains(&v) {
         bail!("KMIP version {v} is not supported; use one of 1.0, 1.1, 1.2, 1.3, 1.4, 2.0");
@@ -143,7 +170,10 @@ fn mode_params(mode: Mode) -> CryptoParams {
             padding: Some(padding_method::PKCS5),
             ..CryptoParams::default()
         },
-        Mode::Gcm => CryptoParams { mode: Some(block_cipher_mode::GCM), ..CryptoParams::default() },
+        Mode::Gcm => CryptoParams {
+            mode: Some(block_cipher_mode::GCM),
+            ..CryptoParams::default()
+        },
     }
 }
 
@@ -154,17 +184,27 @@ fn uid_req(uid: &str) -> Item {
 pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
     tls::install_default_provider();
     let version = parse_version(&args.version)?;
-    let files = TlsFiles { ca: args.ca.clone(), cert: args.cert.clone(), key: args.key.clone() };
+    let files = TlsFiles {
+        ca: args.ca.clone(),
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+    };
     let config = tls::client_config(&files).context("loading the client certificate")?;
     let mut client = KmipClient::connect(&args.addr, config, &args.server_name).await?;
     let (operation, request) = match &args.command {
         KmipCommand::Create { name, activate } => {
             let mut attrs = vec![
-                Attribute::new("Cryptographic Algorithm", Value::Enumeration(openkcm_kmip::enums::algorithm::AES)),
+                Attribute::new(
+                    "Cryptographic Algorithm",
+                    Value::Enumeration(openkcm_kmip::enums::algorithm::AES),
+                ),
                 Attribute::new("Cryptographic Length", Value::Integer(256)),
                 Attribute::new(
                     "Cryptographic Usage Mask",
-                    Value::Integer(openkcm_kmip::enums::usage_mask::ENCRYPT | openkcm_kmip::enums::usage_mask::DECRYPT),
+                    Value::Integer(
+                        openkcm_kmip::enums::usage_mask::ENCRYPT
+                            | openkcm_kmip::enums::usage_mask::DECRYPT,
+                    ),
                 ),
             ];
             if let Some(n) = name {
@@ -180,8 +220,18 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
         KmipCommand::Get { uid } => (op::GET, uid_req(uid)),
         KmipCommand::Attributes { uid } => (op::GET_ATTRIBUTES, uid_req(uid)),
         KmipCommand::Destroy { uid } => (op::DESTROY, uid_req(uid)),
-        KmipCommand::DiscoverVersions => (op::DISCOVER_VERSIONS, Item::structure(t::REQUEST_PAYLOAD, vec![])),
-        KmipCommand::Encrypt { uid, data_hex, text, mode, iv, aad } => {
+        KmipCommand::DiscoverVersions => (
+            op::DISCOVER_VERSIONS,
+            Item::structure(t::REQUEST_PAYLOAD, vec![]),
+        ),
+        KmipCommand::Encrypt {
+            uid,
+            data_hex,
+            text,
+            mode,
+            iv,
+            aad,
+        } => {
             let data = match (data_hex, text) {
                 (Some(h), _) => unhex(h, "--data-hex")?,
                 (None, Some(s)) => s.as_bytes().to_vec(),
@@ -197,7 +247,14 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
             };
             (op::ENCRYPT, req.to_item())
         }
-        KmipCommand::Decrypt { uid, data_hex, mode, iv, tag, aad } => {
+        KmipCommand::Decrypt {
+            uid,
+            data_hex,
+            mode,
+            iv,
+            tag,
+            aad,
+        } => {
             let req = CipherRequest {
                 uid: Some(uid.clone()),
                 params: Some(mode_params(*mode)),
@@ -216,14 +273,26 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
             };
             (op::LOCATE, req.to_item(version))
         }
-        KmipCommand::Revoke { uid, reason, message } => {
+        KmipCommand::Revoke {
+            uid,
+            reason,
+            message,
+        } => {
             let code = match reason {
                 Reason::Unspecified => revocation_reason::UNSPECIFIED,
                 Reason::KeyCompromise => revocation_reason::KEY_COMPROMISE,
                 Reason::Superseded => 5,
                 Reason::CessationOfOperation => 6,
             };
-            (op::REVOKE, RevokeRequest { code, message: message.clone(), compromise_occurrence: None }.to_item(uid))
+            (
+                op::REVOKE,
+                RevokeRequest {
+                    code,
+                    message: message.clone(),
+                    compromise_occurrence: None,
+                }
+                .to_item(uid),
+            )
         }
     };
     let message = RequestMessage {
@@ -234,7 +303,11 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
             on_behalf_of: None,
             max_response_size: None,
         },
-        items: vec![RequestBatchItem { operation, batch_id: None, payload: request }],
+        items: vec![RequestBatchItem {
+            operation,
+            batch_id: None,
+            payload: request,
+        }],
     };
     let response = ResponseMessage::parse(&client.call(&message.to_item()).await?)?;
     let result = response
@@ -245,12 +318,22 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| Err(KmipError::general("the server returned no batch item")));
     let payload = match result {
         Ok(p) => p,
-        Err(e) => bail!("the server refused the {} request (result reason 0x{:X}): {}", op::name(operation), e.reason, e.message),
+        Err(e) => bail!(
+            "the server refused the {} request (result reason 0x{:X}): {}",
+            op::name(operation),
+            e.reason,
+            e.message
+        ),
     };
-    let uid = payload.child(t::UNIQUE_IDENTIFIER).and_then(Item::as_text).unwrap_or_default().to_owned();
+    let uid = payload
+        .child(t::UNIQUE_IDENTIFIER)
+        .and_then(Item::as_text)
+        .unwrap_or_default()
+        .to_owned();
     let out = match &args.command {
         KmipCommand::Get { .. } => {
-            let key = payload::key_material(&payload).ok_or_else(|| anyhow!("the response holds no key material"))?;
+            let key = payload::key_material(&payload)
+                .ok_or_else(|| anyhow!("the response holds no key material"))?;
             json!({ "unique_identifier": uid, "key_hex": hex::encode(key) })
         }
         KmipCommand::Encrypt { .. } | KmipCommand::Decrypt { .. } => {
@@ -265,8 +348,10 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
         KmipCommand::Locate { .. } => json!({ "unique_identifiers": payload::uids(&payload) }),
         KmipCommand::Attributes { .. } => {
             let attrs = attributes::from_payload(&payload)?;
-            let map: serde_json::Map<String, serde_json::Value> =
-                attrs.iter().map(|a| (a.name.clone(), attribute_json(&a.value))).collect();
+            let map: serde_json::Map<String, serde_json::Value> = attrs
+                .iter()
+                .map(|a| (a.name.clone(), attribute_json(&a.value)))
+                .collect();
             json!({ "unique_identifier": uid, "attributes": map })
         }
         KmipCommand::DiscoverVersions => {
@@ -285,14 +370,19 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
 
 fn attribute_json(item: &Item) -> serde_json::Value {
     match &item.value {
-        Value::Structure(children) => {
-            serde_json::Value::Object(
-                children
-                    .iter()
-                    .map(|c| (openkcm_kmip::tags::name(c.tag).unwrap_or("Unknown").to_owned(), attribute_json(c)))
-                    .collect(),
-            )
-        }
+        Value::Structure(children) => serde_json::Value::Object(
+            children
+                .iter()
+                .map(|c| {
+                    (
+                        openkcm_kmip::tags::name(c.tag)
+                            .unwrap_or("Unknown")
+                            .to_owned(),
+                        attribute_json(c),
+                    )
+                })
+                .collect(),
+        ),
         Value::Integer(v) => json!(v),
         Value::LongInteger(v) | Value::DateTime(v) | Value::DateTimeExtended(v) => json!(v),
         Value::Enumeration(v) | Value::Interval(v) => json!(v),

@@ -30,7 +30,14 @@ async fn no_plaintext_key_of_any_layer_reaches_the_data_directory() {
     let mut l4s = Vec::new();
     let mut uids = Vec::new();
     for i in 0..3 {
-        let uid = s(&dev.kmip("demo", &["create", "--activate", "--name", &format!("k{i}")]).unwrap(), "unique_identifier");
+        let uid = s(
+            &dev.kmip(
+                "demo",
+                &["create", "--activate", "--name", &format!("k{i}")],
+            )
+            .unwrap(),
+            "unique_identifier",
+        );
         l4s.push(hex::decode(s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex")).unwrap());
         uids.push(uid);
     }
@@ -38,25 +45,44 @@ async fn no_plaintext_key_of_any_layer_reaches_the_data_directory() {
 
     // Rebuild every layer from the files, through the chain, as only the holder of the dev seal key could.
     let data = dir.path();
-    let seal_key = SecretKey::from_slice(&std::fs::read(data.join("seal/file-seal.key")).unwrap()).unwrap();
-    let sealed = WrappedKey::from_stored(std::fs::read(data.join("seal/master-key.sealed")).unwrap()).unwrap();
+    let seal_key =
+        SecretKey::from_slice(&std::fs::read(data.join("seal/file-seal.key")).unwrap()).unwrap();
+    let sealed =
+        WrappedKey::from_stored(std::fs::read(data.join("seal/master-key.sealed")).unwrap())
+            .unwrap();
     let mk = unwrap_unchecked_header(&seal_key, &sealed).unwrap();
     let core = SqliteStore::open(&data.join("core.db")).await.unwrap();
-    let ivk_rec = core.get("_cluster", "ivk", "ivk", 1).await.unwrap().unwrap();
+    let ivk_rec = core
+        .get("_cluster", "ivk", "ivk", 1)
+        .await
+        .unwrap()
+        .unwrap();
     let ivk = unwrap_unchecked_header(&mk, ivk_rec.blob.as_ref().unwrap()).unwrap();
-    let l2_rec = core.get("demo", "l2-active", "demo-system", 1).await.unwrap().unwrap();
+    let l2_rec = core
+        .get("demo", "l2-active", "demo-system", 1)
+        .await
+        .unwrap()
+        .unwrap();
     let l2 = unwrap_unchecked_header(&ivk, l2_rec.blob.as_ref().unwrap()).unwrap();
     let l3_recs = core.list("demo", "l3").await.unwrap();
     assert_eq!(l3_recs.len(), 1);
     let l3 = unwrap_unchecked_header(&l2, l3_recs[0].blob.as_ref().unwrap()).unwrap();
     drop(core);
     // The vault's wrapped L4s open under that L3 to exactly the bytes Get returned: the chain is real.
-    let vault = SqliteStore::open(&data.join("edge-vault.db")).await.unwrap();
+    let vault = SqliteStore::open(&data.join("edge-vault.db"))
+        .await
+        .unwrap();
     for (uid, bytes) in uids.iter().zip(&l4s) {
         let rec = vault.get("demo", "l4", uid, 0).await.unwrap().unwrap();
         let blob = rec.blob.unwrap();
         assert_eq!(blob.header().parent_id, l3_recs[0].id);
-        assert_eq!(unwrap_unchecked_header(&l3, &blob).unwrap().expose().as_slice(), bytes.as_slice());
+        assert_eq!(
+            unwrap_unchecked_header(&l3, &blob)
+                .unwrap()
+                .expose()
+                .as_slice(),
+            bytes.as_slice()
+        );
     }
     drop(vault);
 
@@ -66,7 +92,11 @@ async fn no_plaintext_key_of_any_layer_reaches_the_data_directory() {
         ("L2".into(), l2.expose().to_vec()),
         ("L3".into(), l3.expose().to_vec()),
     ];
-    secrets.extend(l4s.iter().enumerate().map(|(i, k)| (format!("L4 #{i}"), k.clone())));
+    secrets.extend(
+        l4s.iter()
+            .enumerate()
+            .map(|(i, k)| (format!("L4 #{i}"), k.clone())),
+    );
     let mut all = Vec::new();
     files(data, &mut all);
     let mut scanned = 0;
@@ -79,26 +109,49 @@ async fn no_plaintext_key_of_any_layer_reaches_the_data_directory() {
         let bytes = std::fs::read(&f).unwrap();
         scanned += 1;
         for (name, secret) in &secrets {
-            assert!(!contains(&bytes, secret), "{name} appears in plaintext in {rel}");
+            assert!(
+                !contains(&bytes, secret),
+                "{name} appears in plaintext in {rel}"
+            );
             let hex_lower = hex::encode(secret);
-            assert!(!contains(&bytes, hex_lower.as_bytes()), "{name} appears as hex in {rel}");
-            assert!(!contains(&bytes, hex_lower.to_uppercase().as_bytes()), "{name} appears as HEX in {rel}");
+            assert!(
+                !contains(&bytes, hex_lower.as_bytes()),
+                "{name} appears as hex in {rel}"
+            );
+            assert!(
+                !contains(&bytes, hex_lower.to_uppercase().as_bytes()),
+                "{name} appears as HEX in {rel}"
+            );
         }
     }
-    assert!(scanned >= 4, "expected the databases and sealed blobs to be scanned, scanned {scanned} files");
+    assert!(
+        scanned >= 4,
+        "expected the databases and sealed blobs to be scanned, scanned {scanned} files"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrapped_key_moved_to_another_record_fails_to_unwrap_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut dev = Dev::start(dir.path(), &["demo", "other"]);
-    let a = s(&dev.kmip("demo", &["create", "--activate"]).unwrap(), "unique_identifier");
-    let c = s(&dev.kmip("demo", &["create", "--activate"]).unwrap(), "unique_identifier");
-    let b = s(&dev.kmip("other", &["create", "--activate"]).unwrap(), "unique_identifier");
+    let a = s(
+        &dev.kmip("demo", &["create", "--activate"]).unwrap(),
+        "unique_identifier",
+    );
+    let c = s(
+        &dev.kmip("demo", &["create", "--activate"]).unwrap(),
+        "unique_identifier",
+    );
+    let b = s(
+        &dev.kmip("other", &["create", "--activate"]).unwrap(),
+        "unique_identifier",
+    );
     let a_key = s(&dev.kmip("demo", &["get", &a]).unwrap(), "key_hex");
     dev.stop();
 
-    let vault = SqliteStore::open(&dir.path().join("edge-vault.db")).await.unwrap();
+    let vault = SqliteStore::open(&dir.path().join("edge-vault.db"))
+        .await
+        .unwrap();
     let a_rec = vault.get("demo", "l4", &a, 0).await.unwrap().unwrap();
     for (tenant, uid) in [("other", &b), ("demo", &c)] {
         let mut victim = vault.get(tenant, "l4", uid, 0).await.unwrap().unwrap();
@@ -114,6 +167,9 @@ async fn a_wrapped_key_moved_to_another_record_fails_to_unwrap_cleanly() {
     let err = dev.kmip("demo", &["get", &c]).unwrap_err();
     assert!(err.contains("belongs to another tenant or key"), "{err}");
     // The server is unharmed and the original still opens.
-    assert_eq!(s(&dev.kmip("demo", &["get", &a]).unwrap(), "key_hex"), a_key);
+    assert_eq!(
+        s(&dev.kmip("demo", &["get", &a]).unwrap(), "key_hex"),
+        a_key
+    );
     dev.stop();
 }

@@ -4,9 +4,13 @@
 
 mod common;
 use common::{s, Dev};
-use openkcm_kmip::enums::{batch_error_continuation, object_type, operation as op, result_reason as rr};
+use openkcm_kmip::enums::{
+    batch_error_continuation, object_type, operation as op, result_reason as rr,
+};
 use openkcm_kmip::payload::uid_payload;
-use openkcm_kmip::{tags as t, ProtocolVersion, RequestBatchItem, RequestHeader, RequestMessage, ResponseMessage};
+use openkcm_kmip::{
+    tags as t, ProtocolVersion, RequestBatchItem, RequestHeader, RequestMessage, ResponseMessage,
+};
 use openkcm_net::tls::{self, TlsFiles};
 use openkcm_net::KmipClient;
 use openkcm_ttlv::{Item, Value};
@@ -22,7 +26,14 @@ fn request(items: Vec<(u32, Item)>, continuation: u32) -> Item {
             on_behalf_of: None,
             max_response_size: None,
         },
-        items: items.into_iter().map(|(operation, payload)| RequestBatchItem { operation, batch_id: None, payload }).collect(),
+        items: items
+            .into_iter()
+            .map(|(operation, payload)| RequestBatchItem {
+                operation,
+                batch_id: None,
+                payload,
+            })
+            .collect(),
     }
     .to_item()
 }
@@ -30,19 +41,34 @@ fn request(items: Vec<(u32, Item)>, continuation: u32) -> Item {
 async fn client(dev: &Dev, tenant: &str) -> KmipClient {
     tls::install_default_provider();
     let (cert, key) = dev.cert(tenant);
-    let cfg = tls::client_config(&TlsFiles { ca: dev.ca.clone(), cert, key }).unwrap();
-    KmipClient::connect(&dev.edge, cfg, "localhost").await.unwrap()
+    let cfg = tls::client_config(&TlsFiles {
+        ca: dev.ca.clone(),
+        cert,
+        key,
+    })
+    .unwrap();
+    KmipClient::connect(&dev.edge, cfg, "localhost")
+        .await
+        .unwrap()
 }
 
 fn results(resp: &Item) -> Vec<Result<Item, openkcm_kmip::KmipError>> {
-    ResponseMessage::parse(resp).unwrap().items.into_iter().map(|i| i.result).collect()
+    ResponseMessage::parse(resp)
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|i| i.result)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_clients_get_errors_and_never_hurt_others() {
     let dir = tempfile::tempdir().unwrap();
     let mut dev = Dev::start(dir.path(), &["demo"]);
-    let uid = s(&dev.kmip("demo", &["create", "--activate"]).unwrap(), "unique_identifier");
+    let uid = s(
+        &dev.kmip("demo", &["create", "--activate"]).unwrap(),
+        "unique_identifier",
+    );
     let get = |u: &str| (op::GET, uid_payload(t::REQUEST_PAYLOAD, u));
 
     // Silent clients: raw TCP that never starts TLS, and a TLS client that never sends a message.
@@ -53,16 +79,28 @@ async fn hostile_clients_get_errors_and_never_hurt_others() {
     let _quiet_tls = client(&dev, "demo").await;
     let started = Instant::now();
     let mut c = client(&dev, "demo").await;
-    let r = results(&c.call(&request(vec![get(&uid)], batch_error_continuation::STOP)).await.unwrap());
+    let r = results(
+        &c.call(&request(vec![get(&uid)], batch_error_continuation::STOP))
+            .await
+            .unwrap(),
+    );
     assert!(r[0].is_ok());
-    assert!(started.elapsed() < Duration::from_secs(5), "silent clients delayed a real one");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "silent clients delayed a real one"
+    );
 
     // Malformed body with an intact frame: Invalid Message, and the connection stays usable.
     let mut bad = openkcm_ttlv::encode(&request(vec![get(&uid)], batch_error_continuation::STOP));
     bad[11] = 0x0C; // first child's type byte → unknown type
     let r = results(&c.call_raw(&bad).await.unwrap());
     assert_eq!(r[0].as_ref().unwrap_err().reason, rr::INVALID_MESSAGE);
-    assert!(results(&c.call(&request(vec![get(&uid)], batch_error_continuation::STOP)).await.unwrap())[0].is_ok());
+    assert!(results(
+        &c.call(&request(vec![get(&uid)], batch_error_continuation::STOP))
+            .await
+            .unwrap()
+    )[0]
+    .is_ok());
 
     // A message that is not a Request Message structure.
     let not_request = openkcm_ttlv::encode(&Item::structure(t::RESPONSE_MESSAGE, vec![]));
@@ -75,8 +113,14 @@ async fn hostile_clients_get_errors_and_never_hurt_others() {
     let huge = [0x42, 0x00, 0x78, 0x01, 0x04, 0x00, 0x00, 0x00];
     let r = results(&c3.call_raw(&huge).await.unwrap());
     let e = r[0].as_ref().unwrap_err();
-    assert!(e.reason == rr::INVALID_MESSAGE && e.message.contains("exceeds"), "{e:?}");
-    assert!(c3.call(&request(vec![get(&uid)], batch_error_continuation::STOP)).await.is_err());
+    assert!(
+        e.reason == rr::INVALID_MESSAGE && e.message.contains("exceeds"),
+        "{e:?}"
+    );
+    assert!(c3
+        .call(&request(vec![get(&uid)], batch_error_continuation::STOP))
+        .await
+        .is_err());
 
     // A truncated message followed by a hang-up: the server shrugs.
     {
@@ -85,28 +129,86 @@ async fn hostile_clients_get_errors_and_never_hurt_others() {
     }
 
     // Unknown operation (proxied to the Core, which does not know it either) and a wrong object type.
-    let r = results(&c.call(&request(vec![(0x99, Item::structure(t::REQUEST_PAYLOAD, vec![]))], batch_error_continuation::STOP)).await.unwrap());
-    assert_eq!(r[0].as_ref().unwrap_err().reason, rr::OPERATION_NOT_SUPPORTED);
-    let create_secret = Item::structure(t::REQUEST_PAYLOAD, vec![Item::new(t::OBJECT_TYPE, Value::Enumeration(object_type::SECRET_DATA))]);
-    let r = results(&c.call(&request(vec![(op::CREATE, create_secret)], batch_error_continuation::STOP)).await.unwrap());
+    let r = results(
+        &c.call(&request(
+            vec![(0x99, Item::structure(t::REQUEST_PAYLOAD, vec![]))],
+            batch_error_continuation::STOP,
+        ))
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        r[0].as_ref().unwrap_err().reason,
+        rr::OPERATION_NOT_SUPPORTED
+    );
+    let create_secret = Item::structure(
+        t::REQUEST_PAYLOAD,
+        vec![Item::new(
+            t::OBJECT_TYPE,
+            Value::Enumeration(object_type::SECRET_DATA),
+        )],
+    );
+    let r = results(
+        &c.call(&request(
+            vec![(op::CREATE, create_secret)],
+            batch_error_continuation::STOP,
+        ))
+        .await
+        .unwrap(),
+    );
     assert_eq!(r[0].as_ref().unwrap_err().reason, rr::INVALID_FIELD);
 
     // A failing batch item does not fail the others (Continue), and Stop ends the batch after the failure.
-    let r = results(&c.call(&request(vec![get("no-such-key"), get(&uid)], batch_error_continuation::CONTINUE)).await.unwrap());
+    let r = results(
+        &c.call(&request(
+            vec![get("no-such-key"), get(&uid)],
+            batch_error_continuation::CONTINUE,
+        ))
+        .await
+        .unwrap(),
+    );
     assert_eq!(r.len(), 2);
     assert_eq!(r[0].as_ref().unwrap_err().reason, rr::ITEM_NOT_FOUND);
     assert!(r[1].is_ok());
-    let r = results(&c.call(&request(vec![get(&uid), get("no-such-key"), get(&uid)], batch_error_continuation::STOP)).await.unwrap());
+    let r = results(
+        &c.call(&request(
+            vec![get(&uid), get("no-such-key"), get(&uid)],
+            batch_error_continuation::STOP,
+        ))
+        .await
+        .unwrap(),
+    );
     assert_eq!(r.len(), 2);
     assert!(r[0].is_ok() && r[1].is_err());
     // The ID placeholder carries a Create's identifier to the next item.
     let create = openkcm_kmip::payload::create_request(ProtocolVersion::new(1, 4), &[]);
-    let r = results(&c.call(&request(vec![(op::CREATE, create), (op::ACTIVATE, Item::structure(t::REQUEST_PAYLOAD, vec![])), (op::GET, Item::structure(t::REQUEST_PAYLOAD, vec![]))], batch_error_continuation::STOP)).await.unwrap());
+    let r = results(
+        &c.call(&request(
+            vec![
+                (op::CREATE, create),
+                (op::ACTIVATE, Item::structure(t::REQUEST_PAYLOAD, vec![])),
+                (op::GET, Item::structure(t::REQUEST_PAYLOAD, vec![])),
+            ],
+            batch_error_continuation::STOP,
+        ))
+        .await
+        .unwrap(),
+    );
     assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
-    assert_eq!(openkcm_kmip::payload::key_material(r[2].as_ref().unwrap()).unwrap().len(), 32);
+    assert_eq!(
+        openkcm_kmip::payload::key_material(r[2].as_ref().unwrap())
+            .unwrap()
+            .len(),
+        32
+    );
 
     // Still serving after all of that.
-    assert!(results(&c.call(&request(vec![get(&uid)], batch_error_continuation::STOP)).await.unwrap())[0].is_ok());
+    assert!(results(
+        &c.call(&request(vec![get(&uid)], batch_error_continuation::STOP))
+            .await
+            .unwrap()
+    )[0]
+    .is_ok());
     drop(silent);
     dev.stop();
 }
@@ -116,7 +218,13 @@ async fn clients_without_a_certificate_or_from_another_ca_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut dev = Dev::start(dir.path(), &["demo"]);
     tls::install_default_provider();
-    let msg = request(vec![(op::DISCOVER_VERSIONS, Item::structure(t::REQUEST_PAYLOAD, vec![]))], batch_error_continuation::STOP);
+    let msg = request(
+        vec![(
+            op::DISCOVER_VERSIONS,
+            Item::structure(t::REQUEST_PAYLOAD, vec![]),
+        )],
+        batch_error_continuation::STOP,
+    );
 
     // No client certificate.
     let roots = {
@@ -131,17 +239,23 @@ async fn clients_without_a_certificate_or_from_another_ca_are_refused() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let outcome = match KmipClient::connect(&dev.edge, std::sync::Arc::new(no_cert), "localhost").await {
-        Err(_) => true,
-        Ok(mut c) => c.call(&msg).await.is_err(),
-    };
+    let outcome =
+        match KmipClient::connect(&dev.edge, std::sync::Arc::new(no_cert), "localhost").await {
+            Err(_) => true,
+            Ok(mut c) => c.call(&msg).await.is_err(),
+        };
     assert!(outcome, "a client without a certificate was served");
 
     // A certificate from another CA (a second dev PKI).
     let foreign_dir = tempfile::tempdir().unwrap();
     let foreign = openkcm_net::pki::DevPki::open_or_create(foreign_dir.path()).unwrap();
     let files = foreign.client("demo", "default").unwrap();
-    let cfg = tls::client_config(&TlsFiles { ca: dev.ca.clone(), cert: files.cert, key: files.key }).unwrap();
+    let cfg = tls::client_config(&TlsFiles {
+        ca: dev.ca.clone(),
+        cert: files.cert,
+        key: files.key,
+    })
+    .unwrap();
     let outcome = match KmipClient::connect(&dev.edge, cfg, "localhost").await {
         Err(_) => true,
         Ok(mut c) => c.call(&msg).await.is_err(),

@@ -6,11 +6,16 @@ mod common;
 use common::{s, Dev};
 
 fn cbc_decrypt_outside(key: &[u8], iv: &[u8], ct: &[u8]) -> Vec<u8> {
-    use aws_lc_rs::cipher::{DecryptionContext, PaddedBlockDecryptingKey, UnboundCipherKey, AES_256};
-    let k = PaddedBlockDecryptingKey::cbc_pkcs7(UnboundCipherKey::new(&AES_256, key).unwrap()).unwrap();
+    use aws_lc_rs::cipher::{
+        DecryptionContext, PaddedBlockDecryptingKey, UnboundCipherKey, AES_256,
+    };
+    let k =
+        PaddedBlockDecryptingKey::cbc_pkcs7(UnboundCipherKey::new(&AES_256, key).unwrap()).unwrap();
     let mut buf = ct.to_vec();
     let iv: [u8; 16] = iv.try_into().unwrap();
-    k.decrypt(&mut buf, DecryptionContext::Iv128(iv.into())).unwrap().to_vec()
+    k.decrypt(&mut buf, DecryptionContext::Iv128(iv.into()))
+        .unwrap()
+        .to_vec()
 }
 
 fn gcm_decrypt_outside(key: &[u8], iv: &[u8], aad: &[u8], ct: &[u8], tag: &[u8]) -> Vec<u8> {
@@ -18,49 +23,134 @@ fn gcm_decrypt_outside(key: &[u8], iv: &[u8], aad: &[u8], ct: &[u8], tag: &[u8])
     let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).unwrap());
     let mut buf = [ct, tag].concat();
     let nonce = Nonce::try_assume_unique_for_key(iv).unwrap();
-    k.open_in_place(nonce, Aad::from(aad), &mut buf).unwrap().to_vec()
+    k.open_in_place(nonce, Aad::from(aad), &mut buf)
+        .unwrap()
+        .to_vec()
 }
 
 #[test]
 fn kmip_cli_runs_the_whole_lifecycle_with_gcm_and_cbc() {
     let dir = tempfile::tempdir().unwrap();
     let mut dev = Dev::start(dir.path(), &["demo"]);
-    let created = dev.kmip("demo", &["create", "--name", "orders-key"]).unwrap();
+    let created = dev
+        .kmip("demo", &["create", "--name", "orders-key"])
+        .unwrap();
     let uid = s(&created, "unique_identifier");
 
     // Pre-Active: no encryption yet, but Get works.
-    let err = dev.kmip("demo", &["encrypt", &uid, "--text", "hello"]).unwrap_err();
+    let err = dev
+        .kmip("demo", &["encrypt", &uid, "--text", "hello"])
+        .unwrap_err();
     assert!(err.contains("Pre-Active"), "{err}");
     dev.kmip("demo", &["activate", &uid]).unwrap();
     let key = hex::decode(s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex")).unwrap();
     assert_eq!(key.len(), 32);
 
     // GCM round trip with server-generated IV, tag in its own field, and AAD.
-    let enc = dev.kmip("demo", &["encrypt", &uid, "--text", "attack at dawn", "--aad", "0a0b"]).unwrap();
+    let enc = dev
+        .kmip(
+            "demo",
+            &["encrypt", &uid, "--text", "attack at dawn", "--aad", "0a0b"],
+        )
+        .unwrap();
     let (ct, iv, tag) = (s(&enc, "data_hex"), s(&enc, "iv_hex"), s(&enc, "tag_hex"));
     assert_eq!(hex::decode(&iv).unwrap().len(), 12);
     assert_eq!(hex::decode(&tag).unwrap().len(), 16);
-    let dec = dev.kmip("demo", &["decrypt", &uid, "--data-hex", &ct, "--iv", &iv, "--tag", &tag, "--aad", "0a0b"]).unwrap();
+    let dec = dev
+        .kmip(
+            "demo",
+            &[
+                "decrypt",
+                &uid,
+                "--data-hex",
+                &ct,
+                "--iv",
+                &iv,
+                "--tag",
+                &tag,
+                "--aad",
+                "0a0b",
+            ],
+        )
+        .unwrap();
     assert_eq!(hex::decode(s(&dec, "data_hex")).unwrap(), b"attack at dawn");
-    let outside = gcm_decrypt_outside(&key, &hex::decode(&iv).unwrap(), &[0x0a, 0x0b], &hex::decode(&ct).unwrap(), &hex::decode(&tag).unwrap());
+    let outside = gcm_decrypt_outside(
+        &key,
+        &hex::decode(&iv).unwrap(),
+        &[0x0a, 0x0b],
+        &hex::decode(&ct).unwrap(),
+        &hex::decode(&tag).unwrap(),
+    );
     assert_eq!(outside, b"attack at dawn");
     // A wrong tag is a cryptographic failure, not a crash.
     let bad_tag = "00".repeat(16);
-    let err = dev.kmip("demo", &["decrypt", &uid, "--data-hex", &ct, "--iv", &iv, "--tag", &bad_tag, "--aad", "0a0b"]).unwrap_err();
+    let err = dev
+        .kmip(
+            "demo",
+            &[
+                "decrypt",
+                &uid,
+                "--data-hex",
+                &ct,
+                "--iv",
+                &iv,
+                "--tag",
+                &bad_tag,
+                "--aad",
+                "0a0b",
+            ],
+        )
+        .unwrap_err();
     assert!(err.contains("0xA"), "expected Cryptographic Failure: {err}");
 
     // CBC with PKCS5 padding, decrypted outside the product with the fetched key.
-    let enc = dev.kmip("demo", &["encrypt", &uid, "--mode", "cbc", "--text", "sixteen byte msg plus more"]).unwrap();
+    let enc = dev
+        .kmip(
+            "demo",
+            &[
+                "encrypt",
+                &uid,
+                "--mode",
+                "cbc",
+                "--text",
+                "sixteen byte msg plus more",
+            ],
+        )
+        .unwrap();
     let (ct, iv) = (s(&enc, "data_hex"), s(&enc, "iv_hex"));
     assert_eq!(hex::decode(&ct).unwrap().len(), 32);
-    assert_eq!(cbc_decrypt_outside(&key, &hex::decode(&iv).unwrap(), &hex::decode(&ct).unwrap()), b"sixteen byte msg plus more");
-    let dec = dev.kmip("demo", &["decrypt", &uid, "--mode", "cbc", "--data-hex", &ct, "--iv", &iv]).unwrap();
-    assert_eq!(hex::decode(s(&dec, "data_hex")).unwrap(), b"sixteen byte msg plus more");
+    assert_eq!(
+        cbc_decrypt_outside(&key, &hex::decode(&iv).unwrap(), &hex::decode(&ct).unwrap()),
+        b"sixteen byte msg plus more"
+    );
+    let dec = dev
+        .kmip(
+            "demo",
+            &[
+                "decrypt",
+                &uid,
+                "--mode",
+                "cbc",
+                "--data-hex",
+                &ct,
+                "--iv",
+                &iv,
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        hex::decode(s(&dec, "data_hex")).unwrap(),
+        b"sixteen byte msg plus more"
+    );
 
     // Locate by name.
-    let found = dev.kmip("demo", &["locate", "--name", "orders-key"]).unwrap();
+    let found = dev
+        .kmip("demo", &["locate", "--name", "orders-key"])
+        .unwrap();
     assert_eq!(found["unique_identifiers"], serde_json::json!([uid]));
-    let none = dev.kmip("demo", &["locate", "--name", "no-such-name"]).unwrap();
+    let none = dev
+        .kmip("demo", &["locate", "--name", "no-such-name"])
+        .unwrap();
     assert_eq!(none["unique_identifiers"], serde_json::json!([]));
 
     // Attributes report the state.
@@ -73,14 +163,24 @@ fn kmip_cli_runs_the_whole_lifecycle_with_gcm_and_cbc() {
     dev.kmip("demo", &["revoke", &uid]).unwrap();
     let err = dev.kmip("demo", &["get", &uid]).unwrap_err();
     assert!(err.contains("Deactivated"), "{err}");
-    let err = dev.kmip("demo", &["encrypt", &uid, "--text", "x"]).unwrap_err();
+    let err = dev
+        .kmip("demo", &["encrypt", &uid, "--text", "x"])
+        .unwrap_err();
     assert!(err.contains("Deactivated"), "{err}");
     dev.kmip("demo", &["destroy", &uid]).unwrap();
     let err = dev.kmip("demo", &["get", &uid]).unwrap_err();
-    assert!(err.contains("Destroyed") || err.contains("destroyed"), "{err}");
+    assert!(
+        err.contains("Destroyed") || err.contains("destroyed"),
+        "{err}"
+    );
     let attrs = dev.kmip("demo", &["attributes", &uid]).unwrap();
     assert_eq!(attrs["attributes"]["State"], 5);
-    assert!(dev.kmip("demo", &["locate", "--name", "orders-key"]).unwrap()["unique_identifiers"].as_array().unwrap().is_empty());
+    assert!(dev
+        .kmip("demo", &["locate", "--name", "orders-key"])
+        .unwrap()["unique_identifiers"]
+        .as_array()
+        .unwrap()
+        .is_empty());
     dev.stop();
 }
 
@@ -88,7 +188,11 @@ fn kmip_cli_runs_the_whole_lifecycle_with_gcm_and_cbc() {
 fn another_tenant_cannot_see_or_use_a_key() {
     let dir = tempfile::tempdir().unwrap();
     let mut dev = Dev::start(dir.path(), &["demo", "other"]);
-    let uid = s(&dev.kmip("demo", &["create", "--name", "shared-name", "--activate"]).unwrap(), "unique_identifier");
+    let uid = s(
+        &dev.kmip("demo", &["create", "--name", "shared-name", "--activate"])
+            .unwrap(),
+        "unique_identifier",
+    );
     for args in [
         vec!["get", uid.as_str()],
         vec!["encrypt", uid.as_str(), "--text", "x"],
@@ -98,15 +202,28 @@ fn another_tenant_cannot_see_or_use_a_key() {
         vec!["activate", uid.as_str()],
     ] {
         let err = dev.kmip("other", &args).unwrap_err();
-        assert!(err.contains("reason 0x1)") && err.contains("no object"), "{args:?}: {err}");
+        assert!(
+            err.contains("reason 0x1)") && err.contains("no object"),
+            "{args:?}: {err}"
+        );
     }
-    let found = dev.kmip("other", &["locate", "--name", "shared-name"]).unwrap();
+    let found = dev
+        .kmip("other", &["locate", "--name", "shared-name"])
+        .unwrap();
     assert_eq!(found["unique_identifiers"], serde_json::json!([]));
     // The owner still has it, untouched.
-    assert_eq!(s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex").len(), 64);
+    assert_eq!(
+        s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex").len(),
+        64
+    );
     // Applications cannot use the Core's port directly.
-    let err = dev.kmip_at(&dev.core.clone(), "demo", &["get", &uid]).unwrap_err();
-    assert!(err.contains("0xC") || err.contains("edges only") || err.contains("not supported"), "{err}");
+    let err = dev
+        .kmip_at(&dev.core.clone(), "demo", &["get", &uid])
+        .unwrap_err();
+    assert!(
+        err.contains("0xC") || err.contains("edges only") || err.contains("not supported"),
+        "{err}"
+    );
     dev.stop();
 }
 
@@ -114,7 +231,10 @@ fn another_tenant_cannot_see_or_use_a_key() {
 fn keys_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut dev = Dev::start(dir.path(), &["demo"]);
-    let uid = s(&dev.kmip("demo", &["create", "--activate"]).unwrap(), "unique_identifier");
+    let uid = s(
+        &dev.kmip("demo", &["create", "--activate"]).unwrap(),
+        "unique_identifier",
+    );
     let before = s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex");
     dev.stop();
     let mut dev = Dev::start(dir.path(), &["demo"]);

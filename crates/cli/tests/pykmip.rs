@@ -9,7 +9,11 @@ use std::process::Command;
 
 fn python() -> Option<String> {
     let py = std::env::var("OPENKCM_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py).args(["-c", "import kmip, cryptography"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new(&py)
+        .args(["-c", "import kmip, cryptography"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if ok {
         return Some(py);
     }
@@ -27,7 +31,10 @@ fn pykmip_proxy_client_runs_the_lifecycle_in_1_2_1_4_and_2_0() {
     let mut dev = Dev::start(dir.path(), &["demo"]);
     let (host, port) = dev.edge.rsplit_once(':').unwrap();
     let (cert, key) = dev.cert("demo");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/pykmip/client_lifecycle.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/pykmip/client_lifecycle.py"
+    );
     for version in ["1.2", "1.4", "2.0"] {
         let out = Command::new(&py)
             .arg(script)

@@ -34,7 +34,10 @@ pub struct CoreConfig {
 
 impl Default for CoreConfig {
     fn default() -> Self {
-        Self { sovereign_ttl: Duration::from_secs(3600), l1_outage_grace: Duration::from_secs(900) }
+        Self {
+            sovereign_ttl: Duration::from_secs(3600),
+            l1_outage_grace: Duration::from_secs(900),
+        }
     }
 }
 
@@ -101,14 +104,18 @@ fn meta_str(rec: &Record, field: &str) -> Result<String, CoreError> {
         .get(field)
         .and_then(|v| v.as_str())
         .map(str::to_owned)
-        .ok_or_else(|| CoreError::Corrupt(format!("{} record {:?} lacks {field}", rec.kind, rec.id)))
+        .ok_or_else(|| {
+            CoreError::Corrupt(format!("{} record {:?} lacks {field}", rec.kind, rec.id))
+        })
 }
 
 fn meta_i64(rec: &Record, field: &str) -> Result<i64, CoreError> {
     rec.metadata
         .get(field)
         .and_then(|v| v.as_i64())
-        .ok_or_else(|| CoreError::Corrupt(format!("{} record {:?} lacks {field}", rec.kind, rec.id)))
+        .ok_or_else(|| {
+            CoreError::Corrupt(format!("{} record {:?} lacks {field}", rec.kind, rec.id))
+        })
 }
 
 fn l2_key_id(system: &str) -> String {
@@ -174,11 +181,24 @@ impl Core {
 
     /// Creates, if absent, `tenant`'s `system` (a new L2, its sovereign binding under a new `local` L1 key and its
     /// active binding under the IVK) and `service` (L3 version 1). Idempotent.
-    pub async fn provision(&self, tenant: &str, system: &str, service: &str) -> Result<(), CoreError> {
-        if self.store.get(tenant, kind::SYSTEM, system, 0).await?.is_none() {
+    pub async fn provision(
+        &self,
+        tenant: &str,
+        system: &str,
+        service: &str,
+    ) -> Result<(), CoreError> {
+        if self
+            .store
+            .get(tenant, kind::SYSTEM, system, 0)
+            .await?
+            .is_none()
+        {
             let l1_ref = self.l1.create(&format!("{tenant}.{system}")).await?;
             let l2 = SecretKey::generate()?;
-            let sovereign = self.l1.encrypt(&l1_ref, l2.expose(), &l1_context(tenant, system)).await?;
+            let sovereign = self
+                .l1
+                .encrypt(&l1_ref, l2.expose(), &l1_context(tenant, system))
+                .await?;
             let now = crate::now();
             self.store
                 .put_if_absent(&Record {
@@ -209,9 +229,18 @@ impl Core {
                     revision: 0,
                 })
                 .await?;
-            tracing::info!(tenant, system, "provisioned system: L2 created, bound to L1 and to the IVK");
+            tracing::info!(
+                tenant,
+                system,
+                "provisioned system: L2 created, bound to L1 and to the IVK"
+            );
         }
-        if self.store.get(tenant, kind::SERVICE, service, 0).await?.is_none() {
+        if self
+            .store
+            .get(tenant, kind::SERVICE, service, 0)
+            .await?
+            .is_none()
+        {
             let l2 = self.l2(tenant, system).await?;
             let uid = format!("l3-{}", uuid::Uuid::new_v4());
             let l3 = SecretKey::generate()?;
@@ -245,7 +274,12 @@ impl Core {
             if !inserted {
                 self.store.delete(tenant, kind::L3, &uid, 1).await?;
             }
-            tracing::info!(tenant, system, service, "provisioned service: L3 version 1 created");
+            tracing::info!(
+                tenant,
+                system,
+                service,
+                "provisioned service: L3 version 1 created"
+            );
         }
         Ok(())
     }
@@ -263,7 +297,11 @@ impl Core {
             id: system.into(),
             version: 1,
             metadata: serde_json::json!({ "ivk_version": self.ivk.version, "l1_verified_at": crate::now() }),
-            blob: Some(wrap(&self.ivk.key, &self.l2_active_header(tenant, system), l2)?),
+            blob: Some(wrap(
+                &self.ivk.key,
+                &self.l2_active_header(tenant, system),
+                l2,
+            )?),
             revision: 0,
         };
         match expected_revision {
@@ -298,11 +336,21 @@ impl Core {
             .store
             .get(tenant, kind::L2_SOVEREIGN, system, 1)
             .await?
-            .ok_or_else(|| CoreError::Corrupt(format!("system {system:?} has no sovereign binding")))?;
-        let ct = hex::decode(meta_str(&sov, "ciphertext")?).ok()
+            .ok_or_else(|| {
+                CoreError::Corrupt(format!("system {system:?} has no sovereign binding"))
+            })?;
+        let ct = hex::decode(meta_str(&sov, "ciphertext")?)
+            .ok()
             .ok_or_else(|| CoreError::Corrupt("sovereign binding ciphertext is not hex".into()))?;
-        let key_ref = KeyRef { provider: meta_str(&sov, "l1_provider")?, key_id: meta_str(&sov, "l1_key_id")?, region: None };
-        let plain = self.l1.decrypt(&key_ref, &ct, &l1_context(tenant, system)).await?;
+        let key_ref = KeyRef {
+            provider: meta_str(&sov, "l1_provider")?,
+            key_id: meta_str(&sov, "l1_key_id")?,
+            region: None,
+        };
+        let plain = self
+            .l1
+            .decrypt(&key_ref, &ct, &l1_context(tenant, system))
+            .await?;
         Ok(SecretKey::from_slice(plain.expose())?)
     }
 
@@ -312,14 +360,22 @@ impl Core {
         if let Some(rec) = &active {
             let verified = meta_i64(rec, "l1_verified_at")?;
             if crate::now() - verified < ttl {
-                let blob = rec.blob.as_ref().ok_or_else(|| CoreError::Corrupt("active binding has no blob".into()))?;
-                return Ok(unwrap(&self.ivk.key, blob, &self.l2_active_header(tenant, system))?);
+                let blob = rec
+                    .blob
+                    .as_ref()
+                    .ok_or_else(|| CoreError::Corrupt("active binding has no blob".into()))?;
+                return Ok(unwrap(
+                    &self.ivk.key,
+                    blob,
+                    &self.l2_active_header(tenant, system),
+                )?);
             }
         }
         // The sovereign TTL has passed (or the active binding is missing): prove L1 again.
         match self.l1_unwrap(tenant, system).await {
             Ok(l2) => {
-                self.write_active_binding(tenant, system, &l2, active.as_ref().map(|r| r.revision)).await?;
+                self.write_active_binding(tenant, system, &l2, active.as_ref().map(|r| r.revision))
+                    .await?;
                 tracing::info!(tenant, system, "L1 re-verified; active binding refreshed");
                 Ok(l2)
             }
@@ -327,18 +383,32 @@ impl Core {
                 ProviderError::Denied(_) | ProviderError::Disabled(_) | ProviderError::NotFound(_),
             )) => {
                 // Revocation: destroy the active binding, forget the keys, refuse service.
-                self.store.delete(tenant, kind::L2_ACTIVE, system, 1).await?;
+                self.store
+                    .delete(tenant, kind::L2_ACTIVE, system, 1)
+                    .await?;
                 self.evict_system(tenant, system);
-                tracing::warn!(tenant, system, "customer L1 revoked: active binding destroyed, system keys evicted");
+                tracing::warn!(
+                    tenant,
+                    system,
+                    "customer L1 revoked: active binding destroyed, system keys evicted"
+                );
                 Err(CoreError::L1Revoked(system.into()))
             }
-            Err(CoreError::Provider(e @ (ProviderError::Unavailable(_) | ProviderError::RateLimited(_)))) => {
+            Err(CoreError::Provider(
+                e @ (ProviderError::Unavailable(_) | ProviderError::RateLimited(_)),
+            )) => {
                 let grace = ttl + self.config.l1_outage_grace.as_secs() as i64;
                 match &active {
                     Some(rec) if crate::now() - meta_i64(rec, "l1_verified_at")? < grace => {
                         tracing::warn!(tenant, system, error = %e, "L1 unreachable; using active binding within grace");
-                        let blob = rec.blob.as_ref().ok_or_else(|| CoreError::Corrupt("active binding has no blob".into()))?;
-                        Ok(unwrap(&self.ivk.key, blob, &self.l2_active_header(tenant, system))?)
+                        let blob = rec.blob.as_ref().ok_or_else(|| {
+                            CoreError::Corrupt("active binding has no blob".into())
+                        })?;
+                        Ok(unwrap(
+                            &self.ivk.key,
+                            blob,
+                            &self.l2_active_header(tenant, system),
+                        )?)
                     }
                     _ => Err(CoreError::L1Unreachable(system.into())),
                 }
@@ -365,19 +435,33 @@ impl Core {
         if let Some(k) = lock(&self.l3_cache).get(&cache_key) {
             return Ok(k.clone());
         }
-        let rec = self.store.get(tenant, kind::L3, uid, 1).await?.ok_or_else(|| CoreError::NotFound(uid.into()))?;
+        let rec = self
+            .store
+            .get(tenant, kind::L3, uid, 1)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(uid.into()))?;
         let system = meta_str(&rec, "system")?;
-        let l2_version = u32::try_from(meta_i64(&rec, "l2_version")?).map_err(|_| CoreError::Corrupt("l2_version".into()))?;
+        let l2_version = u32::try_from(meta_i64(&rec, "l2_version")?)
+            .map_err(|_| CoreError::Corrupt("l2_version".into()))?;
         let l2 = self.l2(tenant, &system).await?;
-        let blob = rec.blob.as_ref().ok_or_else(|| CoreError::Corrupt("L3 record has no wrapped key".into()))?;
-        let key = unwrap(&l2, blob, &Self::l3_header(tenant, &system, uid, l2_version))?;
+        let blob = rec
+            .blob
+            .as_ref()
+            .ok_or_else(|| CoreError::Corrupt("L3 record has no wrapped key".into()))?;
+        let key = unwrap(
+            &l2,
+            blob,
+            &Self::l3_header(tenant, &system, uid, l2_version),
+        )?;
         let entry = Arc::new(L3Key {
             tenant: tenant.into(),
             system,
             service: meta_str(&rec, "service")?,
             uid: uid.into(),
-            version: u32::try_from(meta_i64(&rec, "version")?).map_err(|_| CoreError::Corrupt("version".into()))?,
-            state: u32::try_from(meta_i64(&rec, "state")?).map_err(|_| CoreError::Corrupt("state".into()))?,
+            version: u32::try_from(meta_i64(&rec, "version")?)
+                .map_err(|_| CoreError::Corrupt("version".into()))?,
+            state: u32::try_from(meta_i64(&rec, "state")?)
+                .map_err(|_| CoreError::Corrupt("state".into()))?,
             key,
         });
         lock(&self.l3_cache).insert(cache_key, entry.clone());
@@ -395,15 +479,21 @@ impl Core {
     }
 
     /// Every L3 version of `tenant`'s `service` (metadata only, newest first).
-    pub async fn l3_versions(&self, tenant: &str, service: &str) -> Result<Vec<(String, u32)>, CoreError> {
+    pub async fn l3_versions(
+        &self,
+        tenant: &str,
+        service: &str,
+    ) -> Result<Vec<(String, u32)>, CoreError> {
         let mut out = Vec::new();
         for rec in self.store.list(tenant, kind::L3).await? {
             if meta_str(&rec, "service")? == service {
-                out.push((rec.id.clone(), u32::try_from(meta_i64(&rec, "version")?).unwrap_or(0)));
+                out.push((
+                    rec.id.clone(),
+                    u32::try_from(meta_i64(&rec, "version")?).unwrap_or(0),
+                ));
             }
         }
-        out.sort_by(|a, b| b.1.cmp(&a.1));
+        out.sort_by_key(|v| std::cmp::Reverse(v.1));
         Ok(out)
     }
 }
-

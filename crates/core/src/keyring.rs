@@ -40,9 +40,14 @@ fn header(version: u32) -> EnvelopeHeader {
 
 impl Keyring {
     /// Loads the ACTIVE IVK, creating version 1 if the store has none.
-    pub async fn load_or_create(store: &Arc<dyn KeyStore>, mk: &SecretKey) -> Result<Self, CoreError> {
+    pub async fn load_or_create(
+        store: &Arc<dyn KeyStore>,
+        mk: &SecretKey,
+    ) -> Result<Self, CoreError> {
         if let Some(rec) = store.get(CLUSTER_TENANT, KIND_IVK, IVK_ID, 1).await? {
-            let blob = rec.blob.ok_or_else(|| CoreError::Corrupt("the IVK record has no wrapped key".into()))?;
+            let blob = rec
+                .blob
+                .ok_or_else(|| CoreError::Corrupt("the IVK record has no wrapped key".into()))?;
             let key = unwrap(mk, &blob, &header(1))?;
             return Ok(Self { version: 1, key });
         }

@@ -9,7 +9,9 @@
 use crate::hierarchy::{Core, CoreError, L3Key};
 use openkcm_crypto::{aes, CryptoError, EnvelopeHeader, Layer, SecretKey};
 use openkcm_kmip::attributes::{self, Attribute};
-use openkcm_kmip::enums::{algorithm, block_cipher_mode, object_type, operation as op, result_reason as rr, state};
+use openkcm_kmip::enums::{
+    algorithm, block_cipher_mode, object_type, operation as op, result_reason as rr, state,
+};
 use openkcm_kmip::payload::{self, CipherRequest, CipherResponse, LocateRequest};
 use openkcm_kmip::{tags as t, ItemContext, KmipError, OperationHandler};
 use openkcm_net::{KmipService, PeerIdentity};
@@ -17,8 +19,14 @@ use openkcm_ttlv::{Item, Value};
 use std::sync::Arc;
 
 /// Operations the Core answers.
-pub const CORE_OPERATIONS: &[u32] =
-    &[op::DISCOVER_VERSIONS, op::QUERY, op::LOCATE, op::GET_ATTRIBUTES, op::ENCRYPT, op::DECRYPT];
+pub const CORE_OPERATIONS: &[u32] = &[
+    op::DISCOVER_VERSIONS,
+    op::QUERY,
+    op::LOCATE,
+    op::GET_ATTRIBUTES,
+    op::ENCRYPT,
+    op::DECRYPT,
+];
 
 pub use openkcm_kmip::attributes::ATTR_KEY_VERSION;
 
@@ -26,11 +34,13 @@ pub use openkcm_kmip::attributes::ATTR_KEY_VERSION;
 pub fn to_kmip(e: CoreError) -> KmipError {
     match e {
         CoreError::NotFound(id) => KmipError::not_found(&id),
-        CoreError::Crypto(CryptoError::AuthenticationFailed) => {
-            KmipError::crypto("authentication of the wrapped key failed: it was altered or belongs to another key")
-        }
+        CoreError::Crypto(CryptoError::AuthenticationFailed) => KmipError::crypto(
+            "authentication of the wrapped key failed: it was altered or belongs to another key",
+        ),
         CoreError::Crypto(c) => KmipError::crypto(c.to_string()),
-        e @ (CoreError::L1Revoked(_) | CoreError::L1Unreachable(_)) => KmipError::new(rr::PERMISSION_DENIED, e.to_string()),
+        e @ (CoreError::L1Revoked(_) | CoreError::L1Unreachable(_)) => {
+            KmipError::new(rr::PERMISSION_DENIED, e.to_string())
+        }
         CoreError::Invalid(m) => KmipError::invalid_field(m),
         other => {
             tracing::error!(error = %other, "core failure");
@@ -54,7 +64,14 @@ impl CoreKmipService {
 #[async_trait::async_trait]
 impl KmipService for CoreKmipService {
     async fn handle(&self, peer: &PeerIdentity, request: &Item) -> Item {
-        openkcm_kmip::process(&CoreOps { core: &self.core, peer }, request).await
+        openkcm_kmip::process(
+            &CoreOps {
+                core: &self.core,
+                peer,
+            },
+            request,
+        )
+        .await
     }
 }
 
@@ -67,13 +84,17 @@ impl CoreOps<'_> {
     /// The application an edge acts for. Applications connecting directly get no key operations here.
     fn caller(&self, ctx: &ItemContext) -> Result<(String, String), KmipError> {
         match (self.peer, &ctx.header.on_behalf_of) {
-            (PeerIdentity::Edge { .. }, Some(obo)) => match PeerIdentity::application_from_str(obo) {
+            (PeerIdentity::Edge { .. }, Some(obo)) => match PeerIdentity::application_from_str(obo)
+            {
                 Some(PeerIdentity::Application { tenant, service }) => Ok((tenant, service)),
-                _ => Err(KmipError::invalid_field("the on-behalf-of identity must be tenant/service")),
+                _ => Err(KmipError::invalid_field(
+                    "the on-behalf-of identity must be tenant/service",
+                )),
             },
-            (PeerIdentity::Edge { .. }, None) => {
-                Err(KmipError::new(rr::PERMISSION_DENIED, "an edge must name the application it acts for"))
-            }
+            (PeerIdentity::Edge { .. }, None) => Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                "an edge must name the application it acts for",
+            )),
             (PeerIdentity::Application { .. }, _) => Err(KmipError::new(
                 rr::PERMISSION_DENIED,
                 "applications use the Crypto Edge; the Core's KMIP port serves edges only",
@@ -81,7 +102,12 @@ impl CoreOps<'_> {
         }
     }
 
-    async fn l3_for(&self, tenant: &str, service: &str, uid: &str) -> Result<Arc<L3Key>, KmipError> {
+    async fn l3_for(
+        &self,
+        tenant: &str,
+        service: &str,
+        uid: &str,
+    ) -> Result<Arc<L3Key>, KmipError> {
         let l3 = self.core.l3(tenant, uid).await.map_err(to_kmip)?;
         if l3.service != service {
             return Err(KmipError::not_found(uid));
@@ -92,12 +118,21 @@ impl CoreOps<'_> {
     fn l3_attributes(l3: &L3Key) -> Vec<Attribute> {
         vec![
             Attribute::new("Unique Identifier", Value::TextString(l3.uid.clone())),
-            Attribute::new("Object Type", Value::Enumeration(object_type::SYMMETRIC_KEY)),
-            Attribute::new("Cryptographic Algorithm", Value::Enumeration(algorithm::AES)),
+            Attribute::new(
+                "Object Type",
+                Value::Enumeration(object_type::SYMMETRIC_KEY),
+            ),
+            Attribute::new(
+                "Cryptographic Algorithm",
+                Value::Enumeration(algorithm::AES),
+            ),
             Attribute::new("Cryptographic Length", Value::Integer(256)),
             Attribute::new("State", Value::Enumeration(l3.state)),
             Attribute::name_value(&l3.service),
-            Attribute::new(ATTR_KEY_VERSION, Value::Integer(i32::try_from(l3.version).unwrap_or(i32::MAX))),
+            Attribute::new(
+                ATTR_KEY_VERSION,
+                Value::Integer(i32::try_from(l3.version).unwrap_or(i32::MAX)),
+            ),
         ]
     }
 
@@ -120,7 +155,12 @@ impl CoreOps<'_> {
         Ok(())
     }
 
-    async fn cipher(&self, ctx: &ItemContext, payload: &Item, encrypt: bool) -> Result<Item, KmipError> {
+    async fn cipher(
+        &self,
+        ctx: &ItemContext,
+        payload: &Item,
+        encrypt: bool,
+    ) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller(ctx)?;
         let req = CipherRequest::parse(payload)?;
         let uid = match &req.uid {
@@ -129,7 +169,9 @@ impl CoreOps<'_> {
         };
         let l3 = self.l3_for(&tenant, &service, &uid).await?;
         if req.params.as_ref().and_then(|p| p.mode) != Some(block_cipher_mode::GCM) {
-            return Err(KmipError::invalid_field("service keys (L3) wrap only with AES-256-GCM"));
+            return Err(KmipError::invalid_field(
+                "service keys (L3) wrap only with AES-256-GCM",
+            ));
         }
         Self::check_header(req.aad.as_deref(), &tenant, &l3)?;
         let aad = req.aad.as_deref().unwrap_or_default();
@@ -141,17 +183,35 @@ impl CoreOps<'_> {
                 )));
             }
             if req.data.len() != 32 {
-                return Err(KmipError::invalid_field("only 32-byte data keys are wrapped under an L3"));
+                return Err(KmipError::invalid_field(
+                    "only 32-byte data keys are wrapped under an L3",
+                ));
             }
             let nonce = aes::random_bytes::<12>().map_err(|e| KmipError::crypto(e.to_string()))?;
-            let (ct, tag) = aes::gcm_seal(&l3.key, &nonce, aad, &req.data).map_err(|e| KmipError::crypto(e.to_string()))?;
-            Ok(CipherResponse { uid, data: ct, iv: Some(nonce.to_vec()), tag: Some(tag.to_vec()) }.to_item())
+            let (ct, tag) = aes::gcm_seal(&l3.key, &nonce, aad, &req.data)
+                .map_err(|e| KmipError::crypto(e.to_string()))?;
+            Ok(CipherResponse {
+                uid,
+                data: ct,
+                iv: Some(nonce.to_vec()),
+                tag: Some(tag.to_vec()),
+            }
+            .to_item())
         } else {
             if !matches!(l3.state, state::ACTIVE | state::DEACTIVATED) {
-                return Err(KmipError::wrong_state(format!("L3 {uid:?} is {}", state::name(l3.state))));
+                return Err(KmipError::wrong_state(format!(
+                    "L3 {uid:?} is {}",
+                    state::name(l3.state)
+                )));
             }
-            let iv = req.iv.as_deref().ok_or_else(|| KmipError::missing("IV/Counter/Nonce"))?;
-            let tag = req.tag.as_deref().ok_or_else(|| KmipError::missing("Authenticated Encryption Tag"))?;
+            let iv = req
+                .iv
+                .as_deref()
+                .ok_or_else(|| KmipError::missing("IV/Counter/Nonce"))?;
+            let tag = req
+                .tag
+                .as_deref()
+                .ok_or_else(|| KmipError::missing("Authenticated Encryption Tag"))?;
             let plain = aes::gcm_open(&l3.key, iv, aad, &req.data, tag).map_err(|e| match e {
                 CryptoError::AuthenticationFailed => {
                     KmipError::crypto("authentication of the wrapped key failed: it was altered or belongs to another key")
@@ -159,8 +219,15 @@ impl CoreOps<'_> {
                 other => KmipError::crypto(other.to_string()),
             })?;
             // The L4 is handed to the edge and leaves this process only inside the TLS stream.
-            let key = SecretKey::from_slice(plain.expose()).map_err(|e| KmipError::crypto(e.to_string()))?;
-            Ok(CipherResponse { uid, data: key.expose().to_vec(), iv: None, tag: None }.to_item())
+            let key = SecretKey::from_slice(plain.expose())
+                .map_err(|e| KmipError::crypto(e.to_string()))?;
+            Ok(CipherResponse {
+                uid,
+                data: key.expose().to_vec(),
+                iv: None,
+                tag: None,
+            }
+            .to_item())
         }
     }
 
@@ -168,15 +235,27 @@ impl CoreOps<'_> {
         let (tenant, service) = self.caller(ctx)?;
         let req = LocateRequest::parse(payload)?;
         let mut uids = Vec::new();
-        for (uid, _) in self.core.l3_versions(&tenant, &service).await.map_err(to_kmip)? {
+        for (uid, _) in self
+            .core
+            .l3_versions(&tenant, &service)
+            .await
+            .map_err(to_kmip)?
+        {
             let l3 = self.l3_for(&tenant, &service, &uid).await?;
             let attrs = Self::l3_attributes(&l3);
-            if req.attributes.iter().all(|want| attrs.iter().any(|have| have.name == want.name && have.value.value == want.value.value)) {
+            if req.attributes.iter().all(|want| {
+                attrs
+                    .iter()
+                    .any(|have| have.name == want.name && have.value.value == want.value.value)
+            }) {
                 uids.push(uid);
             }
         }
         let total = uids.len();
-        let max = req.max_items.and_then(|m| usize::try_from(m).ok()).unwrap_or(usize::MAX);
+        let max = req
+            .max_items
+            .and_then(|m| usize::try_from(m).ok())
+            .unwrap_or(usize::MAX);
         uids.truncate(max);
         Ok(payload::locate_response(ctx.version, total, &uids))
     }
@@ -186,8 +265,10 @@ impl CoreOps<'_> {
         let uid = ctx.uid(payload)?;
         let l3 = self.l3_for(&tenant, &service, &uid).await?;
         let names = attributes::requested_names(payload)?;
-        let attrs: Vec<Attribute> =
-            Self::l3_attributes(&l3).into_iter().filter(|a| names.is_empty() || names.contains(&a.name)).collect();
+        let attrs: Vec<Attribute> = Self::l3_attributes(&l3)
+            .into_iter()
+            .filter(|a| names.is_empty() || names.contains(&a.name))
+            .collect();
         let mut c = vec![Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid))];
         c.extend(attributes::to_payload_items(&attrs, ctx.version));
         Ok(Item::structure(t::RESPONSE_PAYLOAD, c))
@@ -196,10 +277,17 @@ impl CoreOps<'_> {
 
 #[async_trait::async_trait]
 impl OperationHandler for CoreOps<'_> {
-    async fn handle(&self, ctx: &ItemContext, operation: u32, payload: &Item) -> Result<Item, KmipError> {
+    async fn handle(
+        &self,
+        ctx: &ItemContext,
+        operation: u32,
+        payload: &Item,
+    ) -> Result<Item, KmipError> {
         match operation {
             op::DISCOVER_VERSIONS => payload::discover_versions_response(payload),
-            op::QUERY => payload::query_response(payload, CORE_OPERATIONS, &[object_type::SYMMETRIC_KEY]),
+            op::QUERY => {
+                payload::query_response(payload, CORE_OPERATIONS, &[object_type::SYMMETRIC_KEY])
+            }
             op::LOCATE => self.locate(ctx, payload).await,
             op::GET_ATTRIBUTES => self.get_attributes(ctx, payload).await,
             op::ENCRYPT => self.cipher(ctx, payload, true).await,

@@ -14,18 +14,31 @@ async fn core(dir: &std::path::Path, ttl: Duration) -> (Arc<Core>, Arc<dyn KeySt
     let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
     let mk = SecretKey::generate().unwrap();
     let l1 = Arc::new(LocalProvider::new(dir.to_path_buf()));
-    let config = CoreConfig { sovereign_ttl: ttl, l1_outage_grace: Duration::ZERO };
+    let config = CoreConfig {
+        sovereign_ttl: ttl,
+        l1_outage_grace: Duration::ZERO,
+    };
     let core = Arc::new(Core::open(store.clone(), &mk, l1, config).await.unwrap());
-    core.provision("acme", "acme-system", "billing").await.unwrap();
+    core.provision("acme", "acme-system", "billing")
+        .await
+        .unwrap();
     (core, store)
 }
 
 fn disable(dir: &std::path::Path) {
-    std::fs::rename(dir.join("acme.acme-system.key"), dir.join("acme.acme-system.key.disabled")).unwrap();
+    std::fs::rename(
+        dir.join("acme.acme-system.key"),
+        dir.join("acme.acme-system.key.disabled"),
+    )
+    .unwrap();
 }
 
 fn enable(dir: &std::path::Path) {
-    std::fs::rename(dir.join("acme.acme-system.key.disabled"), dir.join("acme.acme-system.key")).unwrap();
+    std::fs::rename(
+        dir.join("acme.acme-system.key.disabled"),
+        dir.join("acme.acme-system.key"),
+    )
+    .unwrap();
 }
 
 #[tokio::test]
@@ -39,14 +52,29 @@ async fn a_disabled_l1_revokes_the_system_once_the_sovereign_ttl_has_passed() {
     disable(dir.path());
     core.evict_all();
     let err = core.current_l3("acme", "billing").await.err().unwrap();
-    assert!(matches!(err, CoreError::L1Revoked(ref s) if s == "acme-system"), "{err}");
+    assert!(
+        matches!(err, CoreError::L1Revoked(ref s) if s == "acme-system"),
+        "{err}"
+    );
     // The active binding is destroyed: nothing but L1 can bring the keys back.
-    assert!(store.get("acme", kind::L2_ACTIVE, "acme-system", 1).await.unwrap().is_none());
+    assert!(store
+        .get("acme", kind::L2_ACTIVE, "acme-system", 1)
+        .await
+        .unwrap()
+        .is_none());
 
     enable(dir.path());
     let l3 = core.current_l3("acme", "billing").await.unwrap();
-    assert_eq!(*l3.key.expose(), l3_bytes, "re-enabling L1 restores the same keys");
-    assert!(store.get("acme", kind::L2_ACTIVE, "acme-system", 1).await.unwrap().is_some());
+    assert_eq!(
+        *l3.key.expose(),
+        l3_bytes,
+        "re-enabling L1 restores the same keys"
+    );
+    assert!(store
+        .get("acme", kind::L2_ACTIVE, "acme-system", 1)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test]
@@ -63,6 +91,14 @@ async fn within_the_sovereign_ttl_the_ivk_fast_path_does_not_call_l1() {
 async fn another_tenant_cannot_name_an_l3() {
     let dir = tempfile::tempdir().unwrap();
     let (core, _store) = core(dir.path(), Duration::from_secs(3600)).await;
-    let uid = core.current_l3("acme", "billing").await.unwrap().uid.clone();
-    assert!(matches!(core.l3("globex", &uid).await, Err(CoreError::NotFound(_))));
+    let uid = core
+        .current_l3("acme", "billing")
+        .await
+        .unwrap()
+        .uid
+        .clone();
+    assert!(matches!(
+        core.l3("globex", &uid).await,
+        Err(CoreError::NotFound(_))
+    ));
 }

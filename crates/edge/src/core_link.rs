@@ -4,7 +4,10 @@
 use openkcm_crypto::{EnvelopeHeader, Layer, SecretKey, WrappedKey};
 use openkcm_kmip::enums::{block_cipher_mode, operation as op, result_reason as rr};
 use openkcm_kmip::payload::{CipherRequest, CipherResponse, CryptoParams, LocateRequest};
-use openkcm_kmip::{attributes::Attribute, tags as t, KmipError, ProtocolVersion, RequestBatchItem, RequestHeader, RequestMessage, ResponseMessage};
+use openkcm_kmip::{
+    attributes::Attribute, tags as t, KmipError, ProtocolVersion, RequestBatchItem, RequestHeader,
+    RequestMessage, ResponseMessage,
+};
 use openkcm_net::KmipPool;
 use openkcm_ttlv::{Item, Value};
 use std::collections::HashMap;
@@ -16,10 +19,13 @@ const CORE_VERSION: ProtocolVersion = ProtocolVersion::new(1, 4);
 /// How long the edge trusts its knowledge of a service's current L3.
 const L3_CACHE_TTL: Duration = Duration::from_secs(30);
 
+/// (tenant, service) → (current L3 unique identifier, its version, when learned).
+type L3Cache = HashMap<(String, String), (String, u32, Instant)>;
+
 /// Connection to the Core for one edge.
 pub struct CoreLink {
     pool: KmipPool,
-    current_l3: Mutex<HashMap<(String, String), (String, u32, Instant)>>,
+    current_l3: Mutex<L3Cache>,
 }
 
 fn unreachable(e: openkcm_net::NetError) -> KmipError {
@@ -30,7 +36,10 @@ fn unreachable(e: openkcm_net::NetError) -> KmipError {
 impl CoreLink {
     /// A link over `pool`.
     pub fn new(pool: KmipPool) -> Self {
-        Self { pool, current_l3: Mutex::new(HashMap::new()) }
+        Self {
+            pool,
+            current_l3: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Sends `items` in one message on behalf of `tenant/service` and returns each item's result.
@@ -49,14 +58,31 @@ impl CoreLink {
                 on_behalf_of: Some(format!("{tenant}/{service}")),
                 max_response_size: None,
             },
-            items: items.into_iter().map(|(operation, payload)| RequestBatchItem { operation, batch_id: None, payload }).collect(),
+            items: items
+                .into_iter()
+                .map(|(operation, payload)| RequestBatchItem {
+                    operation,
+                    batch_id: None,
+                    payload,
+                })
+                .collect(),
         };
-        let response = self.pool.call(&request.to_item()).await.map_err(unreachable)?;
+        let response = self
+            .pool
+            .call(&request.to_item())
+            .await
+            .map_err(unreachable)?;
         let parsed = ResponseMessage::parse(&response)?;
         Ok(parsed.items.into_iter().map(|i| i.result).collect())
     }
 
-    async fn call_one(&self, tenant: &str, service: &str, operation: u32, payload: Item) -> Result<Item, KmipError> {
+    async fn call_one(
+        &self,
+        tenant: &str,
+        service: &str,
+        operation: u32,
+        payload: Item,
+    ) -> Result<Item, KmipError> {
         self.call(tenant, service, CORE_VERSION, vec![(operation, payload)])
             .await?
             .into_iter()
@@ -80,8 +106,10 @@ impl CoreLink {
             .unwrap_or_else(|| Err(KmipError::general("the Crypto Core returned no result")))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (String, u32, Instant)>> {
-        self.current_l3.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, L3Cache> {
+        self.current_l3
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The current L3 (unique identifier, version) of a service: one batched Locate + Get Attributes (with the ID
@@ -93,36 +121,68 @@ impl CoreLink {
                 return Ok((uid.clone(), *v));
             }
         }
-        let locate = LocateRequest { max_items: Some(1), offset_items: None, attributes: vec![Attribute::name_value(service)] };
+        let locate = LocateRequest {
+            max_items: Some(1),
+            offset_items: None,
+            attributes: vec![Attribute::name_value(service)],
+        };
         let get_attrs = Item::structure(
             t::REQUEST_PAYLOAD,
-            vec![Item::new(t::ATTRIBUTE_NAME, Value::TextString(openkcm_kmip::attributes::ATTR_KEY_VERSION.into()))],
+            vec![Item::new(
+                t::ATTRIBUTE_NAME,
+                Value::TextString(openkcm_kmip::attributes::ATTR_KEY_VERSION.into()),
+            )],
         );
         let mut results = self
-            .call(tenant, service, CORE_VERSION, vec![(op::LOCATE, locate.to_item(CORE_VERSION)), (op::GET_ATTRIBUTES, get_attrs)])
+            .call(
+                tenant,
+                service,
+                CORE_VERSION,
+                vec![
+                    (op::LOCATE, locate.to_item(CORE_VERSION)),
+                    (op::GET_ATTRIBUTES, get_attrs),
+                ],
+            )
             .await?
             .into_iter();
-        let located = results.next().unwrap_or_else(|| Err(KmipError::general("no Locate result")))?;
+        let located = results
+            .next()
+            .unwrap_or_else(|| Err(KmipError::general("no Locate result")))?;
         if openkcm_kmip::payload::uids(&located).is_empty() {
             return Err(KmipError::new(
                 rr::ITEM_NOT_FOUND,
                 format!("service {service:?} of tenant {tenant:?} has no active service key; provision it first"),
             ));
         }
-        let attrs = results.next().unwrap_or_else(|| Err(KmipError::general("no Get Attributes result")))?;
-        let uid = attrs.child(t::UNIQUE_IDENTIFIER).and_then(Item::as_text).unwrap_or_default().to_owned();
+        let attrs = results
+            .next()
+            .unwrap_or_else(|| Err(KmipError::general("no Get Attributes result")))?;
+        let uid = attrs
+            .child(t::UNIQUE_IDENTIFIER)
+            .and_then(Item::as_text)
+            .unwrap_or_default()
+            .to_owned();
         let version = openkcm_kmip::attributes::from_payload(&attrs)?
             .into_iter()
             .find(|a| a.name == openkcm_kmip::attributes::ATTR_KEY_VERSION)
             .and_then(|a| a.value.as_i32())
             .and_then(|v| u32::try_from(v).ok())
-            .ok_or_else(|| KmipError::general("the Crypto Core did not report the service key version"))?;
-        self.lock().insert(key, (uid.clone(), version, Instant::now()));
+            .ok_or_else(|| {
+                KmipError::general("the Crypto Core did not report the service key version")
+            })?;
+        self.lock()
+            .insert(key, (uid.clone(), version, Instant::now()));
         Ok((uid, version))
     }
 
     /// Wraps `key` (an L4 with unique identifier `uid`) under the service's current L3, through the Core.
-    pub async fn wrap(&self, tenant: &str, service: &str, uid: &str, key: &SecretKey) -> Result<WrappedKey, KmipError> {
+    pub async fn wrap(
+        &self,
+        tenant: &str,
+        service: &str,
+        uid: &str,
+        key: &SecretKey,
+    ) -> Result<WrappedKey, KmipError> {
         for attempt in 0..2 {
             let (l3, version) = self.current_l3(tenant, service).await?;
             let header = EnvelopeHeader {
@@ -132,17 +192,24 @@ impl CoreLink {
                 parent_id: l3.clone(),
                 parent_version: version,
             };
-            let aad = header.encode().map_err(|e| KmipError::invalid_field(e.to_string()))?;
+            let aad = header
+                .encode()
+                .map_err(|e| KmipError::invalid_field(e.to_string()))?;
             let req = CipherRequest {
                 uid: Some(l3),
-                params: Some(CryptoParams { mode: Some(block_cipher_mode::GCM), ..CryptoParams::default() }),
+                params: Some(CryptoParams {
+                    mode: Some(block_cipher_mode::GCM),
+                    ..CryptoParams::default()
+                }),
                 data: key.expose().to_vec(),
                 iv: None,
                 aad: Some(aad),
                 tag: None,
             };
             let mut payload = req.to_item();
-            let result = self.call_one(tenant, service, op::ENCRYPT, payload.clone()).await;
+            let result = self
+                .call_one(tenant, service, op::ENCRYPT, payload.clone())
+                .await;
             payload.zeroize_bytes();
             match result {
                 Ok(resp) => {
@@ -151,13 +218,24 @@ impl CoreLink {
                         .iv
                         .as_deref()
                         .and_then(|n| n.try_into().ok())
-                        .ok_or_else(|| KmipError::general("the Crypto Core returned no 12-byte nonce"))?;
+                        .ok_or_else(|| {
+                            KmipError::general("the Crypto Core returned no 12-byte nonce")
+                        })?;
                     let mut ct = resp.data;
                     ct.extend_from_slice(resp.tag.as_deref().unwrap_or_default());
-                    return WrappedKey::from_parts(&header, nonce, &ct).map_err(|e| KmipError::general(e.to_string()));
+                    return WrappedKey::from_parts(&header, nonce, &ct)
+                        .map_err(|e| KmipError::general(e.to_string()));
                 }
                 // The cached L3 may have been rotated or revoked: forget it and ask again once.
-                Err(e) if attempt == 0 && matches!(e.reason, rr::ITEM_NOT_FOUND | rr::WRONG_KEY_LIFECYCLE_STATE | rr::PERMISSION_DENIED) => {
+                Err(e)
+                    if attempt == 0
+                        && matches!(
+                            e.reason,
+                            rr::ITEM_NOT_FOUND
+                                | rr::WRONG_KEY_LIFECYCLE_STATE
+                                | rr::PERMISSION_DENIED
+                        ) =>
+                {
                     self.lock().remove(&(tenant.to_owned(), service.to_owned()));
                 }
                 Err(e) => return Err(e),
@@ -167,20 +245,33 @@ impl CoreLink {
     }
 
     /// Unwraps an L4 through the Core. The caller has checked that the header names this tenant and key id.
-    pub async fn unwrap(&self, tenant: &str, service: &str, wrapped: &WrappedKey) -> Result<SecretKey, KmipError> {
+    pub async fn unwrap(
+        &self,
+        tenant: &str,
+        service: &str,
+        wrapped: &WrappedKey,
+    ) -> Result<SecretKey, KmipError> {
         let header = wrapped.header();
         let ct_tag = wrapped.ciphertext_and_tag();
-        let split = ct_tag.len().checked_sub(16).ok_or_else(|| KmipError::crypto("the wrapped key is truncated"))?;
+        let split = ct_tag
+            .len()
+            .checked_sub(16)
+            .ok_or_else(|| KmipError::crypto("the wrapped key is truncated"))?;
         let (ct, tag) = ct_tag.split_at(split);
         let req = CipherRequest {
             uid: Some(header.parent_id.clone()),
-            params: Some(CryptoParams { mode: Some(block_cipher_mode::GCM), ..CryptoParams::default() }),
+            params: Some(CryptoParams {
+                mode: Some(block_cipher_mode::GCM),
+                ..CryptoParams::default()
+            }),
             data: ct.to_vec(),
             iv: Some(wrapped.nonce().to_vec()),
             aad: Some(wrapped.aad().to_vec()),
             tag: Some(tag.to_vec()),
         };
-        let mut resp = self.call_one(tenant, service, op::DECRYPT, req.to_item()).await?;
+        let mut resp = self
+            .call_one(tenant, service, op::DECRYPT, req.to_item())
+            .await?;
         let key = resp
             .child(t::DATA)
             .and_then(Item::as_bytes)

@@ -51,8 +51,14 @@ impl L4Meta {
     pub fn attributes(&self, uid: &str, now: i64) -> Vec<Attribute> {
         let mut a = vec![
             Attribute::new("Unique Identifier", Value::TextString(uid.into())),
-            Attribute::new("Object Type", Value::Enumeration(object_type::SYMMETRIC_KEY)),
-            Attribute::new("Cryptographic Algorithm", Value::Enumeration(self.algorithm)),
+            Attribute::new(
+                "Object Type",
+                Value::Enumeration(object_type::SYMMETRIC_KEY),
+            ),
+            Attribute::new(
+                "Cryptographic Algorithm",
+                Value::Enumeration(self.algorithm),
+            ),
             Attribute::new("Cryptographic Length", Value::Integer(self.length)),
             Attribute::new("Cryptographic Usage Mask", Value::Integer(self.usage_mask)),
             Attribute::new("State", Value::Enumeration(self.effective_state(now))),
@@ -68,7 +74,10 @@ impl L4Meta {
             ("Activation Date", self.activation_date),
             ("Deactivation Date", self.deactivation_date),
             ("Compromise Date", self.compromise_date),
-            ("Compromise Occurrence Date", self.compromise_occurrence_date),
+            (
+                "Compromise Occurrence Date",
+                self.compromise_occurrence_date,
+            ),
             ("Destroy Date", self.destroy_date),
         ];
         for (name, d) in dates {
@@ -77,9 +86,15 @@ impl L4Meta {
             }
         }
         if let Some(code) = self.revocation_reason {
-            let mut r = vec![Item::new(t::REVOCATION_REASON_CODE, Value::Enumeration(code))];
+            let mut r = vec![Item::new(
+                t::REVOCATION_REASON_CODE,
+                Value::Enumeration(code),
+            )];
             if let Some(m) = &self.revocation_message {
-                r.push(Item::new(t::REVOCATION_MESSAGE, Value::TextString(m.clone())));
+                r.push(Item::new(
+                    t::REVOCATION_MESSAGE,
+                    Value::TextString(m.clone()),
+                ));
             }
             a.push(Attribute::new("Revocation Reason", Value::Structure(r)));
         }
@@ -102,7 +117,8 @@ impl L4Meta {
             names: Vec::new(),
             algorithm: algorithm::AES,
             length: 256,
-            usage_mask: openkcm_kmip::enums::usage_mask::ENCRYPT | openkcm_kmip::enums::usage_mask::DECRYPT,
+            usage_mask: openkcm_kmip::enums::usage_mask::ENCRYPT
+                | openkcm_kmip::enums::usage_mask::DECRYPT,
             initial_date: now,
             last_change_date: now,
             activation_date: None,

@@ -5,8 +5,8 @@ use crate::meta::{ExtraAttr, L4Meta};
 use openkcm_crypto::{aes, SecretKey, WrappedKey};
 use openkcm_kmip::attributes::{self, Attribute};
 use openkcm_kmip::enums::{
-    algorithm, block_cipher_mode as bcm, object_type, operation as op, padding_method, result_reason as rr,
-    revocation_reason, state, usage_mask,
+    algorithm, block_cipher_mode as bcm, object_type, operation as op, padding_method,
+    result_reason as rr, revocation_reason, state, usage_mask,
 };
 use openkcm_kmip::payload::{self, CipherRequest, CipherResponse, LocateRequest, RevokeRequest};
 use openkcm_kmip::{tags as t, ItemContext, KmipError, OperationHandler};
@@ -80,7 +80,12 @@ impl Edge {
     }
 
     async fn load(&self, tenant: &str, service: &str, uid: &str) -> Result<Stored, KmipError> {
-        let record = self.vault.get(tenant, KIND_L4, uid, 0).await.map_err(vault_err)?.ok_or_else(|| KmipError::not_found(uid))?;
+        let record = self
+            .vault
+            .get(tenant, KIND_L4, uid, 0)
+            .await
+            .map_err(vault_err)?
+            .ok_or_else(|| KmipError::not_found(uid))?;
         let meta: L4Meta = serde_json::from_value(record.metadata.clone()).map_err(|e| {
             tracing::error!(uid, error = %e, "corrupt L4 metadata");
             KmipError::general("stored key attributes are corrupt; see the server log")
@@ -94,21 +99,37 @@ impl Edge {
 
     async fn save(&self, stored: &Stored) -> Result<(), KmipError> {
         let mut record = stored.record.clone();
-        record.metadata = serde_json::to_value(&stored.meta).map_err(|e| KmipError::general(e.to_string()))?;
-        if self.vault.compare_and_set(&record, stored.record.revision).await.map_err(vault_err)? {
+        record.metadata =
+            serde_json::to_value(&stored.meta).map_err(|e| KmipError::general(e.to_string()))?;
+        if self
+            .vault
+            .compare_and_set(&record, stored.record.revision)
+            .await
+            .map_err(vault_err)?
+        {
             Ok(())
         } else {
-            Err(KmipError::new(rr::GENERAL_FAILURE, "the key changed concurrently; retry the operation"))
+            Err(KmipError::new(
+                rr::GENERAL_FAILURE,
+                "the key changed concurrently; retry the operation",
+            ))
         }
     }
 
     /// The plaintext key of a stored L4 that may be served, checked against its record.
-    async fn key_of(&self, tenant: &str, service: &str, uid: &str, stored: &Stored) -> Result<SecretKey, KmipError> {
-        let wrapped: &WrappedKey = stored
-            .record
-            .blob
-            .as_ref()
-            .ok_or_else(|| KmipError::new(rr::OBJECT_DESTROYED, format!("key {uid:?} has been destroyed")))?;
+    async fn key_of(
+        &self,
+        tenant: &str,
+        service: &str,
+        uid: &str,
+        stored: &Stored,
+    ) -> Result<SecretKey, KmipError> {
+        let wrapped: &WrappedKey = stored.record.blob.as_ref().ok_or_else(|| {
+            KmipError::new(
+                rr::OBJECT_DESTROYED,
+                format!("key {uid:?} has been destroyed"),
+            )
+        })?;
         let h = wrapped.header();
         if h.tenant != tenant || h.key_id != uid || h.layer != openkcm_crypto::Layer::L4 {
             tracing::warn!(uid, "wrapped key header does not match its vault record");
@@ -119,12 +140,26 @@ impl Edge {
         self.core.unwrap(tenant, service, wrapped).await
     }
 
-    fn require_state(meta: &L4Meta, uid: &str, allowed: &[u32], what: &str) -> Result<(), KmipError> {
+    fn require_state(
+        meta: &L4Meta,
+        uid: &str,
+        allowed: &[u32],
+        what: &str,
+    ) -> Result<(), KmipError> {
         let s = meta.effective_state(now());
+        if matches!(s, state::DESTROYED | state::DESTROYED_COMPROMISED) && !allowed.contains(&s) {
+            return Err(KmipError::new(
+                rr::OBJECT_DESTROYED,
+                format!("key {uid:?} has been destroyed"),
+            ));
+        }
         if allowed.contains(&s) {
             Ok(())
         } else {
-            Err(KmipError::wrong_state(format!("key {uid:?} is {}; {what}", state::name(s))))
+            Err(KmipError::wrong_state(format!(
+                "key {uid:?} is {}; {what}",
+                state::name(s)
+            )))
         }
     }
 }
@@ -144,7 +179,14 @@ impl EdgeKmipService {
 #[async_trait::async_trait]
 impl KmipService for EdgeKmipService {
     async fn handle(&self, peer: &PeerIdentity, request: &Item) -> Item {
-        openkcm_kmip::process(&EdgeOps { edge: &self.edge, peer }, request).await
+        openkcm_kmip::process(
+            &EdgeOps {
+                edge: &self.edge,
+                peer,
+            },
+            request,
+        )
+        .await
     }
 }
 
@@ -157,23 +199,36 @@ impl EdgeOps<'_> {
     fn caller(&self) -> Result<(&str, &str), KmipError> {
         match self.peer {
             PeerIdentity::Application { tenant, service } => Ok((tenant, service)),
-            PeerIdentity::Edge { .. } => Err(KmipError::new(rr::PERMISSION_DENIED, "edge identities cannot use data keys")),
+            PeerIdentity::Edge { .. } => Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                "edge identities cannot use data keys",
+            )),
         }
     }
 
     async fn create(&self, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
-        let ot = payload.child(t::OBJECT_TYPE).and_then(Item::as_enum).ok_or_else(|| KmipError::missing("Object Type"))?;
+        let ot = payload
+            .child(t::OBJECT_TYPE)
+            .and_then(Item::as_enum)
+            .ok_or_else(|| KmipError::missing("Object Type"))?;
         if ot != object_type::SYMMETRIC_KEY {
-            return Err(KmipError::invalid_field("Create makes symmetric keys only (Object Type Symmetric Key)"));
+            return Err(KmipError::invalid_field(
+                "Create makes symmetric keys only (Object Type Symmetric Key)",
+            ));
         }
         let now = now();
         let mut meta = L4Meta::new_aes(service, now);
         for a in attributes::from_payload(payload)? {
-            let bad_type = |what: &str| KmipError::invalid_field(format!("attribute {:?} must be {what}", a.name));
+            let bad_type = |what: &str| {
+                KmipError::invalid_field(format!("attribute {:?} must be {what}", a.name))
+            };
             match a.name.as_str() {
                 "Cryptographic Algorithm" => {
-                    let v = a.value.as_enum().ok_or_else(|| bad_type("an Enumeration"))?;
+                    let v = a
+                        .value
+                        .as_enum()
+                        .ok_or_else(|| bad_type("an Enumeration"))?;
                     if v != algorithm::AES {
                         return Err(KmipError::invalid_field(
                             "only AES keys can be created (Cryptographic Algorithm must be AES)",
@@ -182,14 +237,30 @@ impl EdgeOps<'_> {
                 }
                 "Cryptographic Length" => {
                     if a.value.as_i32().ok_or_else(|| bad_type("an Integer"))? != 256 {
-                        return Err(KmipError::invalid_field("only 256-bit keys can be created (Cryptographic Length must be 256)"));
+                        return Err(KmipError::invalid_field(
+                            "only 256-bit keys can be created (Cryptographic Length must be 256)",
+                        ));
                     }
                 }
-                "Cryptographic Usage Mask" => meta.usage_mask = a.value.as_i32().ok_or_else(|| bad_type("an Integer"))?,
-                "Name" => meta.names.push(a.name_text().ok_or_else(|| bad_type("a Name structure"))?.to_owned()),
-                "Activation Date" => meta.activation_date = Some(a.value.as_datetime().ok_or_else(|| bad_type("a Date-Time"))?),
+                "Cryptographic Usage Mask" => {
+                    meta.usage_mask = a.value.as_i32().ok_or_else(|| bad_type("an Integer"))?
+                }
+                "Name" => meta.names.push(
+                    a.name_text()
+                        .ok_or_else(|| bad_type("a Name structure"))?
+                        .to_owned(),
+                ),
+                "Activation Date" => {
+                    meta.activation_date = Some(
+                        a.value
+                            .as_datetime()
+                            .ok_or_else(|| bad_type("a Date-Time"))?,
+                    )
+                }
                 n if SERVER_ONLY.contains(&n) => {
-                    return Err(KmipError::invalid_field(format!("attribute {n:?} is set by the server, not the client")))
+                    return Err(KmipError::invalid_field(format!(
+                        "attribute {n:?} is set by the server, not the client"
+                    )))
                 }
                 _ => meta.extra.push(ExtraAttr {
                     name: a.name.clone(),
@@ -213,14 +284,25 @@ impl EdgeOps<'_> {
             blob: Some(wrapped),
             revision: 0,
         };
-        if !self.edge.vault.put_if_absent(&record).await.map_err(vault_err)? {
-            return Err(KmipError::general("a key with the generated identifier already exists; retry"));
+        if !self
+            .edge
+            .vault
+            .put_if_absent(&record)
+            .await
+            .map_err(vault_err)?
+        {
+            return Err(KmipError::general(
+                "a key with the generated identifier already exists; retry",
+            ));
         }
         tracing::info!(tenant, service, uid, "created data key");
         Ok(Item::structure(
             t::RESPONSE_PAYLOAD,
             vec![
-                Item::new(t::OBJECT_TYPE, Value::Enumeration(object_type::SYMMETRIC_KEY)),
+                Item::new(
+                    t::OBJECT_TYPE,
+                    Value::Enumeration(object_type::SYMMETRIC_KEY),
+                ),
                 Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid)),
             ],
         ))
@@ -262,14 +344,26 @@ impl EdgeOps<'_> {
         let req = LocateRequest::parse(payload)?;
         let now = now();
         let mut found = Vec::new();
-        for record in self.edge.vault.list(tenant, KIND_L4).await.map_err(vault_err)? {
-            let Ok(meta) = serde_json::from_value::<L4Meta>(record.metadata.clone()) else { continue };
-            if meta.service != service || matches!(meta.state, state::DESTROYED | state::DESTROYED_COMPROMISED) {
+        for record in self
+            .edge
+            .vault
+            .list(tenant, KIND_L4)
+            .await
+            .map_err(vault_err)?
+        {
+            let Ok(meta) = serde_json::from_value::<L4Meta>(record.metadata.clone()) else {
+                continue;
+            };
+            if meta.service != service
+                || matches!(meta.state, state::DESTROYED | state::DESTROYED_COMPROMISED)
+            {
                 continue;
             }
             let attrs = meta.attributes(&record.id, now);
             let matches = req.attributes.iter().all(|want| {
-                attrs.iter().any(|have| have.name == want.name && have.value.value == want.value.value)
+                attrs
+                    .iter()
+                    .any(|have| have.name == want.name && have.value.value == want.value.value)
             });
             if matches {
                 found.push((meta.initial_date, record.id));
@@ -278,9 +372,20 @@ impl EdgeOps<'_> {
         // Newest first, as clients locating by name usually want the latest key.
         found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         let total = found.len();
-        let offset = req.offset_items.and_then(|o| usize::try_from(o).ok()).unwrap_or(0);
-        let max = req.max_items.and_then(|m| usize::try_from(m).ok()).unwrap_or(usize::MAX);
-        let uids: Vec<String> = found.into_iter().skip(offset).take(max).map(|(_, id)| id).collect();
+        let offset = req
+            .offset_items
+            .and_then(|o| usize::try_from(o).ok())
+            .unwrap_or(0);
+        let max = req
+            .max_items
+            .and_then(|m| usize::try_from(m).ok())
+            .unwrap_or(usize::MAX);
+        let uids: Vec<String> = found
+            .into_iter()
+            .skip(offset)
+            .take(max)
+            .map(|(_, id)| id)
+            .collect();
         Ok(payload::locate_response(ctx.version, total, &uids))
     }
 
@@ -312,14 +417,19 @@ impl EdgeOps<'_> {
         if matches!(current, state::DESTROYED | state::DESTROYED_COMPROMISED) {
             return Err(KmipError::wrong_state(format!("key {uid:?} is destroyed")));
         }
-        let compromise = matches!(req.code, revocation_reason::KEY_COMPROMISE | revocation_reason::CA_COMPROMISE);
+        let compromise = matches!(
+            req.code,
+            revocation_reason::KEY_COMPROMISE | revocation_reason::CA_COMPROMISE
+        );
         if compromise {
             stored.meta.state = state::COMPROMISED;
             stored.meta.compromise_date = Some(now);
             stored.meta.compromise_occurrence_date = Some(req.compromise_occurrence.unwrap_or(now));
         } else {
             if current == state::COMPROMISED {
-                return Err(KmipError::wrong_state(format!("key {uid:?} is already compromised")));
+                return Err(KmipError::wrong_state(format!(
+                    "key {uid:?} is already compromised"
+                )));
             }
             stored.meta.state = state::DEACTIVATED;
             stored.meta.deactivation_date = Some(now);
@@ -342,9 +452,15 @@ impl EdgeOps<'_> {
             state::PRE_ACTIVE | state::DEACTIVATED => state::DESTROYED,
             state::COMPROMISED => state::DESTROYED_COMPROMISED,
             state::ACTIVE => {
-                return Err(KmipError::wrong_state(format!("key {uid:?} is Active; revoke it before destroying it")))
+                return Err(KmipError::wrong_state(format!(
+                    "key {uid:?} is Active; revoke it before destroying it"
+                )))
             }
-            _ => return Err(KmipError::wrong_state(format!("key {uid:?} is already destroyed"))),
+            _ => {
+                return Err(KmipError::wrong_state(format!(
+                    "key {uid:?} is already destroyed"
+                )))
+            }
         };
         stored.meta.state = next;
         stored.meta.destroy_date = Some(now);
@@ -356,7 +472,12 @@ impl EdgeOps<'_> {
         Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
     }
 
-    async fn cipher(&self, ctx: &ItemContext, payload: &Item, encrypt: bool) -> Result<Item, KmipError> {
+    async fn cipher(
+        &self,
+        ctx: &ItemContext,
+        payload: &Item,
+        encrypt: bool,
+    ) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
         let req = CipherRequest::parse(payload)?;
         let uid = match &req.uid {
@@ -364,20 +485,38 @@ impl EdgeOps<'_> {
             None => ctx.uid(payload)?,
         };
         let stored = self.edge.load(tenant, service, &uid).await?;
-        Edge::require_state(&stored.meta, &uid, &[state::ACTIVE], "only an Active key encrypts or decrypts")?;
-        let needed = if encrypt { usage_mask::ENCRYPT } else { usage_mask::DECRYPT };
+        Edge::require_state(
+            &stored.meta,
+            &uid,
+            &[state::ACTIVE],
+            "only an Active key encrypts or decrypts",
+        )?;
+        let needed = if encrypt {
+            usage_mask::ENCRYPT
+        } else {
+            usage_mask::DECRYPT
+        };
         if stored.meta.usage_mask & needed == 0 {
             return Err(KmipError::new(
                 rr::PERMISSION_DENIED,
-                format!("key {uid:?} does not allow {} (Cryptographic Usage Mask)", if encrypt { "Encrypt" } else { "Decrypt" }),
+                format!(
+                    "key {uid:?} does not allow {} (Cryptographic Usage Mask)",
+                    if encrypt { "Encrypt" } else { "Decrypt" }
+                ),
             ));
         }
         let params = req.params.clone().unwrap_or_default();
         if params.algorithm.is_some_and(|a| a != algorithm::AES) {
-            return Err(KmipError::invalid_field("only AES is supported for Encrypt and Decrypt"));
+            return Err(KmipError::invalid_field(
+                "only AES is supported for Encrypt and Decrypt",
+            ));
         }
         // Default mode: GCM where the protocol can carry its tag (1.4+), else CBC with PKCS5 padding.
-        let mode = params.mode.unwrap_or(if ctx.version.has_aead_fields() { bcm::GCM } else { bcm::CBC });
+        let mode = params.mode.unwrap_or(if ctx.version.has_aead_fields() {
+            bcm::GCM
+        } else {
+            bcm::CBC
+        });
         let key = self.edge.key_of(tenant, service, &uid, &stored).await?;
         let crypto = |e: openkcm_crypto::CryptoError| KmipError::crypto(e.to_string());
         match mode {
@@ -434,10 +573,17 @@ impl EdgeOps<'_> {
 
 #[async_trait::async_trait]
 impl OperationHandler for EdgeOps<'_> {
-    async fn handle(&self, ctx: &ItemContext, operation: u32, payload: &Item) -> Result<Item, KmipError> {
+    async fn handle(
+        &self,
+        ctx: &ItemContext,
+        operation: u32,
+        payload: &Item,
+    ) -> Result<Item, KmipError> {
         match operation {
             op::DISCOVER_VERSIONS => payload::discover_versions_response(payload),
-            op::QUERY => payload::query_response(payload, EDGE_OPERATIONS, &[object_type::SYMMETRIC_KEY]),
+            op::QUERY => {
+                payload::query_response(payload, EDGE_OPERATIONS, &[object_type::SYMMETRIC_KEY])
+            }
             op::CREATE => self.create(payload).await,
             op::GET => self.get(ctx, payload).await,
             op::GET_ATTRIBUTES => self.get_attributes(ctx, payload).await,
@@ -449,7 +595,10 @@ impl OperationHandler for EdgeOps<'_> {
             op::DECRYPT => self.cipher(ctx, payload, false).await,
             other => {
                 let (tenant, service) = self.caller()?;
-                self.edge.core.proxy(tenant, service, ctx.version, other, payload).await
+                self.edge
+                    .core
+                    .proxy(tenant, service, ctx.version, other, payload)
+                    .await
             }
         }
     }

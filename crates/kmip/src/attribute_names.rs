@@ -7,7 +7,10 @@ pub const ATTRIBUTE_TAGS: &[(&str, u32)] = &[
     ("Activation Date", ACTIVATION_DATE),
     ("Alternative Name", ALTERNATIVE_NAME),
     ("Always Sensitive", ALWAYS_SENSITIVE),
-    ("Application Specific Information", APPLICATION_SPECIFIC_INFORMATION),
+    (
+        "Application Specific Information",
+        APPLICATION_SPECIFIC_INFORMATION,
+    ),
     ("Archive Date", ARCHIVE_DATE),
     ("Attribute", ATTRIBUTE),
     ("Certificate Identifier", CERTIFICATE_IDENTIFIER),
@@ -15,12 +18,18 @@ pub const ATTRIBUTE_TAGS: &[(&str, u32)] = &[
     ("Certificate Issuer C", CERTIFICATE_ISSUER_C),
     ("Certificate Issuer CN", CERTIFICATE_ISSUER_CN),
     ("Certificate Issuer DC", CERTIFICATE_ISSUER_DC),
-    ("Certificate Issuer DN Qualifier", CERTIFICATE_ISSUER_DN_QUALIFIER),
+    (
+        "Certificate Issuer DN Qualifier",
+        CERTIFICATE_ISSUER_DN_QUALIFIER,
+    ),
     ("Certificate Issuer Email", CERTIFICATE_ISSUER_EMAIL),
     ("Certificate Issuer L", CERTIFICATE_ISSUER_L),
     ("Certificate Issuer O", CERTIFICATE_ISSUER_O),
     ("Certificate Issuer OU", CERTIFICATE_ISSUER_OU),
-    ("Certificate Issuer Serial Number", CERTIFICATE_ISSUER_SERIAL_NUMBER),
+    (
+        "Certificate Issuer Serial Number",
+        CERTIFICATE_ISSUER_SERIAL_NUMBER,
+    ),
     ("Certificate Issuer ST", CERTIFICATE_ISSUER_ST),
     ("Certificate Issuer Title", CERTIFICATE_ISSUER_TITLE),
     ("Certificate Issuer UID", CERTIFICATE_ISSUER_UID),
@@ -29,12 +38,18 @@ pub const ATTRIBUTE_TAGS: &[(&str, u32)] = &[
     ("Certificate Subject C", CERTIFICATE_SUBJECT_C),
     ("Certificate Subject CN", CERTIFICATE_SUBJECT_CN),
     ("Certificate Subject DC", CERTIFICATE_SUBJECT_DC),
-    ("Certificate Subject DN Qualifier", CERTIFICATE_SUBJECT_DN_QUALIFIER),
+    (
+        "Certificate Subject DN Qualifier",
+        CERTIFICATE_SUBJECT_DN_QUALIFIER,
+    ),
     ("Certificate Subject Email", CERTIFICATE_SUBJECT_EMAIL),
     ("Certificate Subject L", CERTIFICATE_SUBJECT_L),
     ("Certificate Subject O", CERTIFICATE_SUBJECT_O),
     ("Certificate Subject OU", CERTIFICATE_SUBJECT_OU),
-    ("Certificate Subject Serial Number", CERTIFICATE_SUBJECT_SERIAL_NUMBER),
+    (
+        "Certificate Subject Serial Number",
+        CERTIFICATE_SUBJECT_SERIAL_NUMBER,
+    ),
     ("Certificate Subject ST", CERTIFICATE_SUBJECT_ST),
     ("Certificate Subject Title", CERTIFICATE_SUBJECT_TITLE),
     ("Certificate Subject UID", CERTIFICATE_SUBJECT_UID),
@@ -44,7 +59,10 @@ pub const ATTRIBUTE_TAGS: &[(&str, u32)] = &[
     ("Compromise Occurrence Date", COMPROMISE_OCCURRENCE_DATE),
     ("Contact Information", CONTACT_INFORMATION),
     ("Cryptographic Algorithm", CRYPTOGRAPHIC_ALGORITHM),
-    ("Cryptographic Domain Parameters", CRYPTOGRAPHIC_DOMAIN_PARAMETERS),
+    (
+        "Cryptographic Domain Parameters",
+        CRYPTOGRAPHIC_DOMAIN_PARAMETERS,
+    ),
     ("Cryptographic Length", CRYPTOGRAPHIC_LENGTH),
     ("Cryptographic Parameters", CRYPTOGRAPHIC_PARAMETERS),
     ("Cryptographic Usage Mask", CRYPTOGRAPHIC_USAGE_MASK),
@@ -92,10 +110,16 @@ pub const ATTRIBUTE_TAGS: &[(&str, u32)] = &[
 
 /// The tag KMIP 2.x uses for the attribute called `name` in KMIP 1.x.
 pub fn tag_for_name(name: &str) -> Option<u32> {
-    ATTRIBUTE_TAGS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    ATTRIBUTE_TAGS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
 }
 
 /// The KMIP 1.x name of the attribute KMIP 2.x tags with `tag`.
 pub fn name_for_tag(tag: u32) -> Option<&'static str> {
-    ATTRIBUTE_TAGS.iter().find(|(_, t)| *t == tag).map(|(n, _)| *n)
+    ATTRIBUTE_TAGS
+        .iter()
+        .find(|(_, t)| *t == tag)
+        .map(|(n, _)| *n)
 }

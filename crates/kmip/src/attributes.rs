@@ -27,7 +27,11 @@ impl Attribute {
     /// A standard or custom attribute from its name and value.
     pub fn new(name: &str, value: Value) -> Self {
         let tag = tag_for_name(name).unwrap_or(t::ATTRIBUTE_VALUE);
-        Self { name: name.to_owned(), index: None, value: Item::new(tag, value) }
+        Self {
+            name: name.to_owned(),
+            index: None,
+            value: Item::new(tag, value),
+        }
     }
 
     /// A Name attribute of type Uninterpreted Text String.
@@ -36,7 +40,10 @@ impl Attribute {
             "Name",
             Value::Structure(vec![
                 Item::new(t::NAME_VALUE, Value::TextString(text.to_owned())),
-                Item::new(t::NAME_TYPE, Value::Enumeration(crate::enums::name_type::UNINTERPRETED_TEXT_STRING)),
+                Item::new(
+                    t::NAME_TYPE,
+                    Value::Enumeration(crate::enums::name_type::UNINTERPRETED_TEXT_STRING),
+                ),
             ]),
         )
     }
@@ -52,12 +59,16 @@ impl Attribute {
             .child(t::ATTRIBUTE_NAME)
             .and_then(Item::as_text)
             .ok_or_else(|| KmipError::invalid_field("an Attribute lacks its Attribute Name"))?;
-        let value = item
-            .child(t::ATTRIBUTE_VALUE)
-            .ok_or_else(|| KmipError::invalid_field(format!("attribute {name:?} lacks its Attribute Value")))?;
+        let value = item.child(t::ATTRIBUTE_VALUE).ok_or_else(|| {
+            KmipError::invalid_field(format!("attribute {name:?} lacks its Attribute Value"))
+        })?;
         let mut value = value.clone();
         value.tag = tag_for_name(name).unwrap_or(t::ATTRIBUTE_VALUE);
-        Ok(Self { name: name.to_owned(), index: item.child(t::ATTRIBUTE_INDEX).and_then(Item::as_i32), value })
+        Ok(Self {
+            name: name.to_owned(),
+            index: item.child(t::ATTRIBUTE_INDEX).and_then(Item::as_i32),
+            value,
+        })
     }
 
     /// Parses one child of a 2.x `Attributes` structure.
@@ -66,21 +77,37 @@ impl Attribute {
             let name = item
                 .child(t::ATTRIBUTE_NAME)
                 .and_then(Item::as_text)
-                .ok_or_else(|| KmipError::invalid_field("a Vendor Attribute lacks its Attribute Name"))?;
-            let value = item
-                .child(t::ATTRIBUTE_VALUE)
-                .ok_or_else(|| KmipError::invalid_field(format!("vendor attribute {name:?} lacks its value")))?;
-            return Ok(Self { name: name.to_owned(), index: None, value: value.clone() });
+                .ok_or_else(|| {
+                    KmipError::invalid_field("a Vendor Attribute lacks its Attribute Name")
+                })?;
+            let value = item.child(t::ATTRIBUTE_VALUE).ok_or_else(|| {
+                KmipError::invalid_field(format!("vendor attribute {name:?} lacks its value"))
+            })?;
+            return Ok(Self {
+                name: name.to_owned(),
+                index: None,
+                value: value.clone(),
+            });
         }
         let name = name_for_tag(item.tag).ok_or_else(|| {
-            KmipError::invalid_field(format!("tag 0x{:06X} is not an attribute this server knows", item.tag))
+            KmipError::invalid_field(format!(
+                "tag 0x{:06X} is not an attribute this server knows",
+                item.tag
+            ))
         })?;
-        Ok(Self { name: name.to_owned(), index: None, value: item.clone() })
+        Ok(Self {
+            name: name.to_owned(),
+            index: None,
+            value: item.clone(),
+        })
     }
 
     /// Encodes as a 1.x `Attribute` structure.
     pub fn to_v1(&self) -> Item {
-        let mut children = vec![Item::new(t::ATTRIBUTE_NAME, Value::TextString(self.name.clone()))];
+        let mut children = vec![Item::new(
+            t::ATTRIBUTE_NAME,
+            Value::TextString(self.name.clone()),
+        )];
         if let Some(i) = self.index {
             children.push(Item::new(t::ATTRIBUTE_INDEX, Value::Integer(i)));
         }
@@ -134,7 +161,10 @@ pub fn from_payload(payload: &Item) -> Result<Vec<Attribute>, KmipError> {
 /// 2.x Attributes structure.
 pub fn to_payload_items(attrs: &[Attribute], version: ProtocolVersion) -> Vec<Item> {
     if version.is_v2() {
-        vec![Item::structure(t::ATTRIBUTES, attrs.iter().map(Attribute::to_v2).collect())]
+        vec![Item::structure(
+            t::ATTRIBUTES,
+            attrs.iter().map(Attribute::to_v2).collect(),
+        )]
     } else {
         attrs.iter().map(Attribute::to_v1).collect()
     }
@@ -145,15 +175,24 @@ pub fn to_payload_items(attrs: &[Attribute], version: ProtocolVersion) -> Vec<It
 pub fn requested_names(payload: &Item) -> Result<Vec<String>, KmipError> {
     let mut names = Vec::new();
     for n in payload.children_with(t::ATTRIBUTE_NAME) {
-        names.push(n.as_text().ok_or_else(|| KmipError::invalid_field("Attribute Name must be a Text String"))?.to_owned());
+        names.push(
+            n.as_text()
+                .ok_or_else(|| KmipError::invalid_field("Attribute Name must be a Text String"))?
+                .to_owned(),
+        );
     }
     for r in payload.children_with(t::ATTRIBUTE_REFERENCE) {
         let name = match &r.value {
             Value::Enumeration(tag) => name_for_tag(*tag).map(str::to_owned),
-            Value::Structure(_) => r.child(t::ATTRIBUTE_NAME).and_then(Item::as_text).map(str::to_owned),
+            Value::Structure(_) => r
+                .child(t::ATTRIBUTE_NAME)
+                .and_then(Item::as_text)
+                .map(str::to_owned),
             _ => None,
         };
-        names.push(name.ok_or_else(|| KmipError::invalid_field("an Attribute Reference names no known attribute"))?);
+        names.push(name.ok_or_else(|| {
+            KmipError::invalid_field("an Attribute Reference names no known attribute")
+        })?);
     }
     Ok(names)
 }

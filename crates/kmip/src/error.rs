@@ -16,11 +16,17 @@ pub struct KmipError {
 impl KmipError {
     /// A failure with `reason` and `message`.
     pub fn new(reason: u32, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into() }
+        Self {
+            reason,
+            message: message.into(),
+        }
     }
     /// Item Not Found: also used for objects of other tenants, so existence never leaks.
     pub fn not_found(uid: &str) -> Self {
-        Self::new(rr::ITEM_NOT_FOUND, format!("no object with unique identifier {uid:?} exists"))
+        Self::new(
+            rr::ITEM_NOT_FOUND,
+            format!("no object with unique identifier {uid:?} exists"),
+        )
     }
     /// Invalid Field.
     pub fn invalid_field(message: impl Into<String>) -> Self {
@@ -28,13 +34,19 @@ impl KmipError {
     }
     /// Missing Data.
     pub fn missing(what: &str) -> Self {
-        Self::new(rr::MISSING_DATA, format!("the request payload lacks the required {what}"))
+        Self::new(
+            rr::MISSING_DATA,
+            format!("the request payload lacks the required {what}"),
+        )
     }
     /// Operation Not Supported.
     pub fn unsupported_operation(op: u32) -> Self {
         Self::new(
             rr::OPERATION_NOT_SUPPORTED,
-            format!("operation {} (0x{op:02X}) is not supported by this server", crate::enums::operation::name(op)),
+            format!(
+                "operation {} (0x{op:02X}) is not supported by this server",
+                crate::enums::operation::name(op)
+            ),
         )
     }
     /// Wrong lifecycle state (KMIP 2.0 reason; mapped to Permission Denied for 1.x clients).

@@ -15,7 +15,8 @@ pub mod tags;
 
 pub use error::KmipError;
 pub use message::{
-    error_response, negotiate, process, ItemContext, OperationHandler, ProtocolVersion, RequestBatchItem,
-    RequestHeader, RequestMessage, ResponseBatchItem, ResponseMessage, SUPPORTED_VERSIONS, TAG_ON_BEHALF_OF,
+    error_response, negotiate, process, ItemContext, OperationHandler, ProtocolVersion,
+    RequestBatchItem, RequestHeader, RequestMessage, ResponseBatchItem, ResponseMessage,
+    SUPPORTED_VERSIONS, TAG_ON_BEHALF_OF,
 };
 pub use openkcm_ttlv as ttlv;

@@ -56,7 +56,10 @@ impl ProtocolVersion {
         let minor = item.child(t::PROTOCOL_VERSION_MINOR).and_then(Item::as_i32);
         match (major, minor) {
             (Some(major), Some(minor)) => Ok(Self { major, minor }),
-            _ => Err(KmipError::new(rr::INVALID_MESSAGE, "Protocol Version lacks its major or minor number")),
+            _ => Err(KmipError::new(
+                rr::INVALID_MESSAGE,
+                "Protocol Version lacks its major or minor number",
+            )),
         }
     }
 }
@@ -119,9 +122,12 @@ impl RequestMessage {
         if root.tag != t::REQUEST_MESSAGE {
             return Err(invalid("the message is not a KMIP Request Message"));
         }
-        let h = root.child(t::REQUEST_HEADER).ok_or_else(|| invalid("the Request Message has no Request Header"))?;
+        let h = root
+            .child(t::REQUEST_HEADER)
+            .ok_or_else(|| invalid("the Request Message has no Request Header"))?;
         let version = ProtocolVersion::from_item(
-            h.child(t::PROTOCOL_VERSION).ok_or_else(|| invalid("the Request Header has no Protocol Version"))?,
+            h.child(t::PROTOCOL_VERSION)
+                .ok_or_else(|| invalid("the Request Header has no Protocol Version"))?,
         )?;
         let batch_count = h
             .child(t::BATCH_COUNT)
@@ -133,8 +139,14 @@ impl RequestMessage {
                 .child(t::BATCH_ERROR_CONTINUATION_OPTION)
                 .and_then(Item::as_enum)
                 .unwrap_or(batch_error_continuation::STOP),
-            client_correlation: h.child(t::CLIENT_CORRELATION_VALUE).and_then(Item::as_text).map(str::to_owned),
-            on_behalf_of: h.child(TAG_ON_BEHALF_OF).and_then(Item::as_text).map(str::to_owned),
+            client_correlation: h
+                .child(t::CLIENT_CORRELATION_VALUE)
+                .and_then(Item::as_text)
+                .map(str::to_owned),
+            on_behalf_of: h
+                .child(TAG_ON_BEHALF_OF)
+                .and_then(Item::as_text)
+                .map(str::to_owned),
             max_response_size: h.child(t::MAXIMUM_RESPONSE_SIZE).and_then(Item::as_i32),
         };
         let mut items = Vec::new();
@@ -145,15 +157,23 @@ impl RequestMessage {
                 .ok_or_else(|| invalid("a Batch Item has no Operation"))?;
             items.push(RequestBatchItem {
                 operation,
-                batch_id: b.child(t::UNIQUE_BATCH_ITEM_ID).and_then(Item::as_bytes).map(<[u8]>::to_vec),
-                payload: b.child(t::REQUEST_PAYLOAD).cloned().unwrap_or_else(|| Item::structure(t::REQUEST_PAYLOAD, vec![])),
+                batch_id: b
+                    .child(t::UNIQUE_BATCH_ITEM_ID)
+                    .and_then(Item::as_bytes)
+                    .map(<[u8]>::to_vec),
+                payload: b
+                    .child(t::REQUEST_PAYLOAD)
+                    .cloned()
+                    .unwrap_or_else(|| Item::structure(t::REQUEST_PAYLOAD, vec![])),
             });
         }
         if items.is_empty() {
             return Err(invalid("the Request Message has no Batch Item"));
         }
         if usize::try_from(batch_count).ok() != Some(items.len()) {
-            return Err(invalid("the Batch Count does not match the number of Batch Items"));
+            return Err(invalid(
+                "the Batch Count does not match the number of Batch Items",
+            ));
         }
         Ok(Self { header, items })
     }
@@ -165,20 +185,32 @@ impl RequestMessage {
             header.push(Item::new(t::MAXIMUM_RESPONSE_SIZE, Value::Integer(ms)));
         }
         if let Some(c) = &self.header.client_correlation {
-            header.push(Item::new(t::CLIENT_CORRELATION_VALUE, Value::TextString(c.clone())));
+            header.push(Item::new(
+                t::CLIENT_CORRELATION_VALUE,
+                Value::TextString(c.clone()),
+            ));
         }
         if self.header.error_continuation != batch_error_continuation::STOP {
-            header.push(Item::new(t::BATCH_ERROR_CONTINUATION_OPTION, Value::Enumeration(self.header.error_continuation)));
+            header.push(Item::new(
+                t::BATCH_ERROR_CONTINUATION_OPTION,
+                Value::Enumeration(self.header.error_continuation),
+            ));
         }
         if let Some(o) = &self.header.on_behalf_of {
             header.push(Item::new(TAG_ON_BEHALF_OF, Value::TextString(o.clone())));
         }
-        header.push(Item::new(t::BATCH_COUNT, Value::Integer(self.items.len() as i32)));
+        header.push(Item::new(
+            t::BATCH_COUNT,
+            Value::Integer(self.items.len() as i32),
+        ));
         let mut children = vec![Item::structure(t::REQUEST_HEADER, header)];
         for b in &self.items {
             let mut bi = vec![Item::new(t::OPERATION, Value::Enumeration(b.operation))];
             if let Some(id) = &b.batch_id {
-                bi.push(Item::new(t::UNIQUE_BATCH_ITEM_ID, Value::ByteString(id.clone())));
+                bi.push(Item::new(
+                    t::UNIQUE_BATCH_ITEM_ID,
+                    Value::ByteString(id.clone()),
+                ));
             }
             let mut payload = b.payload.clone();
             payload.tag = t::REQUEST_PAYLOAD;
@@ -216,11 +248,20 @@ pub struct ResponseMessage {
 impl ResponseMessage {
     /// Encodes the response, writing result reasons as `version` defines them.
     pub fn to_item(&self) -> Item {
-        let mut header = vec![self.version.to_item(), Item::new(t::TIME_STAMP, Value::DateTime(self.timestamp))];
+        let mut header = vec![
+            self.version.to_item(),
+            Item::new(t::TIME_STAMP, Value::DateTime(self.timestamp)),
+        ];
         if let Some(c) = &self.client_correlation {
-            header.push(Item::new(t::CLIENT_CORRELATION_VALUE, Value::TextString(c.clone())));
+            header.push(Item::new(
+                t::CLIENT_CORRELATION_VALUE,
+                Value::TextString(c.clone()),
+            ));
         }
-        header.push(Item::new(t::BATCH_COUNT, Value::Integer(self.items.len() as i32)));
+        header.push(Item::new(
+            t::BATCH_COUNT,
+            Value::Integer(self.items.len() as i32),
+        ));
         let mut children = vec![Item::structure(t::RESPONSE_HEADER, header)];
         for b in &self.items {
             let mut bi = Vec::new();
@@ -228,19 +269,34 @@ impl ResponseMessage {
                 bi.push(Item::new(t::OPERATION, Value::Enumeration(op)));
             }
             if let Some(id) = &b.batch_id {
-                bi.push(Item::new(t::UNIQUE_BATCH_ITEM_ID, Value::ByteString(id.clone())));
+                bi.push(Item::new(
+                    t::UNIQUE_BATCH_ITEM_ID,
+                    Value::ByteString(id.clone()),
+                ));
             }
             match &b.result {
                 Ok(payload) => {
-                    bi.push(Item::new(t::RESULT_STATUS, Value::Enumeration(result_status::SUCCESS)));
+                    bi.push(Item::new(
+                        t::RESULT_STATUS,
+                        Value::Enumeration(result_status::SUCCESS),
+                    ));
                     let mut p = payload.clone();
                     p.tag = t::RESPONSE_PAYLOAD;
                     bi.push(p);
                 }
                 Err(e) => {
-                    bi.push(Item::new(t::RESULT_STATUS, Value::Enumeration(result_status::OPERATION_FAILED)));
-                    bi.push(Item::new(t::RESULT_REASON, Value::Enumeration(e.reason_for(self.version))));
-                    bi.push(Item::new(t::RESULT_MESSAGE, Value::TextString(e.message.clone())));
+                    bi.push(Item::new(
+                        t::RESULT_STATUS,
+                        Value::Enumeration(result_status::OPERATION_FAILED),
+                    ));
+                    bi.push(Item::new(
+                        t::RESULT_REASON,
+                        Value::Enumeration(e.reason_for(self.version)),
+                    ));
+                    bi.push(Item::new(
+                        t::RESULT_MESSAGE,
+                        Value::TextString(e.message.clone()),
+                    ));
                 }
             }
             children.push(Item::structure(t::BATCH_ITEM, bi));
@@ -254,31 +310,53 @@ impl ResponseMessage {
         if root.tag != t::RESPONSE_MESSAGE {
             return Err(invalid("the message is not a KMIP Response Message"));
         }
-        let h = root.child(t::RESPONSE_HEADER).ok_or_else(|| invalid("the Response Message has no header"))?;
+        let h = root
+            .child(t::RESPONSE_HEADER)
+            .ok_or_else(|| invalid("the Response Message has no header"))?;
         let version = ProtocolVersion::from_item(
-            h.child(t::PROTOCOL_VERSION).ok_or_else(|| invalid("the Response Header has no Protocol Version"))?,
+            h.child(t::PROTOCOL_VERSION)
+                .ok_or_else(|| invalid("the Response Header has no Protocol Version"))?,
         )?;
         let mut items = Vec::new();
         for b in root.children_with(t::BATCH_ITEM) {
-            let status = b.child(t::RESULT_STATUS).and_then(Item::as_enum).ok_or_else(|| invalid("no Result Status"))?;
+            let status = b
+                .child(t::RESULT_STATUS)
+                .and_then(Item::as_enum)
+                .ok_or_else(|| invalid("no Result Status"))?;
             let result = if status == result_status::SUCCESS {
-                Ok(b.child(t::RESPONSE_PAYLOAD).cloned().unwrap_or_else(|| Item::structure(t::RESPONSE_PAYLOAD, vec![])))
+                Ok(b.child(t::RESPONSE_PAYLOAD)
+                    .cloned()
+                    .unwrap_or_else(|| Item::structure(t::RESPONSE_PAYLOAD, vec![])))
             } else {
                 Err(KmipError::new(
-                    b.child(t::RESULT_REASON).and_then(Item::as_enum).unwrap_or(rr::GENERAL_FAILURE),
-                    b.child(t::RESULT_MESSAGE).and_then(Item::as_text).unwrap_or("operation failed").to_string(),
+                    b.child(t::RESULT_REASON)
+                        .and_then(Item::as_enum)
+                        .unwrap_or(rr::GENERAL_FAILURE),
+                    b.child(t::RESULT_MESSAGE)
+                        .and_then(Item::as_text)
+                        .unwrap_or("operation failed")
+                        .to_string(),
                 ))
             };
             items.push(ResponseBatchItem {
                 operation: b.child(t::OPERATION).and_then(Item::as_enum),
-                batch_id: b.child(t::UNIQUE_BATCH_ITEM_ID).and_then(Item::as_bytes).map(<[u8]>::to_vec),
+                batch_id: b
+                    .child(t::UNIQUE_BATCH_ITEM_ID)
+                    .and_then(Item::as_bytes)
+                    .map(<[u8]>::to_vec),
                 result,
             });
         }
         Ok(Self {
             version,
-            timestamp: h.child(t::TIME_STAMP).and_then(Item::as_datetime).unwrap_or(0),
-            client_correlation: h.child(t::CLIENT_CORRELATION_VALUE).and_then(Item::as_text).map(str::to_owned),
+            timestamp: h
+                .child(t::TIME_STAMP)
+                .and_then(Item::as_datetime)
+                .unwrap_or(0),
+            client_correlation: h
+                .child(t::CLIENT_CORRELATION_VALUE)
+                .and_then(Item::as_text)
+                .map(str::to_owned),
             items,
         })
     }
@@ -313,7 +391,10 @@ impl ItemContext {
                 .as_text()
                 .map(str::to_owned)
                 .ok_or_else(|| KmipError::invalid_field("Unique Identifier must be a Text String")),
-            None => self.id_placeholder.clone().ok_or_else(|| KmipError::missing("Unique Identifier")),
+            None => self
+                .id_placeholder
+                .clone()
+                .ok_or_else(|| KmipError::missing("Unique Identifier")),
         }
     }
 }
@@ -322,7 +403,12 @@ impl ItemContext {
 #[async_trait::async_trait]
 pub trait OperationHandler: Send + Sync {
     /// Executes one batch item.
-    async fn handle(&self, ctx: &ItemContext, operation: u32, payload: &Item) -> Result<Item, KmipError>;
+    async fn handle(
+        &self,
+        ctx: &ItemContext,
+        operation: u32,
+        payload: &Item,
+    ) -> Result<Item, KmipError>;
 }
 
 fn now() -> i64 {
@@ -338,7 +424,11 @@ pub fn error_response(version: ProtocolVersion, error: KmipError) -> Item {
         version,
         timestamp: now(),
         client_correlation: None,
-        items: vec![ResponseBatchItem { operation: None, batch_id: None, result: Err(error) }],
+        items: vec![ResponseBatchItem {
+            operation: None,
+            batch_id: None,
+            result: Err(error),
+        }],
     }
     .to_item()
 }
@@ -362,7 +452,11 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
         }
     };
     let version = negotiate(message.header.version);
-    let mut ctx = ItemContext { version, header: message.header.clone(), id_placeholder: None };
+    let mut ctx = ItemContext {
+        version,
+        header: message.header.clone(),
+        id_placeholder: None,
+    };
     let mut items = Vec::with_capacity(message.items.len());
     for b in &message.items {
         let result = handler.handle(&ctx, b.operation, &b.payload).await;
@@ -372,11 +466,20 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
                 ctx.id_placeholder = Some(uid.to_owned());
             }
         }
-        items.push(ResponseBatchItem { operation: Some(b.operation), batch_id: b.batch_id.clone(), result });
+        items.push(ResponseBatchItem {
+            operation: Some(b.operation),
+            batch_id: b.batch_id.clone(),
+            result,
+        });
         if failed && message.header.error_continuation != batch_error_continuation::CONTINUE {
             break;
         }
     }
-    ResponseMessage { version, timestamp: now(), client_correlation: message.header.client_correlation, items }
-        .to_item()
+    ResponseMessage {
+        version,
+        timestamp: now(),
+        client_correlation: message.header.client_correlation,
+        items,
+    }
+    .to_item()
 }

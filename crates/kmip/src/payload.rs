@@ -28,7 +28,10 @@ fn opt_bytes(payload: &Item, tag: u32, what: &str) -> Result<Option<Vec<u8>>, Km
 fn opt_enum(item: &Item, tag: u32, what: &str) -> Result<Option<u32>, KmipError> {
     match item.child(tag) {
         None => Ok(None),
-        Some(i) => i.as_enum().map(Some).ok_or_else(|| KmipError::invalid_field(format!("{what} must be an Enumeration"))),
+        Some(i) => i
+            .as_enum()
+            .map(Some)
+            .ok_or_else(|| KmipError::invalid_field(format!("{what} must be an Enumeration"))),
     }
 }
 
@@ -50,7 +53,9 @@ pub struct CryptoParams {
 impl CryptoParams {
     /// Reads the Cryptographic Parameters of a payload (all fields optional).
     pub fn parse(payload: &Item) -> Result<Option<Self>, KmipError> {
-        let Some(p) = payload.child(t::CRYPTOGRAPHIC_PARAMETERS) else { return Ok(None) };
+        let Some(p) = payload.child(t::CRYPTOGRAPHIC_PARAMETERS) else {
+            return Ok(None);
+        };
         Ok(Some(Self {
             mode: opt_enum(p, t::BLOCK_CIPHER_MODE, "Block Cipher Mode")?,
             padding: opt_enum(p, t::PADDING_METHOD, "Padding Method")?,
@@ -106,14 +111,26 @@ impl CipherRequest {
             uid: match payload.child(t::UNIQUE_IDENTIFIER) {
                 None => None,
                 Some(u) => Some(
-                    u.as_text().ok_or_else(|| KmipError::invalid_field("Unique Identifier must be a Text String"))?.to_owned(),
+                    u.as_text()
+                        .ok_or_else(|| {
+                            KmipError::invalid_field("Unique Identifier must be a Text String")
+                        })?
+                        .to_owned(),
                 ),
             },
             params: CryptoParams::parse(payload)?,
             data: opt_bytes(payload, t::DATA, "Data")?.ok_or_else(|| KmipError::missing("Data"))?,
             iv: opt_bytes(payload, t::IV_COUNTER_NONCE, "IV/Counter/Nonce")?,
-            aad: opt_bytes(payload, t::AUTHENTICATED_ENCRYPTION_ADDITIONAL_DATA, "Authenticated Encryption Additional Data")?,
-            tag: opt_bytes(payload, t::AUTHENTICATED_ENCRYPTION_TAG, "Authenticated Encryption Tag")?,
+            aad: opt_bytes(
+                payload,
+                t::AUTHENTICATED_ENCRYPTION_ADDITIONAL_DATA,
+                "Authenticated Encryption Additional Data",
+            )?,
+            tag: opt_bytes(
+                payload,
+                t::AUTHENTICATED_ENCRYPTION_TAG,
+                "Authenticated Encryption Tag",
+            )?,
         })
     }
 
@@ -156,7 +173,10 @@ pub struct CipherResponse {
 impl CipherResponse {
     /// Encodes the response payload.
     pub fn to_item(&self) -> Item {
-        let mut c = vec![text(t::UNIQUE_IDENTIFIER, &self.uid), bytes(t::DATA, &self.data)];
+        let mut c = vec![
+            text(t::UNIQUE_IDENTIFIER, &self.uid),
+            bytes(t::DATA, &self.data),
+        ];
         if let Some(iv) = &self.iv {
             c.push(bytes(t::IV_COUNTER_NONCE, iv));
         }
@@ -169,10 +189,18 @@ impl CipherResponse {
     /// Reads a response payload.
     pub fn parse(payload: &Item) -> Result<Self, KmipError> {
         Ok(Self {
-            uid: payload.child(t::UNIQUE_IDENTIFIER).and_then(Item::as_text).unwrap_or_default().to_owned(),
+            uid: payload
+                .child(t::UNIQUE_IDENTIFIER)
+                .and_then(Item::as_text)
+                .unwrap_or_default()
+                .to_owned(),
             data: opt_bytes(payload, t::DATA, "Data")?.unwrap_or_default(),
             iv: opt_bytes(payload, t::IV_COUNTER_NONCE, "IV/Counter/Nonce")?,
-            tag: opt_bytes(payload, t::AUTHENTICATED_ENCRYPTION_TAG, "Authenticated Encryption Tag")?,
+            tag: opt_bytes(
+                payload,
+                t::AUTHENTICATED_ENCRYPTION_TAG,
+                "Authenticated Encryption Tag",
+            )?,
         })
     }
 }
@@ -184,11 +212,17 @@ pub fn uid_payload(tag: u32, uid: &str) -> Item {
 
 /// The Create request payload for a symmetric key with `attrs`, encoded for `version`.
 pub fn create_request(version: ProtocolVersion, attrs: &[Attribute]) -> Item {
-    let mut c = vec![Item::new(t::OBJECT_TYPE, Value::Enumeration(object_type::SYMMETRIC_KEY))];
+    let mut c = vec![Item::new(
+        t::OBJECT_TYPE,
+        Value::Enumeration(object_type::SYMMETRIC_KEY),
+    )];
     if version.is_v2() {
         c.extend(attributes::to_payload_items(attrs, version));
     } else {
-        c.push(Item::structure(t::TEMPLATE_ATTRIBUTE, attrs.iter().map(Attribute::to_v1).collect()));
+        c.push(Item::structure(
+            t::TEMPLATE_ATTRIBUTE,
+            attrs.iter().map(Attribute::to_v1).collect(),
+        ));
     }
     Item::structure(t::REQUEST_PAYLOAD, c)
 }
@@ -210,14 +244,23 @@ pub fn symmetric_key_response(uid: &str, key: &[u8], format: u32) -> Result<Item
         vec![
             Item::new(t::KEY_FORMAT_TYPE, Value::Enumeration(format)),
             Item::structure(t::KEY_VALUE, vec![material]),
-            Item::new(t::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(algorithm::AES)),
-            Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer((key.len() * 8) as i32)),
+            Item::new(
+                t::CRYPTOGRAPHIC_ALGORITHM,
+                Value::Enumeration(algorithm::AES),
+            ),
+            Item::new(
+                t::CRYPTOGRAPHIC_LENGTH,
+                Value::Integer((key.len() * 8) as i32),
+            ),
         ],
     );
     Ok(Item::structure(
         t::RESPONSE_PAYLOAD,
         vec![
-            Item::new(t::OBJECT_TYPE, Value::Enumeration(object_type::SYMMETRIC_KEY)),
+            Item::new(
+                t::OBJECT_TYPE,
+                Value::Enumeration(object_type::SYMMETRIC_KEY),
+            ),
             text(t::UNIQUE_IDENTIFIER, uid),
             Item::structure(t::SYMMETRIC_KEY, vec![block]),
         ],
@@ -226,8 +269,15 @@ pub fn symmetric_key_response(uid: &str, key: &[u8], format: u32) -> Result<Item
 
 /// The key bytes of a Get response payload (Raw or Transparent Symmetric Key format).
 pub fn key_material(payload: &Item) -> Option<Vec<u8>> {
-    let material = payload.child(t::SYMMETRIC_KEY)?.child(t::KEY_BLOCK)?.child(t::KEY_VALUE)?.child(t::KEY_MATERIAL)?;
-    material.as_bytes().or_else(|| material.child(t::KEY).and_then(Item::as_bytes)).map(<[u8]>::to_vec)
+    let material = payload
+        .child(t::SYMMETRIC_KEY)?
+        .child(t::KEY_BLOCK)?
+        .child(t::KEY_VALUE)?
+        .child(t::KEY_MATERIAL)?;
+    material
+        .as_bytes()
+        .or_else(|| material.child(t::KEY).and_then(Item::as_bytes))
+        .map(<[u8]>::to_vec)
 }
 
 /// The Key Format Type a Get request asks for (Raw when absent).
@@ -261,23 +311,36 @@ pub struct RevokeRequest {
 impl RevokeRequest {
     /// Reads a Revoke request payload.
     pub fn parse(payload: &Item) -> Result<Self, KmipError> {
-        let reason = payload.child(t::REVOCATION_REASON).ok_or_else(|| KmipError::missing("Revocation Reason"))?;
+        let reason = payload
+            .child(t::REVOCATION_REASON)
+            .ok_or_else(|| KmipError::missing("Revocation Reason"))?;
         let code = opt_enum(reason, t::REVOCATION_REASON_CODE, "Revocation Reason Code")?
             .ok_or_else(|| KmipError::missing("Revocation Reason Code"))?;
         Ok(Self {
             code,
-            message: reason.child(t::REVOCATION_MESSAGE).and_then(Item::as_text).map(str::to_owned),
-            compromise_occurrence: payload.child(t::COMPROMISE_OCCURRENCE_DATE).and_then(Item::as_datetime),
+            message: reason
+                .child(t::REVOCATION_MESSAGE)
+                .and_then(Item::as_text)
+                .map(str::to_owned),
+            compromise_occurrence: payload
+                .child(t::COMPROMISE_OCCURRENCE_DATE)
+                .and_then(Item::as_datetime),
         })
     }
 
     /// Encodes a Revoke request payload for `uid`.
     pub fn to_item(&self, uid: &str) -> Item {
-        let mut reason = vec![Item::new(t::REVOCATION_REASON_CODE, Value::Enumeration(self.code))];
+        let mut reason = vec![Item::new(
+            t::REVOCATION_REASON_CODE,
+            Value::Enumeration(self.code),
+        )];
         if let Some(m) = &self.message {
             reason.push(text(t::REVOCATION_MESSAGE, m));
         }
-        let mut c = vec![text(t::UNIQUE_IDENTIFIER, uid), Item::structure(t::REVOCATION_REASON, reason)];
+        let mut c = vec![
+            text(t::UNIQUE_IDENTIFIER, uid),
+            Item::structure(t::REVOCATION_REASON, reason),
+        ];
         if let Some(d) = self.compromise_occurrence {
             c.push(Item::new(t::COMPROMISE_OCCURRENCE_DATE, Value::DateTime(d)));
         }
@@ -321,7 +384,10 @@ impl LocateRequest {
 pub fn locate_response(version: ProtocolVersion, total: usize, uids: &[String]) -> Item {
     let mut c = Vec::new();
     if version.has_located_items() {
-        c.push(Item::new(t::LOCATED_ITEMS, Value::Integer(i32::try_from(total).unwrap_or(i32::MAX))));
+        c.push(Item::new(
+            t::LOCATED_ITEMS,
+            Value::Integer(i32::try_from(total).unwrap_or(i32::MAX)),
+        ));
     }
     c.extend(uids.iter().map(|u| text(t::UNIQUE_IDENTIFIER, u)));
     Item::structure(t::RESPONSE_PAYLOAD, c)
@@ -329,7 +395,11 @@ pub fn locate_response(version: ProtocolVersion, total: usize, uids: &[String]) 
 
 /// Every Unique Identifier in a payload.
 pub fn uids(payload: &Item) -> Vec<String> {
-    payload.children_with(t::UNIQUE_IDENTIFIER).filter_map(Item::as_text).map(str::to_owned).collect()
+    payload
+        .children_with(t::UNIQUE_IDENTIFIER)
+        .filter_map(Item::as_text)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The Discover Versions response: the versions both sides speak, in this server's order of preference (all of
@@ -348,18 +418,36 @@ pub fn discover_versions_response(payload: &Item) -> Result<Item, KmipError> {
 }
 
 /// The Query response for the functions the client asked about.
-pub fn query_response(payload: &Item, operations: &[u32], objects: &[u32]) -> Result<Item, KmipError> {
+pub fn query_response(
+    payload: &Item,
+    operations: &[u32],
+    objects: &[u32],
+) -> Result<Item, KmipError> {
     use crate::enums::query_function as q;
     let mut c = Vec::new();
     for f in payload.children_with(t::QUERY_FUNCTION) {
-        match f.as_enum().ok_or_else(|| KmipError::invalid_field("Query Function must be an Enumeration"))? {
-            q::QUERY_OPERATIONS => c.extend(operations.iter().map(|o| Item::new(t::OPERATION, Value::Enumeration(*o)))),
-            q::QUERY_OBJECTS => c.extend(objects.iter().map(|o| Item::new(t::OBJECT_TYPE, Value::Enumeration(*o)))),
+        match f
+            .as_enum()
+            .ok_or_else(|| KmipError::invalid_field("Query Function must be an Enumeration"))?
+        {
+            q::QUERY_OPERATIONS => c.extend(
+                operations
+                    .iter()
+                    .map(|o| Item::new(t::OPERATION, Value::Enumeration(*o))),
+            ),
+            q::QUERY_OBJECTS => c.extend(
+                objects
+                    .iter()
+                    .map(|o| Item::new(t::OBJECT_TYPE, Value::Enumeration(*o))),
+            ),
             q::QUERY_SERVER_INFORMATION => {
                 c.push(text(t::VENDOR_IDENTIFICATION, "OpenKCM"));
                 c.push(Item::structure(
                     t::SERVER_INFORMATION,
-                    vec![text(t::SERVER_NAME, "openkcm"), text(t::SERVER_VERSION, env!("CARGO_PKG_VERSION"))],
+                    vec![
+                        text(t::SERVER_NAME, "openkcm"),
+                        text(t::SERVER_VERSION, env!("CARGO_PKG_VERSION")),
+                    ],
                 ));
             }
             // Other query functions are answered with nothing, as KMIP allows for information a server lacks.

@@ -18,29 +18,51 @@ use tokio_rustls::TlsConnector;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
-async fn connect_tls(addr: &str, config: Arc<ClientConfig>, server_name: &str) -> Result<TlsStream<TcpStream>, NetError> {
+async fn connect_tls(
+    addr: &str,
+    config: Arc<ClientConfig>,
+    server_name: &str,
+) -> Result<TlsStream<TcpStream>, NetError> {
     let name = ServerName::try_from(server_name.to_owned())
         .map_err(|_| NetError::Pki(format!("{server_name:?} is not a valid server name")))?;
     let connect = async {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| NetError::io(format!("cannot connect to {addr}"), e))?;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| NetError::io(format!("cannot connect to {addr}"), e))?;
         let _ = tcp.set_nodelay(true);
         TlsConnector::from(config)
             .connect(name, tcp)
             .await
             .map_err(|e| NetError::io(format!("TLS handshake with {addr} failed"), e))
     };
-    tokio::time::timeout(CONNECT_TIMEOUT, connect).await.map_err(|_| NetError::Timeout("connecting"))?
+    tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| NetError::Timeout("connecting"))?
 }
 
 fn client_limits() -> ServerLimits {
-    ServerLimits { read_timeout: RESPONSE_TIMEOUT, ..ServerLimits::default() }
+    ServerLimits {
+        read_timeout: RESPONSE_TIMEOUT,
+        ..ServerLimits::default()
+    }
 }
 
 async fn read_response<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Result<Item, NetError> {
     let limits = client_limits();
-    match read_frame(r, &limits, openkcm_kmip::tags::RESPONSE_MESSAGE, RESPONSE_TIMEOUT).await {
-        Ok(Frame::Message(bytes)) => decode(&bytes, &limits.ttlv).map_err(|e| NetError::Protocol(e.to_string())),
-        Ok(Frame::Closed) => Err(NetError::Protocol("the server closed the connection".into())),
+    match read_frame(
+        r,
+        &limits,
+        openkcm_kmip::tags::RESPONSE_MESSAGE,
+        RESPONSE_TIMEOUT,
+    )
+    .await
+    {
+        Ok(Frame::Message(bytes)) => {
+            decode(&bytes, &limits.ttlv).map_err(|e| NetError::Protocol(e.to_string()))
+        }
+        Ok(Frame::Closed) => Err(NetError::Protocol(
+            "the server closed the connection".into(),
+        )),
         Ok(Frame::Fatal(m)) => Err(NetError::Protocol(m)),
         Err(e) => Err(NetError::io("reading the response failed", e)),
     }
@@ -53,14 +75,26 @@ pub struct KmipClient {
 
 impl KmipClient {
     /// Connects to `addr` (host:port), verifying the server certificate against `server_name`.
-    pub async fn connect(addr: &str, config: Arc<ClientConfig>, server_name: &str) -> Result<Self, NetError> {
-        Ok(Self { stream: connect_tls(addr, config, server_name).await? })
+    pub async fn connect(
+        addr: &str,
+        config: Arc<ClientConfig>,
+        server_name: &str,
+    ) -> Result<Self, NetError> {
+        Ok(Self {
+            stream: connect_tls(addr, config, server_name).await?,
+        })
     }
 
     /// Sends raw bytes (for tests of hostile input) and reads one response.
     pub async fn call_raw(&mut self, bytes: &[u8]) -> Result<Item, NetError> {
-        self.stream.write_all(bytes).await.map_err(|e| NetError::io("sending the request failed", e))?;
-        self.stream.flush().await.map_err(|e| NetError::io("sending the request failed", e))?;
+        self.stream
+            .write_all(bytes)
+            .await
+            .map_err(|e| NetError::io("sending the request failed", e))?;
+        self.stream
+            .flush()
+            .await
+            .map_err(|e| NetError::io("sending the request failed", e))?;
         read_response(&mut self.stream).await
     }
 
@@ -101,7 +135,10 @@ impl Pipelined {
         }
     }
 
-    async fn reader(mut r: ReadHalf<TlsStream<TcpStream>>, mut pending: mpsc::UnboundedReceiver<Reply>) {
+    async fn reader(
+        mut r: ReadHalf<TlsStream<TcpStream>>,
+        mut pending: mpsc::UnboundedReceiver<Reply>,
+    ) {
         while let Some(reply) = pending.recv().await {
             let result = read_response(&mut r).await;
             let failed = result.is_err();
@@ -113,7 +150,9 @@ impl Pipelined {
         // Fail whatever is still queued; the pool reconnects on the next call.
         pending.close();
         while let Some(reply) = pending.recv().await {
-            let _ = reply.send(Err(NetError::Protocol("the connection to the server was lost".into())));
+            let _ = reply.send(Err(NetError::Protocol(
+                "the connection to the server was lost".into(),
+            )));
         }
     }
 }
@@ -171,7 +210,11 @@ impl KmipPool {
             }
             match tokio::time::timeout(RESPONSE_TIMEOUT, reply_rx).await {
                 Err(_) => return Err(NetError::Timeout("waiting for the server's response")),
-                Ok(Err(_)) => return Err(NetError::Protocol("the connection to the server was lost".into())),
+                Ok(Err(_)) => {
+                    return Err(NetError::Protocol(
+                        "the connection to the server was lost".into(),
+                    ))
+                }
                 Ok(Ok(result)) => return result,
             }
         }

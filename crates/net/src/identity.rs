@@ -38,15 +38,18 @@ pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && !s.starts_with('-')
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 impl PeerIdentity {
     /// Parses `tenant/service` (the on-behalf-of form and the CN form).
     pub fn application_from_str(s: &str) -> Option<Self> {
         let (tenant, service) = s.split_once('/')?;
-        (valid_name(tenant) && valid_name(service))
-            .then(|| Self::Application { tenant: tenant.to_owned(), service: service.to_owned() })
+        (valid_name(tenant) && valid_name(service)).then(|| Self::Application {
+            tenant: tenant.to_owned(),
+            service: service.to_owned(),
+        })
     }
 
     fn from_spiffe(uri: &str) -> Option<Self> {
@@ -54,9 +57,14 @@ impl PeerIdentity {
         let parts: Vec<&str> = path.split('/').collect();
         match parts.as_slice() {
             ["tenant", tenant, "service", service] if valid_name(tenant) && valid_name(service) => {
-                Some(Self::Application { tenant: (*tenant).to_owned(), service: (*service).to_owned() })
+                Some(Self::Application {
+                    tenant: (*tenant).to_owned(),
+                    service: (*service).to_owned(),
+                })
             }
-            ["edge", name] if valid_name(name) => Some(Self::Edge { name: (*name).to_owned() }),
+            ["edge", name] if valid_name(name) => Some(Self::Edge {
+                name: (*name).to_owned(),
+            }),
             _ => None,
         }
     }

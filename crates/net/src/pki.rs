@@ -7,8 +7,8 @@ use crate::identity::valid_name;
 use crate::tls::TlsFiles;
 use crate::NetError;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
@@ -34,12 +34,16 @@ fn write_private(path: &Path, contents: &str) -> Result<(), NetError> {
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     opts.mode(0o600);
-    let mut f = opts.open(path).map_err(|e| NetError::io(format!("cannot write {}", path.display()), e))?;
-    f.write_all(contents.as_bytes()).map_err(|e| NetError::io(format!("cannot write {}", path.display()), e))
+    let mut f = opts
+        .open(path)
+        .map_err(|e| NetError::io(format!("cannot write {}", path.display()), e))?;
+    f.write_all(contents.as_bytes())
+        .map_err(|e| NetError::io(format!("cannot write {}", path.display()), e))
 }
 
 fn write_public(path: &Path, contents: &str) -> Result<(), NetError> {
-    std::fs::write(path, contents).map_err(|e| NetError::io(format!("cannot write {}", path.display()), e))
+    std::fs::write(path, contents)
+        .map_err(|e| NetError::io(format!("cannot write {}", path.display()), e))
 }
 
 fn ca_params() -> CertificateParams {
@@ -49,7 +53,11 @@ fn ca_params() -> CertificateParams {
     dn.push(DnType::OrganizationName, "OpenKCM");
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params.not_before = OffsetDateTime::now_utc() - Duration::hours(1);
     params.not_after = OffsetDateTime::now_utc() + Duration::days(3650);
     params
@@ -58,7 +66,8 @@ fn ca_params() -> CertificateParams {
 impl DevPki {
     /// Opens the CA under `dir`, creating the directory and a new CA if none exists.
     pub fn open_or_create(dir: &Path) -> Result<Self, NetError> {
-        std::fs::create_dir_all(dir).map_err(|e| NetError::io(format!("cannot create {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| NetError::io(format!("cannot create {}", dir.display()), e))?;
         let key_path = dir.join("ca.key");
         let ca_key = if key_path.exists() {
             let pem = std::fs::read_to_string(&key_path)
@@ -71,12 +80,18 @@ impl DevPki {
         };
         // The issuer object is rebuilt from the fixed CA name and the stored key, so certificates issued after a
         // restart chain to the same ca.crt.
-        let ca_cert = ca_params().self_signed(&ca_key).map_err(pki_err("build the CA certificate"))?;
+        let ca_cert = ca_params()
+            .self_signed(&ca_key)
+            .map_err(pki_err("build the CA certificate"))?;
         let crt_path = dir.join("ca.crt");
         if !crt_path.exists() {
             write_public(&crt_path, &ca_cert.pem())?;
         }
-        Ok(Self { dir: dir.to_path_buf(), ca_key, ca_cert })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            ca_key,
+            ca_cert,
+        })
     }
 
     /// Path of the CA certificate.
@@ -94,7 +109,9 @@ impl DevPki {
             return Ok(files);
         }
         let key = KeyPair::generate().map_err(pki_err("generate a key"))?;
-        let cert = params.signed_by(&key, &self.ca_cert, &self.ca_key).map_err(pki_err("sign a certificate"))?;
+        let cert = params
+            .signed_by(&key, &self.ca_cert, &self.ca_key)
+            .map_err(pki_err("sign a certificate"))?;
         write_private(&files.key, &key.serialize_pem())?;
         write_public(&files.cert, &cert.pem())?;
         Ok(files)
@@ -119,17 +136,33 @@ impl DevPki {
             SanType::DnsName("localhost".try_into().map_err(pki_err("name localhost"))?),
             SanType::IpAddress(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
         ];
-        self.issue("server", Self::leaf("localhost", sans, ExtendedKeyUsagePurpose::ServerAuth))
+        self.issue(
+            "server",
+            Self::leaf("localhost", sans, ExtendedKeyUsagePurpose::ServerAuth),
+        )
     }
 
     /// The client certificate of edge `name` (URI SAN `spiffe://openkcm/edge/<name>`).
     pub fn edge(&self, name: &str) -> Result<TlsFiles, NetError> {
         if !valid_name(name) {
-            return Err(NetError::Pki(format!("{name:?} is not a valid edge name (use a-z, 0-9 and -)")));
+            return Err(NetError::Pki(format!(
+                "{name:?} is not a valid edge name (use a-z, 0-9 and -)"
+            )));
         }
         let uri = format!("spiffe://openkcm/edge/{name}");
-        let sans = vec![SanType::URI(uri.as_str().try_into().map_err(pki_err("encode the edge URI"))?)];
-        self.issue("edge", Self::leaf(&format!("edge {name}"), sans, ExtendedKeyUsagePurpose::ClientAuth))
+        let sans = vec![SanType::URI(
+            uri.as_str()
+                .try_into()
+                .map_err(pki_err("encode the edge URI"))?,
+        )];
+        self.issue(
+            "edge",
+            Self::leaf(
+                &format!("edge {name}"),
+                sans,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ),
+        )
     }
 
     /// The client certificate of an application of `tenant`'s `service`, at `<tenant>-<service>.crt`.
@@ -140,10 +173,18 @@ impl DevPki {
             )));
         }
         let uri = format!("spiffe://openkcm/tenant/{tenant}/service/{service}");
-        let sans = vec![SanType::URI(uri.as_str().try_into().map_err(pki_err("encode the client URI"))?)];
+        let sans = vec![SanType::URI(
+            uri.as_str()
+                .try_into()
+                .map_err(pki_err("encode the client URI"))?,
+        )];
         self.issue(
             &format!("{tenant}-{service}"),
-            Self::leaf(&format!("{tenant}/{service}"), sans, ExtendedKeyUsagePurpose::ClientAuth),
+            Self::leaf(
+                &format!("{tenant}/{service}"),
+                sans,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ),
         )
     }
 }

@@ -72,13 +72,23 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
 ) -> std::io::Result<Frame> {
     let mut prefix = [0u8; HEADER_LEN];
     let first = match tokio::time::timeout(idle, r.read(&mut prefix)).await {
-        Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "idle timeout")),
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "idle timeout",
+            ))
+        }
         Ok(Ok(0)) => return Ok(Frame::Closed),
         Ok(n) => n?,
     };
     let rest = prefix.get_mut(first..).unwrap_or_default();
     match tokio::time::timeout(limits.read_timeout, r.read_exact(rest)).await {
-        Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "read timeout")),
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "read timeout",
+            ))
+        }
         Ok(res) => {
             res?;
         }
@@ -103,7 +113,10 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     }
     let body = buf.get_mut(HEADER_LEN..).unwrap_or_default();
     match tokio::time::timeout(limits.read_timeout, r.read_exact(body)).await {
-        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "read timeout")),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "read timeout",
+        )),
         Ok(res) => res.map(|_| Frame::Message(buf)),
     }
 }
@@ -154,6 +167,32 @@ fn zeroize_vec(v: &mut Vec<u8>) {
     zeroize::Zeroize::zeroize(v);
 }
 
+/// Answers the first message of a client whose certificate names no tenant/service or edge identity with
+/// Authentication Not Successful, then closes.
+async fn refuse_unknown_identity<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    limits: &ServerLimits,
+) {
+    if let Ok(Frame::Message(_)) = read_frame(
+        &mut stream,
+        limits,
+        openkcm_kmip::tags::REQUEST_MESSAGE,
+        limits.read_timeout,
+    )
+    .await
+    {
+        let refusal = error_response(
+            ProtocolVersion::new(1, 0),
+            KmipError::new(
+                openkcm_kmip::enums::result_reason::AUTHENTICATION_NOT_SUCCESSFUL,
+                "the client certificate names no OpenKCM identity (URI SAN spiffe://openkcm/tenant/<t>/service/<s> or CN <tenant>/<service>)",
+            ),
+        );
+        let _ = stream.write_all(&encode(&refusal)).await;
+    }
+    let _ = stream.shutdown().await;
+}
+
 /// Serves KMIP on `listener` until `shutdown` becomes true. Each connection runs in its own task: the TLS
 /// handshake happens there (never in the accept loop) under `handshake_timeout`, and a client certificate that
 /// names no known identity is refused after the handshake.
@@ -187,17 +226,18 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::info!(%addr, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::info!(%addr, "TLS handshake timed out");
-                    return;
-                }
-            };
+            let tls =
+                match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::info!(%addr, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(%addr, "TLS handshake timed out");
+                        return;
+                    }
+                };
             let identity = tls
                 .get_ref()
                 .1
@@ -205,7 +245,8 @@ pub async fn serve(
                 .and_then(|c| c.first())
                 .and_then(|c| PeerIdentity::from_certificate(c));
             let Some(peer) = identity else {
-                tracing::info!(%addr, "client certificate names no OpenKCM identity; closing");
+                tracing::info!(%addr, "client certificate names no OpenKCM identity; refusing");
+                refuse_unknown_identity(tls, &limits).await;
                 return;
             };
             tracing::debug!(%addr, peer = %peer, "connection authenticated");

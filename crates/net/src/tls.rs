@@ -35,13 +35,16 @@ pub fn certs_from_pem(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'stat
 
 /// Parses the private key of a PEM file.
 pub fn key_from_pem(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, NetError> {
-    PrivateKeyDer::from_pem_slice(pem).map_err(|e| NetError::Pki(format!("{what} holds no usable private key: {e}")))
+    PrivateKeyDer::from_pem_slice(pem)
+        .map_err(|e| NetError::Pki(format!("{what} holds no usable private key: {e}")))
 }
 
 fn roots(ca_pem: &[u8]) -> Result<RootCertStore, NetError> {
     let mut roots = RootCertStore::empty();
     for c in certs_from_pem(ca_pem, "the CA file")? {
-        roots.add(c).map_err(|e| NetError::Pki(format!("the CA certificate is not usable: {e}")))?;
+        roots
+            .add(c)
+            .map_err(|e| NetError::Pki(format!("the CA certificate is not usable: {e}")))?;
     }
     Ok(roots)
 }
@@ -61,9 +64,12 @@ pub struct TlsFiles {
 /// KMIP clients).
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, NetError> {
     let provider = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&read(&files.ca)?)?), provider.clone())
-        .build()
-        .map_err(|e| NetError::Pki(format!("cannot build the client certificate verifier: {e}")))?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots(&read(&files.ca)?)?),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| NetError::Pki(format!("cannot build the client certificate verifier: {e}")))?;
     let config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)

@@ -18,7 +18,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_message_bytes: 1 << 20, max_depth: 32, max_items: 65_536 }
+        Self {
+            max_message_bytes: 1 << 20,
+            max_depth: 32,
+            max_items: 65_536,
+        }
     }
 }
 
@@ -125,12 +129,21 @@ pub fn decode_header(bytes: &[u8; HEADER_LEN]) -> Header {
 /// Decodes one complete message: exactly one outermost item, nothing after it.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Item, DecodeError> {
     if bytes.len() > limits.max_message_bytes {
-        return Err(DecodeError::TooLarge { len: bytes.len(), max: limits.max_message_bytes });
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max: limits.max_message_bytes,
+        });
     }
-    let mut d = Decoder { bytes, limits, items: 0 };
+    let mut d = Decoder {
+        bytes,
+        limits,
+        items: 0,
+    };
     let (item, end) = d.item(0, 1)?;
     if end != bytes.len() {
-        return Err(DecodeError::TrailingBytes { extra: bytes.len() - end });
+        return Err(DecodeError::TrailingBytes {
+            extra: bytes.len() - end,
+        });
     }
     Ok(item)
 }
@@ -147,7 +160,10 @@ impl Decoder<'_> {
         offset
             .checked_add(n)
             .and_then(|end| self.bytes.get(offset..end))
-            .ok_or(DecodeError::Truncated { offset: offset.min(self.bytes.len()), needed: n - available.min(n) })
+            .ok_or(DecodeError::Truncated {
+                offset: offset.min(self.bytes.len()),
+                needed: n - available.min(n),
+            })
     }
 
     fn fixed<const N: usize>(&self, offset: usize) -> Result<[u8; N], DecodeError> {
@@ -161,22 +177,33 @@ impl Decoder<'_> {
     fn item(&mut self, offset: usize, depth: usize) -> Result<(Item, usize), DecodeError> {
         self.items += 1;
         if self.items > self.limits.max_items {
-            return Err(DecodeError::TooManyItems { max: self.limits.max_items });
+            return Err(DecodeError::TooManyItems {
+                max: self.limits.max_items,
+            });
         }
         let header = decode_header(&self.fixed::<HEADER_LEN>(offset)?);
-        let ty = ItemType::from_code(header.type_code)
-            .ok_or(DecodeError::UnknownType { offset, code: header.type_code })?;
+        let ty = ItemType::from_code(header.type_code).ok_or(DecodeError::UnknownType {
+            offset,
+            code: header.type_code,
+        })?;
         let len = header.len as usize;
         let body = offset + HEADER_LEN;
         // The whole padded value must be present before anything is allocated for it.
         let padded = len.div_ceil(8) * 8;
         self.take(body, padded)?;
-        let bad_len = || DecodeError::BadLength { offset, ty: ty.name(), len: header.len };
+        let bad_len = || DecodeError::BadLength {
+            offset,
+            ty: ty.name(),
+            len: header.len,
+        };
         let fixed_len = |want: usize| if len == want { Ok(()) } else { Err(bad_len()) };
         let value = match ty {
             ItemType::Structure => {
                 if depth >= self.limits.max_depth {
-                    return Err(DecodeError::TooDeep { offset, max: self.limits.max_depth });
+                    return Err(DecodeError::TooDeep {
+                        offset,
+                        max: self.limits.max_depth,
+                    });
                 }
                 if len % 8 != 0 {
                     return Err(bad_len());
@@ -239,6 +266,12 @@ impl Decoder<'_> {
             }
             ItemType::ByteString => Value::ByteString(self.take(body, len)?.to_vec()),
         };
-        Ok((Item { tag: header.tag, value }, body + padded))
+        Ok((
+            Item {
+                tag: header.tag,
+                value,
+            },
+            body + padded,
+        ))
     }
 }

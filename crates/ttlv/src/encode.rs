@@ -14,7 +14,10 @@ fn value_len(value: &Value) -> usize {
     match value {
         Value::Structure(items) => items.iter().map(encoded_len).sum(),
         Value::Integer(_) | Value::Enumeration(_) | Value::Interval(_) => 4,
-        Value::LongInteger(_) | Value::Boolean(_) | Value::DateTime(_) | Value::DateTimeExtended(_) => 8,
+        Value::LongInteger(_)
+        | Value::Boolean(_)
+        | Value::DateTime(_)
+        | Value::DateTimeExtended(_) => 8,
         Value::BigInteger(b) => big_integer_len(b),
         Value::TextString(s) => s.len(),
         Value::ByteString(b) => b.len(),
@@ -52,7 +55,11 @@ pub fn encode_into(item: &Item, out: &mut Vec<u8>) {
         }
         Value::Boolean(v) => out.extend_from_slice(&u64::from(*v).to_be_bytes()),
         Value::BigInteger(b) => {
-            let fill = if b.first().is_some_and(|x| x & 0x80 != 0) { 0xFF } else { 0x00 };
+            let fill = if b.first().is_some_and(|x| x & 0x80 != 0) {
+                0xFF
+            } else {
+                0x00
+            };
             let total = big_integer_len(b);
             out.extend(std::iter::repeat_n(fill, total - b.len()));
             out.extend_from_slice(b);

@@ -20,11 +20,18 @@ pub struct Dev {
 impl Dev {
     pub fn start(data: &Path, tenants: &[&str]) -> Dev {
         let mut cmd = Command::new(BIN);
-        cmd.arg("dev").arg("--data-dir").arg(data).args(["--edge-addr", "127.0.0.1:0", "--core-addr", "127.0.0.1:0"]);
+        cmd.arg("dev").arg("--data-dir").arg(data).args([
+            "--edge-addr",
+            "127.0.0.1:0",
+            "--core-addr",
+            "127.0.0.1:0",
+        ]);
         for t in tenants {
             cmd.args(["--tenant", t]);
         }
-        cmd.env("OPENKCM_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.env("OPENKCM_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("spawn openkcm dev");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -47,14 +54,27 @@ impl Dev {
             }
         };
         let field = |k: &str| {
-            ready.split_whitespace().find_map(|w| w.strip_prefix(&format!("{k}="))).unwrap().to_string()
+            ready
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                .unwrap()
+                .to_string()
         };
-        Dev { child: Some(child), data: data.to_path_buf(), edge: field("edge"), core: field("core"), ca: PathBuf::from(field("ca")) }
+        Dev {
+            child: Some(child),
+            data: data.to_path_buf(),
+            edge: field("edge"),
+            core: field("core"),
+            ca: PathBuf::from(field("ca")),
+        }
     }
 
     pub fn cert(&self, tenant: &str) -> (PathBuf, PathBuf) {
         let pki = self.data.join("pki");
-        (pki.join(format!("{tenant}-default.crt")), pki.join(format!("{tenant}-default.key")))
+        (
+            pki.join(format!("{tenant}-default.crt")),
+            pki.join(format!("{tenant}-default.key")),
+        )
     }
 
     /// Runs `openkcm kmip <args>` as `tenant` against the edge; returns (success, stdout JSON or stderr text).
@@ -62,7 +82,12 @@ impl Dev {
         self.kmip_at(&self.edge.clone(), tenant, args)
     }
 
-    pub fn kmip_at(&self, addr: &str, tenant: &str, args: &[&str]) -> Result<serde_json::Value, String> {
+    pub fn kmip_at(
+        &self,
+        addr: &str,
+        tenant: &str,
+        args: &[&str],
+    ) -> Result<serde_json::Value, String> {
         let (cert, key) = self.cert(tenant);
         let out = Command::new(BIN)
             .arg("kmip")
@@ -86,11 +111,17 @@ impl Dev {
     /// Sends SIGTERM and waits for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if let Some(status) = child.try_wait().unwrap() {
-                    assert!(status.success(), "openkcm dev exited with {status} after SIGTERM");
+                    assert!(
+                        status.success(),
+                        "openkcm dev exited with {status} after SIGTERM"
+                    );
                     return;
                 }
                 if Instant::now() > deadline {
@@ -113,10 +144,15 @@ impl Drop for Dev {
 }
 
 pub fn s(v: &serde_json::Value, k: &str) -> String {
-    v.get(k).and_then(|x| x.as_str()).unwrap_or_else(|| panic!("no {k} in {v}")).to_string()
+    v.get(k)
+        .and_then(|x| x.as_str())
+        .unwrap_or_else(|| panic!("no {k} in {v}"))
+        .to_string()
 }
 
 /// Whether the CI environment demands every service-backed test to run.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }

@@ -54,21 +54,28 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SealError> {
     o.write(true).create_new(true);
     #[cfg(unix)]
     o.mode(0o600);
-    let mut f = o.open(path).map_err(io(format!("cannot create {}", path.display())))?;
-    f.write_all(bytes).map_err(io(format!("cannot write {}", path.display())))?;
-    f.sync_all().map_err(io(format!("cannot sync {}", path.display())))
+    let mut f = o
+        .open(path)
+        .map_err(io(format!("cannot create {}", path.display())))?;
+    f.write_all(bytes)
+        .map_err(io(format!("cannot write {}", path.display())))?;
+    f.sync_all()
+        .map_err(io(format!("cannot sync {}", path.display())))
 }
 
 impl FileSeal {
     /// The seal under `dir`.
     pub fn new(dir: &Path) -> Self {
-        Self { dir: dir.to_path_buf() }
+        Self {
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// Unseals the MasterKey, initialising the cluster (new seal key and MK) on first use.
     /// Returns the MK and whether it was newly created.
     pub fn init_or_unseal(&self) -> Result<(SecretKey, bool), SealError> {
-        std::fs::create_dir_all(&self.dir).map_err(io(format!("cannot create {}", self.dir.display())))?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(io(format!("cannot create {}", self.dir.display())))?;
         let key_path = self.dir.join("file-seal.key");
         let blob_path = self.dir.join("master-key.sealed");
         if !blob_path.exists() {
@@ -79,12 +86,15 @@ impl FileSeal {
             write_private(&blob_path, sealed.as_bytes())?;
             return Ok((mk, true));
         }
-        let mut raw =
-            std::fs::read(&key_path).map_err(io(format!("cannot read the seal key {}", key_path.display())))?;
+        let mut raw = std::fs::read(&key_path).map_err(io(format!(
+            "cannot read the seal key {}",
+            key_path.display()
+        )))?;
         let seal_key = SecretKey::from_slice(&raw);
         zeroize::Zeroize::zeroize(&mut raw);
         let seal_key = seal_key?;
-        let blob = std::fs::read(&blob_path).map_err(io(format!("cannot read {}", blob_path.display())))?;
+        let blob = std::fs::read(&blob_path)
+            .map_err(io(format!("cannot read {}", blob_path.display())))?;
         let wrapped = WrappedKey::from_stored(blob)?;
         Ok((unwrap(&seal_key, &wrapped, &header())?, false))
     }
