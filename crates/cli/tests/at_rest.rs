@@ -67,7 +67,7 @@ async fn no_plaintext_key_of_any_layer_reaches_the_data_directory() {
     let l3_recs = core.list("demo", "l3").await.unwrap();
     assert_eq!(l3_recs.len(), 1);
     let l3 = unwrap_unchecked_header(&l2, l3_recs[0].blob.as_ref().unwrap()).unwrap();
-    drop(core);
+    core.close().await;
     // The vault's wrapped L4s open under that L3 to exactly the bytes Get returned: the chain is real.
     let vault = SqliteStore::open(&data.join("edge-vault.db"))
         .await
@@ -84,7 +84,7 @@ async fn no_plaintext_key_of_any_layer_reaches_the_data_directory() {
             bytes.as_slice()
         );
     }
-    drop(vault);
+    vault.close().await;
 
     let mut secrets: Vec<(String, Vec<u8>)> = vec![
         ("MasterKey".into(), mk.expose().to_vec()),
@@ -159,7 +159,7 @@ async fn a_wrapped_key_moved_to_another_record_fails_to_unwrap_cleanly() {
         victim.blob = a_rec.blob.clone();
         assert!(vault.compare_and_set(&victim, rev).await.unwrap());
     }
-    drop(vault);
+    vault.close().await;
 
     let mut dev = Dev::start(dir.path(), &["demo", "other"]);
     let err = dev.kmip("other", &["get", &b]).unwrap_err();
