@@ -1,0 +1,300 @@
+//! KMIP message handling: parsing, negotiation, per-version result reasons, batches and both attribute encodings.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use openkcm_kmip::attributes::{self, Attribute};
+use openkcm_kmip::enums::{batch_error_continuation as bec, operation as op, result_reason as rr};
+use openkcm_kmip::{
+    negotiate, process, tags as t, ItemContext, KmipError, OperationHandler, ProtocolVersion,
+    RequestBatchItem, RequestHeader, RequestMessage, ResponseMessage,
+};
+use openkcm_ttlv::{Item, Value};
+
+fn msg(version: ProtocolVersion, continuation: u32, items: Vec<(u32, Item)>) -> Item {
+    RequestMessage {
+        header: RequestHeader {
+            version,
+            error_continuation: continuation,
+            client_correlation: Some("corr-1".into()),
+            on_behalf_of: None,
+            max_response_size: None,
+        },
+        items: items
+            .into_iter()
+            .enumerate()
+            .map(|(i, (operation, payload))| RequestBatchItem {
+                operation,
+                batch_id: Some(vec![i as u8]),
+                payload,
+            })
+            .collect(),
+    }
+    .to_item()
+}
+
+/// A toy handler: Create returns a fresh id, Get succeeds only for the placeholder id, anything else fails.
+struct Toy;
+
+#[async_trait::async_trait]
+impl OperationHandler for Toy {
+    async fn handle(
+        &self,
+        ctx: &ItemContext,
+        operation: u32,
+        payload: &Item,
+    ) -> Result<Item, KmipError> {
+        match operation {
+            op::CREATE => Ok(Item::structure(
+                t::RESPONSE_PAYLOAD,
+                vec![Item::new(
+                    t::UNIQUE_IDENTIFIER,
+                    Value::TextString("new-1".into()),
+                )],
+            )),
+            op::GET => {
+                let uid = ctx.uid(payload)?;
+                if uid == "new-1" {
+                    Ok(Item::structure(t::RESPONSE_PAYLOAD, vec![]))
+                } else {
+                    Err(KmipError::not_found(&uid))
+                }
+            }
+            op::ACTIVATE => Err(KmipError::wrong_state("not now")),
+            other => Err(KmipError::unsupported_operation(other)),
+        }
+    }
+}
+
+fn empty() -> Item {
+    Item::structure(t::REQUEST_PAYLOAD, vec![])
+}
+
+fn get(uid: &str) -> Item {
+    Item::structure(
+        t::REQUEST_PAYLOAD,
+        vec![Item::new(
+            t::UNIQUE_IDENTIFIER,
+            Value::TextString(uid.into()),
+        )],
+    )
+}
+
+#[test]
+fn versions_negotiate_down_to_the_nearest_supported_one() {
+    assert_eq!(
+        negotiate(ProtocolVersion::new(2, 1)),
+        ProtocolVersion::new(2, 0)
+    );
+    assert_eq!(
+        negotiate(ProtocolVersion::new(1, 9)),
+        ProtocolVersion::new(1, 4)
+    );
+    assert_eq!(
+        negotiate(ProtocolVersion::new(1, 2)),
+        ProtocolVersion::new(1, 2)
+    );
+    assert_eq!(
+        negotiate(ProtocolVersion::new(0, 9)),
+        ProtocolVersion::new(1, 0)
+    );
+}
+
+#[test]
+fn kmip_2_reasons_are_mapped_for_1_x_clients() {
+    let e = KmipError::wrong_state("x");
+    assert_eq!(
+        e.reason_for(ProtocolVersion::new(2, 0)),
+        rr::WRONG_KEY_LIFECYCLE_STATE
+    );
+    assert_eq!(
+        e.reason_for(ProtocolVersion::new(1, 4)),
+        rr::PERMISSION_DENIED
+    );
+    let d = KmipError::new(rr::OBJECT_DESTROYED, "gone");
+    assert_eq!(d.reason_for(ProtocolVersion::new(1, 0)), rr::ITEM_NOT_FOUND);
+    assert_eq!(
+        KmipError::general("x").reason_for(ProtocolVersion::new(1, 0)),
+        rr::GENERAL_FAILURE
+    );
+}
+
+#[tokio::test]
+async fn the_id_placeholder_links_items_and_continue_processes_every_item() {
+    let v = ProtocolVersion::new(1, 4);
+    let resp = process(
+        &Toy,
+        &msg(
+            v,
+            bec::CONTINUE,
+            vec![
+                (op::CREATE, empty()),
+                (op::GET, empty()),
+                (op::ACTIVATE, empty()),
+                (op::GET, get("other")),
+            ],
+        ),
+    )
+    .await;
+    let r = ResponseMessage::parse(&resp).unwrap();
+    assert_eq!(r.version, v);
+    assert_eq!(r.client_correlation.as_deref(), Some("corr-1"));
+    assert_eq!(r.items.len(), 4);
+    assert!(r.items[0].result.is_ok() && r.items[1].result.is_ok());
+    assert_eq!(
+        r.items[2].result.as_ref().unwrap_err().reason,
+        rr::PERMISSION_DENIED,
+        "1.4 has no Wrong Key Lifecycle State"
+    );
+    assert_eq!(
+        r.items[3].result.as_ref().unwrap_err().reason,
+        rr::ITEM_NOT_FOUND
+    );
+    assert_eq!(r.items[3].batch_id.as_deref(), Some(&[3u8][..]));
+}
+
+#[tokio::test]
+async fn stop_ends_the_batch_after_the_first_failure() {
+    let resp = process(
+        &Toy,
+        &msg(
+            ProtocolVersion::new(2, 0),
+            bec::STOP,
+            vec![(op::GET, get("x")), (op::CREATE, empty())],
+        ),
+    )
+    .await;
+    let r = ResponseMessage::parse(&resp).unwrap();
+    assert_eq!(r.items.len(), 1);
+    assert_eq!(r.items[0].operation, Some(op::GET));
+}
+
+#[tokio::test]
+async fn malformed_messages_get_invalid_message() {
+    // Batch count that lies.
+    let mut m = msg(
+        ProtocolVersion::new(1, 2),
+        bec::STOP,
+        vec![(op::CREATE, empty())],
+    );
+    if let Value::Structure(children) = &mut m.value {
+        if let Value::Structure(h) = &mut children[0].value {
+            for i in h.iter_mut() {
+                if i.tag == t::BATCH_COUNT {
+                    i.value = Value::Integer(5);
+                }
+            }
+        }
+    }
+    let r = ResponseMessage::parse(&process(&Toy, &m).await).unwrap();
+    assert_eq!(r.version, ProtocolVersion::new(1, 2));
+    assert_eq!(
+        r.items[0].result.as_ref().unwrap_err().reason,
+        rr::INVALID_MESSAGE
+    );
+    // Not a request at all.
+    let r = ResponseMessage::parse(
+        &process(&Toy, &Item::new(t::REQUEST_MESSAGE, Value::Integer(1))).await,
+    )
+    .unwrap();
+    assert_eq!(
+        r.items[0].result.as_ref().unwrap_err().reason,
+        rr::INVALID_MESSAGE
+    );
+    // A batch item without an operation.
+    let m = Item::structure(
+        t::REQUEST_MESSAGE,
+        vec![
+            Item::structure(
+                t::REQUEST_HEADER,
+                vec![
+                    ProtocolVersion::new(1, 0).to_item(),
+                    Item::new(t::BATCH_COUNT, Value::Integer(1)),
+                ],
+            ),
+            Item::structure(t::BATCH_ITEM, vec![empty()]),
+        ],
+    );
+    let r = ResponseMessage::parse(&process(&Toy, &m).await).unwrap();
+    assert!(r.items[0]
+        .result
+        .as_ref()
+        .unwrap_err()
+        .message
+        .contains("Operation"));
+}
+
+#[test]
+fn request_messages_round_trip() {
+    let m = msg(
+        ProtocolVersion::new(1, 4),
+        bec::CONTINUE,
+        vec![(op::GET, get("k"))],
+    );
+    let parsed = RequestMessage::parse(&m).unwrap();
+    assert_eq!(parsed.to_item(), m);
+    assert_eq!(parsed.header.client_correlation.as_deref(), Some("corr-1"));
+}
+
+#[test]
+fn attributes_read_the_same_from_template_attribute_and_attributes() {
+    let attrs = vec![
+        Attribute::new("Cryptographic Algorithm", Value::Enumeration(3)),
+        Attribute::new("Cryptographic Length", Value::Integer(256)),
+        Attribute::name_value("payroll"),
+        Attribute::new("x-owner", Value::TextString("team-a".into())),
+    ];
+    let v1 = openkcm_kmip::payload::create_request(ProtocolVersion::new(1, 2), &attrs);
+    let v2 = openkcm_kmip::payload::create_request(ProtocolVersion::new(2, 0), &attrs);
+    assert!(v1.child(t::TEMPLATE_ATTRIBUTE).is_some() && v1.child(t::ATTRIBUTES).is_none());
+    assert!(v2.child(t::ATTRIBUTES).is_some() && v2.child(t::TEMPLATE_ATTRIBUTE).is_none());
+    // In 2.x standard attributes are tagged values; custom ones are Attribute structures with a vendor id.
+    let a2 = v2.child(t::ATTRIBUTES).unwrap();
+    assert_eq!(
+        a2.child(t::CRYPTOGRAPHIC_LENGTH).unwrap().as_i32(),
+        Some(256)
+    );
+    assert_eq!(
+        a2.child(t::ATTRIBUTE)
+            .unwrap()
+            .child(t::ATTRIBUTE_NAME)
+            .unwrap()
+            .as_text(),
+        Some("x-owner")
+    );
+    let from1 = attributes::from_payload(&v1).unwrap();
+    let from2 = attributes::from_payload(&v2).unwrap();
+    assert_eq!(from1, attrs);
+    assert_eq!(from2, attrs);
+    assert_eq!(from1[2].name_text(), Some("payroll"));
+}
+
+#[test]
+fn unknown_2_x_attribute_tags_and_bad_1_x_attributes_are_invalid_field() {
+    let p = Item::structure(
+        t::REQUEST_PAYLOAD,
+        vec![Item::structure(
+            t::ATTRIBUTES,
+            vec![Item::new(0x42FFFF, Value::Integer(1))],
+        )],
+    );
+    assert_eq!(
+        attributes::from_payload(&p).unwrap_err().reason,
+        rr::INVALID_FIELD
+    );
+    let p = Item::structure(
+        t::REQUEST_PAYLOAD,
+        vec![Item::structure(
+            t::TEMPLATE_ATTRIBUTE,
+            vec![Item::structure(
+                t::ATTRIBUTE,
+                vec![Item::new(
+                    t::ATTRIBUTE_NAME,
+                    Value::TextString("Name".into()),
+                )],
+            )],
+        )],
+    );
+    assert_eq!(
+        attributes::from_payload(&p).unwrap_err().reason,
+        rr::INVALID_FIELD
+    );
+}
