@@ -7,10 +7,7 @@ use openkcm_kmip::enums::{block_cipher_mode, operation as op, padding_method, re
 use openkcm_kmip::payload::{
     self, CipherRequest, CipherResponse, CryptoParams, LocateRequest, RevokeRequest,
 };
-use openkcm_kmip::{
-    tags as t, KmipError, ProtocolVersion, RequestBatchItem, RequestHeader, RequestMessage,
-    ResponseMessage,
-};
+use openkcm_kmip::{tags as t, KmipError, ProtocolVersion, RequestMessage, ResponseMessage};
 use openkcm_net::tls::{self, TlsFiles};
 use openkcm_net::KmipClient;
 use openkcm_ttlv::{Item, Value};
@@ -295,20 +292,7 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
             )
         }
     };
-    let message = RequestMessage {
-        header: RequestHeader {
-            version,
-            error_continuation: openkcm_kmip::enums::batch_error_continuation::STOP,
-            client_correlation: None,
-            on_behalf_of: None,
-            max_response_size: None,
-        },
-        items: vec![RequestBatchItem {
-            operation,
-            batch_id: None,
-            payload: request,
-        }],
-    };
+    let message = RequestMessage::new(version, vec![(operation, request)]);
     let response = ResponseMessage::parse(&client.call(&message.to_item()).await?)?;
     let result = response
         .items

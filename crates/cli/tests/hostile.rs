@@ -8,9 +8,7 @@ use openkcm_kmip::enums::{
     batch_error_continuation, object_type, operation as op, result_reason as rr,
 };
 use openkcm_kmip::payload::uid_payload;
-use openkcm_kmip::{
-    tags as t, ProtocolVersion, RequestBatchItem, RequestHeader, RequestMessage, ResponseMessage,
-};
+use openkcm_kmip::{tags as t, ProtocolVersion, RequestMessage, ResponseMessage};
 use openkcm_net::tls::{self, TlsFiles};
 use openkcm_net::KmipClient;
 use openkcm_ttlv::{Item, Value};
@@ -18,24 +16,9 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 fn request(items: Vec<(u32, Item)>, continuation: u32) -> Item {
-    RequestMessage {
-        header: RequestHeader {
-            version: ProtocolVersion::new(1, 4),
-            error_continuation: continuation,
-            client_correlation: None,
-            on_behalf_of: None,
-            max_response_size: None,
-        },
-        items: items
-            .into_iter()
-            .map(|(operation, payload)| RequestBatchItem {
-                operation,
-                batch_id: None,
-                payload,
-            })
-            .collect(),
-    }
-    .to_item()
+    let mut m = RequestMessage::new(ProtocolVersion::new(1, 4), items);
+    m.header.error_continuation = continuation;
+    m.to_item()
 }
 
 async fn client(dev: &Dev, tenant: &str) -> KmipClient {

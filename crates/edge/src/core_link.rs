@@ -5,8 +5,7 @@ use openkcm_crypto::{EnvelopeHeader, Layer, SecretKey, WrappedKey};
 use openkcm_kmip::enums::{block_cipher_mode, operation as op, result_reason as rr};
 use openkcm_kmip::payload::{CipherRequest, CipherResponse, CryptoParams, LocateRequest};
 use openkcm_kmip::{
-    attributes::Attribute, tags as t, KmipError, ProtocolVersion, RequestBatchItem, RequestHeader,
-    RequestMessage, ResponseMessage,
+    attributes::Attribute, tags as t, KmipError, ProtocolVersion, RequestMessage, ResponseMessage,
 };
 use openkcm_net::KmipPool;
 use openkcm_ttlv::{Item, Value};
@@ -50,23 +49,8 @@ impl CoreLink {
         version: ProtocolVersion,
         items: Vec<(u32, Item)>,
     ) -> Result<Vec<Result<Item, KmipError>>, KmipError> {
-        let request = RequestMessage {
-            header: RequestHeader {
-                version,
-                error_continuation: openkcm_kmip::enums::batch_error_continuation::STOP,
-                client_correlation: None,
-                on_behalf_of: Some(format!("{tenant}/{service}")),
-                max_response_size: None,
-            },
-            items: items
-                .into_iter()
-                .map(|(operation, payload)| RequestBatchItem {
-                    operation,
-                    batch_id: None,
-                    payload,
-                })
-                .collect(),
-        };
+        let mut request = RequestMessage::new(version, items);
+        request.header.on_behalf_of = Some(format!("{tenant}/{service}"));
         let response = self
             .pool
             .call(&request.to_item())

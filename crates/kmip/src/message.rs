@@ -116,6 +116,28 @@ pub struct RequestMessage {
 }
 
 impl RequestMessage {
+    /// A request in `version` with one batch item per `(operation, payload)`, no batch ids, and the
+    /// Batch Error Continuation Option Stop (KMIP's default).
+    pub fn new(version: ProtocolVersion, items: Vec<(u32, Item)>) -> Self {
+        Self {
+            header: RequestHeader {
+                version,
+                error_continuation: batch_error_continuation::STOP,
+                client_correlation: None,
+                on_behalf_of: None,
+                max_response_size: None,
+            },
+            items: items
+                .into_iter()
+                .map(|(operation, payload)| RequestBatchItem {
+                    operation,
+                    batch_id: None,
+                    payload,
+                })
+                .collect(),
+        }
+    }
+
     /// Parses a decoded TTLV tree. Failures are Invalid Message errors whose text says what is wrong.
     pub fn parse(root: &Item) -> Result<Self, KmipError> {
         let invalid = |m: &str| KmipError::new(rr::INVALID_MESSAGE, m.to_string());
