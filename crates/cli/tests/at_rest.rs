@@ -19,14 +19,29 @@ fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn no_plaintext_key_of_any_layer_reaches_the_data_directory() {
+async fn no_plaintext_key_of_any_layer_reaches_the_data_directory_or_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("openkcm.log");
+    let mut dev = Dev::start_logged(dir.path(), &["demo"], Some(&log));
     let mut l4s = Vec::new();
     let mut uids = Vec::new();
     for i in 0..3 {
@@ -39,9 +54,24 @@ async fn no_plaintext_key_of_any_layer_reaches_the_data_directory() {
             "unique_identifier",
         );
         l4s.push(hex::decode(s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex")).unwrap());
+        let enc = dev
+            .kmip("demo", &["encrypt", &uid, "--text", "log probe"])
+            .unwrap();
+        assert!(!s(&enc, "data_hex").is_empty());
         uids.push(uid);
     }
+    // Errors on the way must not leak either.
+    assert!(dev
+        .kmip(
+            "demo",
+            &["decrypt", &uids[0], "--data-hex", "00", "--iv", "00"]
+        )
+        .is_err());
     dev.stop();
+    // Scan exactly what the server left behind (opening the databases below creates SQLite side files).
+    let snapshot_dir = tempfile::tempdir().unwrap();
+    let snapshot = snapshot_dir.path().join("data");
+    copy_tree(dir.path(), &snapshot);
 
     // Rebuild every layer from the files, through the chain, as only the holder of the dev seal key could.
     let data = dir.path();
@@ -97,16 +127,21 @@ async fn no_plaintext_key_of_any_layer_reaches_the_data_directory() {
             .enumerate()
             .map(|(i, k)| (format!("L4 #{i}"), k.clone())),
     );
-    let mut all = Vec::new();
-    files(data, &mut all);
+    let mut all = vec![log.clone()];
+    files(&snapshot, &mut all);
     let mut scanned = 0;
     for f in all {
-        let rel = f.strip_prefix(data).unwrap().to_string_lossy().to_string();
+        let rel = f
+            .strip_prefix(&snapshot)
+            .unwrap_or(&f)
+            .to_string_lossy()
+            .to_string();
         // The two documented development-only plaintext keys: the file seal's key and the local L1 keys.
         if rel == "seal/file-seal.key" || (rel.starts_with("l1/") && rel.ends_with(".key")) {
             continue;
         }
-        let bytes = std::fs::read(&f).unwrap();
+        let bytes =
+            std::fs::read(&f).unwrap_or_else(|e| panic!("cannot read {}: {e}", f.display()));
         scanned += 1;
         for (name, secret) in &secrets {
             assert!(

@@ -19,6 +19,11 @@ pub struct Dev {
 
 impl Dev {
     pub fn start(data: &Path, tenants: &[&str]) -> Dev {
+        Self::start_logged(data, tenants, None)
+    }
+
+    /// Starts with `--log debug` written to `log` (instead of warnings to the test's stderr).
+    pub fn start_logged(data: &Path, tenants: &[&str], log: Option<&Path>) -> Dev {
         let mut cmd = Command::new(BIN);
         cmd.arg("dev").arg("--data-dir").arg(data).args([
             "--edge-addr",
@@ -29,9 +34,16 @@ impl Dev {
         for t in tenants {
             cmd.args(["--tenant", t]);
         }
-        cmd.env("OPENKCM_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        match log {
+            Some(path) => {
+                cmd.env("OPENKCM_LOG", "debug")
+                    .stderr(std::fs::File::create(path).unwrap());
+            }
+            None => {
+                cmd.env("OPENKCM_LOG", "warn").stderr(Stdio::inherit());
+            }
+        }
+        cmd.stdout(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn openkcm dev");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
