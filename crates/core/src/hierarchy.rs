@@ -96,7 +96,9 @@ pub struct Core {
     config: CoreConfig,
     l2_cache: Mutex<HashMap<(String, String), Arc<SecretKey>>>,
     l3_cache: Mutex<HashMap<(String, String), Arc<L3Key>>>,
-    hydration: tokio::sync::Mutex<()>,
+    /// One lock per (tenant, system): concurrent requests for a cold system wait on a single hydration, while
+    /// other systems hydrate in parallel.
+    hydration: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn meta_str(rec: &Record, field: &str) -> Result<String, CoreError> {
@@ -150,7 +152,7 @@ impl Core {
             config,
             l2_cache: Mutex::new(HashMap::new()),
             l3_cache: Mutex::new(HashMap::new()),
-            hydration: tokio::sync::Mutex::new(()),
+            hydration: Mutex::new(HashMap::new()),
         })
     }
 
@@ -322,7 +324,11 @@ impl Core {
         if let Some(k) = lock(&self.l2_cache).get(&cache_key) {
             return Ok(k.clone());
         }
-        let _flight = self.hydration.lock().await;
+        let flight = lock(&self.hydration)
+            .entry(cache_key.clone())
+            .or_default()
+            .clone();
+        let _flight = flight.lock().await;
         if let Some(k) = lock(&self.l2_cache).get(&cache_key) {
             return Ok(k.clone());
         }

@@ -102,3 +102,85 @@ async fn another_tenant_cannot_name_an_l3() {
         Err(CoreError::NotFound(_))
     ));
 }
+
+/// The real local provider, counting decrypt calls.
+struct Counting {
+    inner: LocalProvider,
+    decrypts: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl openkcm_providers::KeyProvider for Counting {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn describe(
+        &self,
+        key: &openkcm_providers::KeyRef,
+    ) -> Result<openkcm_providers::KeyDescription, openkcm_providers::ProviderError> {
+        self.inner.describe(key).await
+    }
+    async fn encrypt(
+        &self,
+        key: &openkcm_providers::KeyRef,
+        plaintext: &[u8],
+        context: &[(String, String)],
+    ) -> Result<Vec<u8>, openkcm_providers::ProviderError> {
+        self.inner.encrypt(key, plaintext, context).await
+    }
+    async fn decrypt(
+        &self,
+        key: &openkcm_providers::KeyRef,
+        ciphertext: &[u8],
+        context: &[(String, String)],
+    ) -> Result<openkcm_crypto::SecretBytes, openkcm_providers::ProviderError> {
+        self.decrypts
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.decrypt(key, ciphertext, context).await
+    }
+    async fn create(
+        &self,
+        key_id: &str,
+    ) -> Result<openkcm_providers::KeyRef, openkcm_providers::ProviderError> {
+        self.inner.create(key_id).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_for_a_cold_system_hydrate_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = Arc::new(Counting {
+        inner: LocalProvider::new(dir.path().to_path_buf()),
+        decrypts: Default::default(),
+    });
+    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let config = CoreConfig {
+        sovereign_ttl: Duration::ZERO,
+        l1_outage_grace: Duration::ZERO,
+    };
+    let core = Arc::new(Core::open(store, &mk, l1.clone(), config).await.unwrap());
+    core.provision("acme", "acme-system", "billing")
+        .await
+        .unwrap();
+    core.evict_all();
+    let before = l1.decrypts.load(std::sync::atomic::Ordering::SeqCst);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let core = core.clone();
+            tokio::spawn(async move {
+                core.current_l3("acme", "billing")
+                    .await
+                    .map(|k| k.uid.clone())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        l1.decrypts.load(std::sync::atomic::Ordering::SeqCst) - before,
+        1,
+        "one L1 call for 16 requests"
+    );
+}
