@@ -47,6 +47,15 @@ def main():
         assert len(raw) == 32, "expected 32 key bytes, got %d" % len(raw)
         step("got 32 key bytes")
 
+        _, attrs = client.get_attributes(uid, ["State", "Name", "Cryptographic Length"])
+        by_name = {a.attribute_name.value: a.attribute_value for a in attrs}
+        assert by_name["State"].value == enums.State.ACTIVE, by_name
+        assert by_name["Cryptographic Length"].value == 256, by_name
+        assert by_name["Name"].name_value.value == name, by_name
+        listed = client.get_attribute_list(uid)
+        assert {"Unique Identifier", "State", "Name", "Cryptographic Algorithm"} <= set(listed), listed
+        step("get attributes and attribute list")
+
         params = {
             "block_cipher_mode": enums.BlockCipherMode.CBC,
             "padding_method": enums.PaddingMethod.PKCS5,

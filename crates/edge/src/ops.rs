@@ -22,6 +22,7 @@ pub const EDGE_OPERATIONS: &[u32] = &[
     op::CREATE,
     op::GET,
     op::GET_ATTRIBUTES,
+    op::GET_ATTRIBUTE_LIST,
     op::LOCATE,
     op::ACTIVATE,
     op::REVOKE,
@@ -323,6 +324,30 @@ impl EdgeOps<'_> {
         payload::symmetric_key_response(&uid, key.expose(), format)
     }
 
+    async fn get_attribute_list(
+        &self,
+        ctx: &ItemContext,
+        payload: &Item,
+    ) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let uid = ctx.uid(payload)?;
+        let stored = self.edge.load(tenant, service, &uid).await?;
+        let mut names: Vec<String> = stored
+            .meta
+            .attributes(&uid, now())
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        names.dedup();
+        let mut c = vec![Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid))];
+        c.extend(
+            names
+                .iter()
+                .map(|n| attributes::reference_item(n, ctx.version)),
+        );
+        Ok(Item::structure(t::RESPONSE_PAYLOAD, c))
+    }
+
     async fn get_attributes(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
@@ -587,6 +612,7 @@ impl OperationHandler for EdgeOps<'_> {
             op::CREATE => self.create(payload).await,
             op::GET => self.get(ctx, payload).await,
             op::GET_ATTRIBUTES => self.get_attributes(ctx, payload).await,
+            op::GET_ATTRIBUTE_LIST => self.get_attribute_list(ctx, payload).await,
             op::LOCATE => self.locate(ctx, payload).await,
             op::ACTIVATE => self.activate(ctx, payload).await,
             op::REVOKE => self.revoke(ctx, payload).await,

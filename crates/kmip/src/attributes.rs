@@ -197,5 +197,23 @@ pub fn requested_names(payload: &Item) -> Result<Vec<String>, KmipError> {
     Ok(names)
 }
 
+/// How a response names an attribute without its value (Get Attribute List): a 1.x Attribute Name, or a 2.x
+/// Attribute Reference (the attribute's tag, or a vendor structure for custom attributes).
+pub fn reference_item(name: &str, version: ProtocolVersion) -> Item {
+    if !version.is_v2() {
+        return Item::new(t::ATTRIBUTE_NAME, Value::TextString(name.to_owned()));
+    }
+    match tag_for_name(name) {
+        Some(tag) => Item::new(t::ATTRIBUTE_REFERENCE, Value::Enumeration(tag)),
+        None => Item::structure(
+            t::ATTRIBUTE_REFERENCE,
+            vec![
+                Item::new(t::VENDOR_IDENTIFICATION, Value::TextString("x".into())),
+                Item::new(t::ATTRIBUTE_NAME, Value::TextString(name.to_owned())),
+            ],
+        ),
+    }
+}
+
 /// OpenKCM's custom attribute carrying the version number of a versioned key (an L3 version).
 pub const ATTR_KEY_VERSION: &str = "x-openkcm-key-version";
