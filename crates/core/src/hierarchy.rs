@@ -88,6 +88,9 @@ pub struct L3Key {
     pub key: SecretKey,
 }
 
+/// A per-system hydration lock.
+type Flight = Arc<tokio::sync::Mutex<()>>;
+
 /// The Crypto Core.
 pub struct Core {
     store: Arc<dyn KeyStore>,
@@ -98,7 +101,7 @@ pub struct Core {
     l3_cache: Mutex<HashMap<(String, String), Arc<L3Key>>>,
     /// One lock per (tenant, system): concurrent requests for a cold system wait on a single hydration, while
     /// other systems hydrate in parallel.
-    hydration: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    hydration: Mutex<HashMap<(String, String), Flight>>,
 }
 
 fn meta_str(rec: &Record, field: &str) -> Result<String, CoreError> {
