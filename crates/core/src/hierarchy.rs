@@ -365,10 +365,10 @@ impl Core {
 
     async fn hydrate_l2(&self, tenant: &str, system: &str) -> Result<SecretKey, CoreError> {
         let active = self.store.get(tenant, kind::L2_ACTIVE, system, 1).await?;
-        let ttl = self.config.sovereign_ttl.as_secs() as i64;
+        let ttl = i64::try_from(self.config.sovereign_ttl.as_secs()).unwrap_or(i64::MAX);
         if let Some(rec) = &active {
             let verified = meta_i64(rec, "l1_verified_at")?;
-            if crate::now() - verified < ttl {
+            if crate::now().saturating_sub(verified) < ttl {
                 let blob = rec
                     .blob
                     .as_ref()
@@ -406,9 +406,14 @@ impl Core {
             Err(CoreError::Provider(
                 e @ (ProviderError::Unavailable(_) | ProviderError::RateLimited(_)),
             )) => {
-                let grace = ttl + self.config.l1_outage_grace.as_secs() as i64;
+                let grace = ttl.saturating_add(
+                    i64::try_from(self.config.l1_outage_grace.as_secs()).unwrap_or(i64::MAX),
+                );
                 match &active {
-                    Some(rec) if crate::now() - meta_i64(rec, "l1_verified_at")? < grace => {
+                    Some(rec)
+                        if crate::now().saturating_sub(meta_i64(rec, "l1_verified_at")?)
+                            < grace =>
+                    {
                         tracing::warn!(tenant, system, error = %e, "L1 unreachable; using active binding within grace");
                         let blob = rec.blob.as_ref().ok_or_else(|| {
                             CoreError::Corrupt("active binding has no blob".into())
