@@ -49,16 +49,51 @@ pub struct DevArgs {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `openkcm_edge=debug`.
     #[arg(long, env = "OPENKCM_LOG", default_value = "info")]
     log: String,
+    /// Seconds a KMIP connection may stay idle before the server closes it (both listeners).
+    #[arg(long, env = "OPENKCM_IDLE_TIMEOUT", default_value_t = 300)]
+    idle_timeout: u64,
 }
 
-fn loopback_only(addr: &str) -> anyhow::Result<()> {
-    let sock: std::net::SocketAddr = addr
-        .parse()
-        .with_context(|| format!("{addr:?} is not an IP:port address (e.g. 127.0.0.1:5696)"))?;
+/// The listener address, which must be loopback (`localhost:PORT` means 127.0.0.1).
+fn loopback_only(addr: &str) -> anyhow::Result<String> {
+    let addr = match addr.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => addr.to_owned(),
+    };
+    let sock: std::net::SocketAddr = addr.parse().with_context(|| {
+        format!("{addr:?} is not an IP:port address (e.g. 127.0.0.1:5696 or localhost:5696)")
+    })?;
     if !sock.ip().is_loopback() {
         bail!("openkcm dev binds to loopback only; {addr} is not a loopback address");
     }
-    Ok(())
+    Ok(addr)
+}
+
+/// Makes the data directory private to this user and takes an exclusive lock on it, so that two processes never
+/// serve (and write) the same keys. The lock lives as long as the returned file.
+fn prepare_data_dir(data: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create data directory {}", data.display()))?;
+    std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict the permissions of {}", data.display()))?;
+    let lock_path = data.join("openkcm.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another openkcm process is using the data directory {}; stop it first or choose another --data-dir",
+            data.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", lock_path.display()))
+        }
+    }
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -67,21 +102,21 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?,
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     tls::install_default_provider();
     if let Err(e) = openkcm_crypto::harden_process() {
         tracing::warn!(error = %e, "process hardening incomplete");
     }
-    loopback_only(&args.edge_addr)?;
-    loopback_only(&args.core_addr)?;
+    let edge_addr_arg = loopback_only(&args.edge_addr)?;
+    let core_addr_arg = loopback_only(&args.core_addr)?;
     for t in &args.tenants {
         if !openkcm_net::identity::valid_name(t) || t.len() > 50 {
             bail!("tenant name {t:?} is invalid: use 1-50 characters of a-z, 0-9 and -");
         }
     }
     let data = &args.data_dir;
-    std::fs::create_dir_all(data)
-        .with_context(|| format!("cannot create data directory {}", data.display()))?;
+    let _lock = prepare_data_dir(data)?;
 
     // PKI.
     let pki = DevPki::open_or_create(&data.join("pki")).context("development PKI")?;
@@ -128,12 +163,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let limits = ServerLimits::default();
+    let limits = ServerLimits {
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
+        ..ServerLimits::default()
+    };
     let acceptor = TlsAcceptor::from(tls::server_config(&server_files)?);
 
-    let core_listener = TcpListener::bind(&args.core_addr)
+    let core_listener = TcpListener::bind(&core_addr_arg)
         .await
-        .with_context(|| format!("cannot listen on {}", args.core_addr))?;
+        .with_context(|| format!("cannot listen on {}", core_addr_arg))?;
     let core_addr = core_listener.local_addr()?;
     let core_task = tokio::spawn(openkcm_net::serve(
         core_listener,
@@ -159,9 +197,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         args.core_connections,
     );
     let edge = Arc::new(Edge::new(vault, CoreLink::new(pool), EdgeConfig::default()));
-    let edge_listener = TcpListener::bind(&args.edge_addr)
+    let edge_listener = TcpListener::bind(&edge_addr_arg)
         .await
-        .with_context(|| format!("cannot listen on {}", args.edge_addr))?;
+        .with_context(|| format!("cannot listen on {}", edge_addr_arg))?;
     let edge_addr = edge_listener.local_addr()?;
     let edge_task = tokio::spawn(openkcm_net::serve(
         edge_listener,
@@ -196,10 +234,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
         _ = term.recv() => {}
+        _ = hup.recv() => {}
     }
     Ok(())
 }

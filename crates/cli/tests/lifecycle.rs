@@ -236,9 +236,55 @@ fn keys_survive_a_restart() {
         "unique_identifier",
     );
     let before = s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex");
+    // A second process on the same data directory is refused while the first runs.
+    let second = std::process::Command::new(common::BIN)
+        .arg("dev")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--edge-addr", "127.0.0.1:0", "--core-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("another openkcm process is using the data directory"),
+        "{err}"
+    );
+    // The directory is private to its owner.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
     dev.stop();
     let mut dev = Dev::start(dir.path(), &["demo"]);
     let after = s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex");
     assert_eq!(before, after);
+    dev.stop();
+}
+
+#[test]
+fn the_edge_reconnects_to_the_core_after_idle_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    // The Core closes connections idle for 1 s; the edge's pooled connections to it must heal unseen.
+    let mut dev = Dev::start_env(dir.path(), &["demo"], &[("OPENKCM_IDLE_TIMEOUT", "1")]);
+    let uid = s(
+        &dev.kmip("demo", &["create", "--activate"]).unwrap(),
+        "unique_identifier",
+    );
+    let key = s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex");
+    for round in 0..2 {
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        for i in 0..6 {
+            let got = dev.kmip("demo", &["get", &uid]);
+            assert_eq!(
+                got.map(|v| s(&v, "key_hex")),
+                Ok(key.clone()),
+                "round {round}, get {i}"
+            );
+        }
+        assert!(
+            dev.kmip("demo", &["create"]).is_ok(),
+            "round {round}: create after idle"
+        );
+    }
     dev.stop();
 }

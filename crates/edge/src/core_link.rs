@@ -42,6 +42,9 @@ impl CoreLink {
     }
 
     /// Sends `items` in one message on behalf of `tenant/service` and returns each item's result.
+    ///
+    /// Used for the edge's own side-effect-free calls (L3 lookup, wrap, unwrap), which are retried on a fresh
+    /// connection when one breaks.
     pub async fn call(
         &self,
         tenant: &str,
@@ -49,13 +52,26 @@ impl CoreLink {
         version: ProtocolVersion,
         items: Vec<(u32, Item)>,
     ) -> Result<Vec<Result<Item, KmipError>>, KmipError> {
+        self.send(tenant, service, version, items, true).await
+    }
+
+    async fn send(
+        &self,
+        tenant: &str,
+        service: &str,
+        version: ProtocolVersion,
+        items: Vec<(u32, Item)>,
+        idempotent: bool,
+    ) -> Result<Vec<Result<Item, KmipError>>, KmipError> {
         let mut request = RequestMessage::new(version, items);
         request.header.on_behalf_of = Some(format!("{tenant}/{service}"));
-        let response = self
-            .pool
-            .call(&request.to_item())
-            .await
-            .map_err(unreachable)?;
+        let request = request.to_item();
+        let response = if idempotent {
+            self.pool.call_idempotent(&request).await
+        } else {
+            self.pool.call(&request).await
+        }
+        .map_err(unreachable)?;
         let parsed = ResponseMessage::parse(&response)?;
         Ok(parsed.items.into_iter().map(|i| i.result).collect())
     }
@@ -83,11 +99,17 @@ impl CoreLink {
         operation: u32,
         payload: &Item,
     ) -> Result<Item, KmipError> {
-        self.call(tenant, service, version, vec![(operation, payload.clone())])
-            .await?
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| Err(KmipError::general("the Crypto Core returned no result")))
+        self.send(
+            tenant,
+            service,
+            version,
+            vec![(operation, payload.clone())],
+            false,
+        )
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Err(KmipError::general("the Crypto Core returned no result")))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, L3Cache> {

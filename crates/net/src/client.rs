@@ -9,7 +9,7 @@ use rustls::ClientConfig;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_rustls::client::TlsStream;
@@ -115,17 +115,27 @@ impl Pipelined {
         let (read, write) = tokio::io::split(stream);
         let (tx, rx) = mpsc::channel::<(Vec<u8>, Reply)>(1024);
         let (pending_tx, pending_rx) = mpsc::unbounded_channel::<Reply>();
-        tokio::spawn(Self::writer(write, rx, pending_tx));
-        tokio::spawn(Self::reader(read, pending_rx));
+        let (dead_tx, dead_rx) = oneshot::channel::<()>();
+        tokio::spawn(Self::writer(write, rx, pending_tx, dead_rx));
+        tokio::spawn(Self::reader(read, pending_rx, dead_tx));
         Self { tx }
     }
 
+    /// Writes requests in order, registering each reply slot with the reader *before* the bytes go out. Stops when
+    /// the reader reports the connection dead, so the pool sees the channel closed and reconnects; a request it
+    /// drops unwritten has its reply slot dropped, which callers may safely retry.
     async fn writer(
         mut w: WriteHalf<TlsStream<TcpStream>>,
         mut rx: mpsc::Receiver<(Vec<u8>, Reply)>,
         pending: mpsc::UnboundedSender<Reply>,
+        mut dead: oneshot::Receiver<()>,
     ) {
-        while let Some((bytes, reply)) = rx.recv().await {
+        loop {
+            let (bytes, reply) = tokio::select! {
+                biased;
+                _ = &mut dead => break,
+                next = rx.recv() => match next { Some(n) => n, None => break },
+            };
             if pending.send(reply).is_err() {
                 break;
             }
@@ -133,25 +143,37 @@ impl Pipelined {
                 break;
             }
         }
+        rx.close();
     }
 
+    /// Reads responses in order. While nothing is outstanding it still watches the socket, so a connection the
+    /// server closed (idle timeout, restart) is noticed at once instead of failing the next request.
     async fn reader(
         mut r: ReadHalf<TlsStream<TcpStream>>,
         mut pending: mpsc::UnboundedReceiver<Reply>,
+        dead: oneshot::Sender<()>,
     ) {
-        while let Some(reply) = pending.recv().await {
+        let mut probe = [0u8; 1];
+        loop {
+            let reply = tokio::select! {
+                biased;
+                reply = pending.recv() => match reply { Some(reply) => reply, None => break },
+                // Nothing is outstanding: EOF, an error or unsolicited bytes all mean the connection is unusable.
+                _ = r.read(&mut probe) => break,
+            };
             let result = read_response(&mut r).await;
             let failed = result.is_err();
-            let _ = reply.send(result);
+            let _ = reply.send(result.map_err(|e| NetError::ConnectionLost(e.to_string())));
             if failed {
                 break;
             }
         }
-        // Fail whatever is still queued; the pool reconnects on the next call.
+        let _ = dead.send(());
+        // Fail whatever was written but not answered.
         pending.close();
         while let Some(reply) = pending.recv().await {
-            let _ = reply.send(Err(NetError::Protocol(
-                "the connection to the server was lost".into(),
+            let _ = reply.send(Err(NetError::ConnectionLost(
+                "the connection closed before the response".into(),
             )));
         }
     }
@@ -195,26 +217,33 @@ impl KmipPool {
         Ok(tx)
     }
 
-    /// Sends `request` on the next connection and waits for its response. A request that fails because the
-    /// connection broke before it was written is retried once on a fresh connection.
+    /// Sends `request` on the next connection and waits for its response. A request that never reached the wire
+    /// (its connection had died) is retried on a fresh connection; one that may have been written is not.
     pub async fn call(&self, request: &Item) -> Result<Item, NetError> {
+        self.call_with(request, false).await
+    }
+
+    /// Like [`KmipPool::call`], but also retries, once per connection, a request that may already have been written
+    /// when its connection broke. Only for operations without side effects (lookups, wrap and unwrap).
+    pub async fn call_idempotent(&self, request: &Item) -> Result<Item, NetError> {
+        self.call_with(request, true).await
+    }
+
+    async fn call_with(&self, request: &Item, retry_if_written: bool) -> Result<Item, NetError> {
         let bytes = encode(request);
         let slot = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut last = NetError::Protocol("no attempt made".into());
-        for attempt in 0..2 {
-            let tx = self.sender(slot + attempt).await?;
+        let mut last = NetError::ConnectionLost("no connection could be used".into());
+        for attempt in 0..=self.slots.len() {
+            let tx = self.sender(slot.wrapping_add(attempt)).await?;
             let (reply_tx, reply_rx) = oneshot::channel();
             if tx.send((bytes.clone(), reply_tx)).await.is_err() {
-                last = NetError::Protocol("the connection to the server was lost".into());
                 continue;
             }
             match tokio::time::timeout(RESPONSE_TIMEOUT, reply_rx).await {
                 Err(_) => return Err(NetError::Timeout("waiting for the server's response")),
-                Ok(Err(_)) => {
-                    return Err(NetError::Protocol(
-                        "the connection to the server was lost".into(),
-                    ))
-                }
+                // Dropped unwritten: always safe to retry.
+                Ok(Err(_)) => continue,
+                Ok(Ok(Err(e @ NetError::ConnectionLost(_)))) if retry_if_written => last = e,
                 Ok(Ok(result)) => return result,
             }
         }

@@ -36,6 +36,9 @@ pub enum NetError {
     /// The peer sent something that is not a valid KMIP message.
     #[error("the peer sent an invalid KMIP message: {0}")]
     Protocol(String),
+    /// The connection broke while a request was outstanding.
+    #[error("the connection to the server was lost: {0}")]
+    ConnectionLost(String),
     /// A timeout.
     #[error("{0} timed out")]
     Timeout(&'static str),

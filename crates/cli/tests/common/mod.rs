@@ -22,9 +22,19 @@ impl Dev {
         Self::start_logged(data, tenants, None)
     }
 
+    /// Starts with extra environment settings (e.g. `OPENKCM_IDLE_TIMEOUT`).
+    pub fn start_env(data: &Path, tenants: &[&str], envs: &[(&str, &str)]) -> Dev {
+        Self::spawn(data, tenants, None, envs)
+    }
+
     /// Starts with `--log debug` written to `log` (instead of warnings to the test's stderr).
     pub fn start_logged(data: &Path, tenants: &[&str], log: Option<&Path>) -> Dev {
+        Self::spawn(data, tenants, log, &[])
+    }
+
+    fn spawn(data: &Path, tenants: &[&str], log: Option<&Path>, envs: &[(&str, &str)]) -> Dev {
         let mut cmd = Command::new(BIN);
+        cmd.envs(envs.iter().copied());
         cmd.arg("dev").arg("--data-dir").arg(data).args([
             "--edge-addr",
             "127.0.0.1:0",
