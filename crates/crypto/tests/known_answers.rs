@@ -6,18 +6,28 @@
 
 use openkcm_crypto::{aes, CryptoError, SecretKey};
 
-const README: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/vectors/README.md"
-);
-const WYCHEPROOF_GCM: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/vectors/wycheproof/aes_gcm_test.json"
-);
+/// Reads `rel` from the shared test vectors (`$OPENKCM_VECTORS`, else `../shared/vectors` beside the checkout).
+/// Missing vectors fail under CI (`CI=true`) and are skipped, loudly, elsewhere.
+fn vectors(rel: &str) -> Option<String> {
+    let dir = std::env::var("OPENKCM_VECTORS").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors").to_owned()
+    });
+    let path = format!("{dir}/{rel}");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("test vectors {path} are required in CI: {e}")
+        }
+        Err(e) => {
+            eprintln!("\n*** SKIPPING: test vectors {path} not found ({e}); set OPENKCM_VECTORS to shared/vectors ***\n");
+            None
+        }
+    }
+}
 
 /// The README list item that starts with `- {label}:`, joined with its continuation lines.
-fn readme_item(label: &str) -> String {
-    let text = std::fs::read_to_string(README).expect("shared/vectors/README.md must be present");
+fn readme_item(label: &str) -> Option<String> {
+    let text = vectors("README.md")?;
     let prefix = format!("- {label}:");
     let mut lines = text
         .lines()
@@ -30,7 +40,7 @@ fn readme_item(label: &str) -> String {
         item.push(' ');
         item.push_str(cont.trim());
     }
-    item
+    Some(item)
 }
 
 /// The hex word that follows `marker` in `line`.
@@ -49,7 +59,9 @@ fn hex_after(line: &str, marker: &str) -> Vec<u8> {
 
 #[test]
 fn gcm_mcgrew_viega_tc14_zero_key_zero_block() {
-    let line = readme_item("TC14");
+    let Some(line) = readme_item("TC14") else {
+        return;
+    };
     let expected_ct = hex_after(&line, "ciphertext");
     let expected_tag = hex_after(&line, "tag");
     assert_eq!(expected_ct.len(), 16);
@@ -65,7 +77,9 @@ fn gcm_mcgrew_viega_tc14_zero_key_zero_block() {
 
 #[test]
 fn gcm_mcgrew_viega_tc13_zero_key_empty_plaintext() {
-    let line = readme_item("TC13");
+    let Some(line) = readme_item("TC13") else {
+        return;
+    };
     let expected_tag = hex_after(&line, "tag");
     assert_eq!(expected_tag.len(), 16);
 
@@ -83,7 +97,9 @@ fn field(t: &serde_json::Value, name: &str) -> Vec<u8> {
 
 #[test]
 fn gcm_wycheproof_256_bit_key_96_bit_iv_128_bit_tag() {
-    let text = std::fs::read_to_string(WYCHEPROOF_GCM).expect("wycheproof aes_gcm_test.json");
+    let Some(text) = vectors("wycheproof/aes_gcm_test.json") else {
+        return;
+    };
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     let (mut valid, mut invalid) = (0, 0);
     for group in doc["testGroups"].as_array().unwrap() {
@@ -124,7 +140,9 @@ fn gcm_wycheproof_256_bit_key_96_bit_iv_128_bit_tag() {
 
 #[test]
 fn gcm_wycheproof_vectors_with_other_iv_sizes_are_refused() {
-    let text = std::fs::read_to_string(WYCHEPROOF_GCM).unwrap();
+    let Some(text) = vectors("wycheproof/aes_gcm_test.json") else {
+        return;
+    };
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut seen = 0;
     for group in doc["testGroups"].as_array().unwrap() {
