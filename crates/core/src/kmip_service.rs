@@ -283,7 +283,7 @@ impl OperationHandler for CoreOps<'_> {
         operation: u32,
         payload: &Item,
     ) -> Result<Item, KmipError> {
-        match operation {
+        let result = match operation {
             op::DISCOVER_VERSIONS => payload::discover_versions_response(payload),
             op::QUERY => {
                 payload::query_response(payload, CORE_OPERATIONS, &[object_type::SYMMETRIC_KEY])
@@ -293,6 +293,17 @@ impl OperationHandler for CoreOps<'_> {
             op::ENCRYPT => self.cipher(ctx, payload, true).await,
             op::DECRYPT => self.cipher(ctx, payload, false).await,
             other => Err(KmipError::unsupported_operation(other)),
+        };
+        if let Err(e) = &result {
+            // Refusals are operational signals (and, for foreign identifiers, probes): never key material.
+            tracing::info!(
+                peer = %self.peer,
+                operation = openkcm_kmip::enums::operation::name(operation),
+                reason = e.reason,
+                message = %e.message,
+                "operation refused"
+            );
         }
+        result
     }
 }

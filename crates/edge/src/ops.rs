@@ -44,6 +44,24 @@ const SERVER_ONLY: &[&str] = &[
     "Compromise Date",
     "Revocation Reason",
     "Object Type",
+    "Compromise Occurrence Date",
+    "Digest",
+    "Fresh",
+    "Key Value Present",
+    "Lease Time",
+    "Original Creation Date",
+    "Always Sensitive",
+    "Never Extractable",
+    "Random Number Generator",
+];
+
+/// Standard attributes a key may carry several instances of; every other attribute may appear once.
+const MULTI_VALUED: &[&str] = &[
+    "Name",
+    "Object Group",
+    "Link",
+    "Alternative Name",
+    "Application Specific Information",
 ];
 
 /// Edge settings.
@@ -220,7 +238,30 @@ impl EdgeOps<'_> {
         }
         let now = now();
         let mut meta = L4Meta::new_aes(service, now);
+        let mut seen: Vec<String> = Vec::new();
         for a in attributes::from_payload(payload)? {
+            if openkcm_kmip::attribute_names::tag_for_name(&a.name).is_none()
+                && !a.name.starts_with("x-")
+            {
+                return Err(KmipError::invalid_field(if a.name.starts_with("y-") {
+                    format!(
+                        "attribute {:?}: names starting with y- are reserved for servers",
+                        a.name
+                    )
+                } else {
+                    format!(
+                        "attribute {:?} is not a KMIP attribute; custom attributes start with x-",
+                        a.name
+                    )
+                }));
+            }
+            if seen.contains(&a.name) && !MULTI_VALUED.contains(&a.name.as_str()) {
+                return Err(KmipError::invalid_field(format!(
+                    "attribute {:?} may be given only once",
+                    a.name
+                )));
+            }
+            seen.push(a.name.clone());
             let bad_type = |what: &str| {
                 KmipError::invalid_field(format!("attribute {:?} must be {what}", a.name))
             };
@@ -258,6 +299,13 @@ impl EdgeOps<'_> {
                             .ok_or_else(|| bad_type("a Date-Time"))?,
                     )
                 }
+                "Deactivation Date" => {
+                    meta.deactivation_date = Some(
+                        a.value
+                            .as_datetime()
+                            .ok_or_else(|| bad_type("a Date-Time"))?,
+                    )
+                }
                 n if SERVER_ONLY.contains(&n) => {
                     return Err(KmipError::invalid_field(format!(
                         "attribute {n:?} is set by the server, not the client"
@@ -267,6 +315,13 @@ impl EdgeOps<'_> {
                     name: a.name.clone(),
                     value_ttlv: hex::encode(openkcm_ttlv::encode(&a.value)),
                 }),
+            }
+        }
+        if let (Some(a), Some(d)) = (meta.activation_date, meta.deactivation_date) {
+            if d < a {
+                return Err(KmipError::invalid_field(
+                    "the Deactivation Date is earlier than the Activation Date",
+                ));
             }
         }
         if meta.activation_date.is_some_and(|d| d <= now) {
@@ -436,11 +491,25 @@ impl EdgeOps<'_> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
         let req = RevokeRequest::parse(payload)?;
+        if !(revocation_reason::UNSPECIFIED..=7).contains(&req.code) {
+            return Err(KmipError::invalid_field(format!(
+                "Revocation Reason Code {} is not defined (1 Unspecified … 7 Privilege Withdrawn)",
+                req.code
+            )));
+        }
+        if req.compromise_occurrence.is_some_and(|d| d > now() + 60) {
+            return Err(KmipError::invalid_field(
+                "the Compromise Occurrence Date is in the future",
+            ));
+        }
         let mut stored = self.edge.load(tenant, service, &uid).await?;
         let now = now();
         let current = stored.meta.effective_state(now);
         if matches!(current, state::DESTROYED | state::DESTROYED_COMPROMISED) {
-            return Err(KmipError::wrong_state(format!("key {uid:?} is destroyed")));
+            return Err(KmipError::new(
+                rr::OBJECT_DESTROYED,
+                format!("key {uid:?} is destroyed"),
+            ));
         }
         let compromise = matches!(
             req.code,
@@ -482,9 +551,10 @@ impl EdgeOps<'_> {
                 )))
             }
             _ => {
-                return Err(KmipError::wrong_state(format!(
-                    "key {uid:?} is already destroyed"
-                )))
+                return Err(KmipError::new(
+                    rr::OBJECT_DESTROYED,
+                    format!("key {uid:?} is already destroyed"),
+                ))
             }
         };
         stored.meta.state = next;
@@ -543,7 +613,13 @@ impl EdgeOps<'_> {
             bcm::CBC
         });
         let key = self.edge.key_of(tenant, service, &uid, &stored).await?;
-        let crypto = |e: openkcm_crypto::CryptoError| KmipError::crypto(e.to_string());
+        let crypto = |e: openkcm_crypto::CryptoError| match e {
+            openkcm_crypto::CryptoError::InvalidNonce { .. }
+            | openkcm_crypto::CryptoError::InvalidTag { .. } => {
+                KmipError::invalid_field(e.to_string())
+            }
+            other => KmipError::crypto(other.to_string()),
+        };
         match mode {
             bcm::CBC => {
                 if params.padding.is_some_and(|p| p != padding_method::PKCS5) {
@@ -604,7 +680,7 @@ impl OperationHandler for EdgeOps<'_> {
         operation: u32,
         payload: &Item,
     ) -> Result<Item, KmipError> {
-        match operation {
+        let result = match operation {
             op::DISCOVER_VERSIONS => payload::discover_versions_response(payload),
             op::QUERY => {
                 payload::query_response(payload, EDGE_OPERATIONS, &[object_type::SYMMETRIC_KEY])
@@ -626,6 +702,17 @@ impl OperationHandler for EdgeOps<'_> {
                     .proxy(tenant, service, ctx.version, other, payload)
                     .await
             }
+        };
+        if let Err(e) = &result {
+            // Refusals are operational signals (and, for foreign identifiers, probes): never key material.
+            tracing::info!(
+                peer = %self.peer,
+                operation = openkcm_kmip::enums::operation::name(operation),
+                reason = e.reason,
+                message = %e.message,
+                "operation refused"
+            );
         }
+        result
     }
 }

@@ -23,30 +23,81 @@ pub mod operation {
     pub const MAC_VERIFY: u32 = 0x24;
     pub const RNG_RETRIEVE: u32 = 0x25;
 
+    const NAMES: &[&str] = &[
+        "Create",
+        "Create Key Pair",
+        "Register",
+        "Re-key",
+        "Derive Key",
+        "Certify",
+        "Re-certify",
+        "Locate",
+        "Check",
+        "Get",
+        "Get Attributes",
+        "Get Attribute List",
+        "Add Attribute",
+        "Modify Attribute",
+        "Delete Attribute",
+        "Obtain Lease",
+        "Get Usage Allocation",
+        "Activate",
+        "Revoke",
+        "Destroy",
+        "Archive",
+        "Recover",
+        "Validate",
+        "Query",
+        "Cancel",
+        "Poll",
+        "Notify",
+        "Put",
+        "Re-key Key Pair",
+        "Discover Versions",
+        "Encrypt",
+        "Decrypt",
+        "Sign",
+        "Signature Verify",
+        "MAC",
+        "MAC Verify",
+        "RNG Retrieve",
+        "RNG Seed",
+        "Hash",
+        "Create Split Key",
+        "Join Split Key",
+        "Import",
+        "Export",
+        "Log",
+        "Login",
+        "Logout",
+        "Delegated Login",
+        "Adjust Attribute",
+        "Set Attribute",
+        "Set Endpoint Role",
+        "PKCS#11",
+        "Interop",
+        "Re-Provision",
+    ];
+
     /// The operation's name, for logs and errors.
     pub fn name(op: u32) -> &'static str {
-        match op {
-            CREATE => "Create",
-            CREATE_KEY_PAIR => "Create Key Pair",
-            REGISTER => "Register",
-            REKEY => "Re-key",
-            LOCATE => "Locate",
-            CHECK => "Check",
-            GET => "Get",
-            GET_ATTRIBUTES => "Get Attributes",
-            GET_ATTRIBUTE_LIST => "Get Attribute List",
-            ACTIVATE => "Activate",
-            REVOKE => "Revoke",
-            DESTROY => "Destroy",
-            QUERY => "Query",
-            DISCOVER_VERSIONS => "Discover Versions",
-            ENCRYPT => "Encrypt",
-            DECRYPT => "Decrypt",
-            MAC => "MAC",
-            MAC_VERIFY => "MAC Verify",
-            RNG_RETRIEVE => "RNG Retrieve",
-            _ => "unknown operation",
-        }
+        op.checked_sub(1)
+            .and_then(|i| NAMES.get(i as usize))
+            .copied()
+            .unwrap_or("unknown operation")
+    }
+
+    /// The protocol version that introduced `op`, or `None` for a value no version defines.
+    pub fn introduced_in(op: u32) -> Option<crate::ProtocolVersion> {
+        use crate::ProtocolVersion as V;
+        Some(match op {
+            0x01..=0x1C => V::new(1, 0),
+            0x1D..=0x1E => V::new(1, 1),
+            0x1F..=0x29 => V::new(1, 2),
+            0x2A..=0x2B => V::new(1, 4),
+            0x2C..=0x35 => V::new(2, 0),
+            _ => return None,
+        })
     }
 }
 

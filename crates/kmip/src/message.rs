@@ -455,11 +455,34 @@ pub fn error_response(version: ProtocolVersion, error: KmipError) -> Item {
     .to_item()
 }
 
+/// Largest response this server sends, whatever the client allows (8 MiB): a small request cannot make the server
+/// build an unbounded reply.
+pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
+
+fn refuse_all(message: &RequestMessage, error: &KmipError) -> Vec<ResponseBatchItem> {
+    message
+        .items
+        .iter()
+        .map(|b| ResponseBatchItem {
+            operation: Some(b.operation),
+            batch_id: b.batch_id.clone(),
+            result: Err(error.clone()),
+        })
+        .collect()
+}
+
 /// Runs every batch item of `request` through `handler` and builds the response.
 ///
-/// One failing item never fails the items before it. After a failure, the remaining items are still processed
-/// when the client asked for Batch Error Continuation Option Continue; with Stop (the default) or Undo they are
-/// skipped and absent from the response, as KMIP specifies for Stop. Undo is not supported and behaves as Stop.
+/// * A request in a protocol version this server does not speak gets Invalid Message for every item except
+///   Discover Versions (which is how a client finds a common version); the response is written in the closest
+///   supported version.
+/// * An operation that the negotiated version does not define (Encrypt in 1.0, say) is Operation Not Supported.
+/// * One failing item never fails the items before it. After a failure, the remaining items are still processed
+///   when the client asked for Batch Error Continuation Option Continue; with Stop (the default) they are skipped
+///   and absent from the response, as KMIP specifies. Undo is not supported: a batch of several items asking for it
+///   is refused as a whole with Feature Not Supported.
+/// * A response larger than the client's Maximum Response Size (or [`MAX_RESPONSE_BYTES`]) is replaced by Response
+///   Too Large on every item that succeeded.
 pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) -> Item {
     let message = match RequestMessage::parse(request) {
         Ok(m) => m,
@@ -473,35 +496,99 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
             return error_response(version, e);
         }
     };
-    let version = negotiate(message.header.version);
+    let requested = message.header.version;
+    let version = negotiate(requested);
+    let supported = SUPPORTED_VERSIONS.contains(&requested);
     let mut ctx = ItemContext {
         version,
         header: message.header.clone(),
         id_placeholder: None,
     };
-    let mut items = Vec::with_capacity(message.items.len());
-    for b in &message.items {
-        let result = handler.handle(&ctx, b.operation, &b.payload).await;
-        let failed = result.is_err();
-        if let Ok(payload) = &result {
-            if let Some(uid) = payload.child(t::UNIQUE_IDENTIFIER).and_then(Item::as_text) {
-                ctx.id_placeholder = Some(uid.to_owned());
+    let continuation = message.header.error_continuation;
+    let items = if continuation == batch_error_continuation::UNDO && message.items.len() > 1 {
+        refuse_all(
+            &message,
+            &KmipError::new(
+                rr::FEATURE_NOT_SUPPORTED,
+                "Batch Error Continuation Option Undo is not supported; use Continue or Stop",
+            ),
+        )
+    } else {
+        let mut items = Vec::with_capacity(message.items.len());
+        for b in &message.items {
+            let result = if !supported && b.operation != crate::enums::operation::DISCOVER_VERSIONS
+            {
+                Err(KmipError::new(
+                    rr::INVALID_MESSAGE,
+                    format!(
+                        "KMIP {requested} is not supported by this server; it speaks {} (use Discover Versions)",
+                        SUPPORTED_VERSIONS.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            } else if crate::enums::operation::introduced_in(b.operation)
+                .is_some_and(|v| v > version)
+            {
+                Err(KmipError::new(
+                    rr::OPERATION_NOT_SUPPORTED,
+                    format!(
+                        "{} is not defined in KMIP {version}",
+                        crate::enums::operation::name(b.operation)
+                    ),
+                ))
+            } else {
+                handler.handle(&ctx, b.operation, &b.payload).await
+            };
+            let failed = result.is_err();
+            if let Ok(payload) = &result {
+                if let Some(uid) = payload.child(t::UNIQUE_IDENTIFIER).and_then(Item::as_text) {
+                    ctx.id_placeholder = Some(uid.to_owned());
+                }
+            }
+            items.push(ResponseBatchItem {
+                operation: Some(b.operation),
+                batch_id: b.batch_id.clone(),
+                result,
+            });
+            if failed && continuation != batch_error_continuation::CONTINUE {
+                break;
             }
         }
-        items.push(ResponseBatchItem {
-            operation: Some(b.operation),
-            batch_id: b.batch_id.clone(),
-            result,
-        });
-        if failed && message.header.error_continuation != batch_error_continuation::CONTINUE {
-            break;
-        }
-    }
-    ResponseMessage {
+        items
+    };
+    let mut response = ResponseMessage {
         version,
         timestamp: now(),
         client_correlation: message.header.client_correlation,
         items,
+    };
+    let limit = message
+        .header
+        .max_response_size
+        .and_then(|m| usize::try_from(m).ok())
+        .map_or(MAX_RESPONSE_BYTES, |m| m.min(MAX_RESPONSE_BYTES));
+    let mut encoded = response.to_item();
+    let size = openkcm_ttlv::encoded_len(&encoded);
+    if size > limit {
+        encoded.zeroize_bytes();
+        let too_large = KmipError::new(
+            rr::RESPONSE_TOO_LARGE,
+            format!(
+                "the response of {size} bytes exceeds the maximum response size of {limit} bytes"
+            ),
+        );
+        for item in &mut response.items {
+            if let Ok(payload) = &mut item.result {
+                payload.zeroize_bytes();
+                item.result = Err(too_large.clone());
+            }
+        }
+        encoded = response.to_item();
+    } else {
+        for item in &mut response.items {
+            if let Ok(payload) = &mut item.result {
+                payload.zeroize_bytes();
+            }
+        }
     }
-    .to_item()
+    encoded
 }

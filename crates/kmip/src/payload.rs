@@ -362,9 +362,20 @@ pub struct LocateRequest {
 impl LocateRequest {
     /// Reads a Locate request payload.
     pub fn parse(payload: &Item) -> Result<Self, KmipError> {
+        let non_negative = |tag: u32, what: &str| -> Result<Option<i32>, KmipError> {
+            match payload.child(tag) {
+                None => Ok(None),
+                Some(i) => match i.as_i32() {
+                    Some(v) if v >= 0 => Ok(Some(v)),
+                    _ => Err(KmipError::invalid_field(format!(
+                        "{what} must be a non-negative Integer"
+                    ))),
+                },
+            }
+        };
         Ok(Self {
-            max_items: payload.child(t::MAXIMUM_ITEMS).and_then(Item::as_i32),
-            offset_items: payload.child(t::OFFSET_ITEMS).and_then(Item::as_i32),
+            max_items: non_negative(t::MAXIMUM_ITEMS, "Maximum Items")?,
+            offset_items: non_negative(t::OFFSET_ITEMS, "Offset Items")?,
             attributes: attributes::from_payload(payload)?,
         })
     }
@@ -450,8 +461,13 @@ pub fn query_response(
                     ],
                 ));
             }
-            // Other query functions are answered with nothing, as KMIP allows for information a server lacks.
-            _ => {}
+            // Other defined query functions are answered with nothing, as KMIP allows for information a server lacks.
+            4..=14 => {}
+            other => {
+                return Err(KmipError::invalid_field(format!(
+                    "Query Function {other} is not defined"
+                )))
+            }
         }
     }
     Ok(Item::structure(t::RESPONSE_PAYLOAD, c))

@@ -145,15 +145,26 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 let _ = stream.shutdown().await;
                 break;
             }
-            Ok(Frame::Message(bytes)) => match decode(&bytes, &limits.ttlv) {
-                Ok(request) => service.handle(&peer, &request).await,
-                Err(e) => {
-                    tracing::info!(peer = %peer, error = %e, "undecodable message");
-                    invalid(format!("the message could not be decoded: {e}"))
-                }
-            },
+            Ok(Frame::Message(mut bytes)) => {
+                let response = match decode(&bytes, &limits.ttlv) {
+                    Ok(mut request) => {
+                        let response = service.handle(&peer, &request).await;
+                        // Requests can carry key material too (an edge wrapping a data key).
+                        request.zeroize_bytes();
+                        response
+                    }
+                    Err(e) => {
+                        tracing::info!(peer = %peer, error = %e, "undecodable message");
+                        invalid(format!("the message could not be decoded: {e}"))
+                    }
+                };
+                zeroize_vec(&mut bytes);
+                response
+            }
         };
+        let mut response = response;
         let mut out = encode(&response);
+        response.zeroize_bytes();
         let written = stream.write_all(&out).await;
         // Responses can carry key material (Get): wipe the buffer whatever happened.
         zeroize_vec(&mut out);
