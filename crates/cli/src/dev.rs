@@ -161,6 +161,18 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("provisioning tenant {t}"))?;
     }
+    for t in &args.tenants {
+        let system = format!("{t}-system");
+        match core.l1_status(t, &system).await {
+            Ok(d) if d.enabled => {}
+            Ok(_) => {
+                tracing::warn!(tenant = %t, system, "the customer's L1 key is disabled: this system's keys stop being served once the sovereign TTL has passed since L1 was last proven")
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %t, system, error = %e, "the customer's L1 key cannot be used: this system's keys stop being served once the sovereign TTL has passed since L1 was last proven")
+            }
+        }
+    }
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let limits = ServerLimits {

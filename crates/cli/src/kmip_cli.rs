@@ -99,8 +99,9 @@ enum KmipCommand {
         /// Plaintext as UTF-8 text.
         #[arg(long)]
         text: Option<String>,
-        #[arg(long, value_enum, default_value = "gcm")]
-        mode: Mode,
+        /// Cipher mode [default: gcm with KMIP 1.4 and later, cbc before (GCM needs 1.4's tag field)].
+        #[arg(long, value_enum)]
+        mode: Option<Mode>,
         /// IV/nonce as hex (the server generates one when omitted).
         #[arg(long)]
         iv: Option<String>,
@@ -114,8 +115,9 @@ enum KmipCommand {
         /// Ciphertext as hex.
         #[arg(long)]
         data_hex: String,
-        #[arg(long, value_enum, default_value = "gcm")]
-        mode: Mode,
+        /// Cipher mode [default: gcm with KMIP 1.4 and later, cbc before (GCM needs 1.4's tag field)].
+        #[arg(long, value_enum)]
+        mode: Option<Mode>,
         /// IV/nonce as hex.
         #[arg(long)]
         iv: String,
@@ -160,7 +162,12 @@ fn unhex(s: &str, what: &str) -> anyhow::Result<Vec<u8>> {
     hex::decode(s).with_context(|| format!("{what} is not valid hex"))
 }
 
-fn mode_params(mode: Mode) -> CryptoParams {
+fn mode_params(mode: Option<Mode>, version: ProtocolVersion) -> CryptoParams {
+    let mode = mode.unwrap_or(if version.has_aead_fields() {
+        Mode::Gcm
+    } else {
+        Mode::Cbc
+    });
     match mode {
         Mode::Cbc => CryptoParams {
             mode: Some(block_cipher_mode::CBC),
@@ -236,7 +243,7 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
             };
             let req = CipherRequest {
                 uid: Some(uid.clone()),
-                params: Some(mode_params(*mode)),
+                params: Some(mode_params(*mode, version)),
                 data,
                 iv: iv.as_deref().map(|v| unhex(v, "--iv")).transpose()?,
                 aad: aad.as_deref().map(|v| unhex(v, "--aad")).transpose()?,
@@ -254,7 +261,7 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
         } => {
             let req = CipherRequest {
                 uid: Some(uid.clone()),
-                params: Some(mode_params(*mode)),
+                params: Some(mode_params(*mode, version)),
                 data: unhex(data_hex, "--data-hex")?,
                 iv: Some(unhex(iv, "--iv")?),
                 aad: aad.as_deref().map(|v| unhex(v, "--aad")).transpose()?,
@@ -293,7 +300,15 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
         }
     };
     let message = RequestMessage::new(version, vec![(operation, request)]);
-    let response = ResponseMessage::parse(&client.call(&message.to_item()).await?)?;
+    let reply = client.call(&message.to_item()).await.map_err(|e| {
+        let hint = if e.to_string().contains("alert") {
+            " (the server rejected this client's certificate: is it issued by the server's CA and still valid?)"
+        } else {
+            ""
+        };
+        anyhow!("{e}{hint}")
+    })?;
+    let response = ResponseMessage::parse(&reply)?;
     let result = response
         .items
         .into_iter()
@@ -303,8 +318,9 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
     let payload = match result {
         Ok(p) => p,
         Err(e) => bail!(
-            "the server refused the {} request (result reason 0x{:X}): {}",
+            "the server refused the {} request: {} (result reason 0x{:X}): {}",
             op::name(operation),
+            openkcm_kmip::enums::result_reason::name(e.reason),
             e.reason,
             e.message
         ),

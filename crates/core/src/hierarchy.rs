@@ -431,6 +431,25 @@ impl Core {
         }
     }
 
+    /// Asks the customer's key provider about the L1 of `tenant`'s `system` (no key material involved).
+    pub async fn l1_status(
+        &self,
+        tenant: &str,
+        system: &str,
+    ) -> Result<openkcm_providers::KeyDescription, CoreError> {
+        let rec = self
+            .store
+            .get(tenant, kind::SYSTEM, system, 0)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("{tenant}/{system}")))?;
+        let key_ref = KeyRef {
+            provider: meta_str(&rec, "l1_provider")?,
+            key_id: meta_str(&rec, "l1_key_id")?,
+            region: None,
+        };
+        Ok(self.l1.describe(&key_ref).await?)
+    }
+
     /// Drops every plaintext key of `tenant`'s `system` from memory (zeroized when the last user lets go).
     pub fn evict_system(&self, tenant: &str, system: &str) {
         lock(&self.l2_cache).remove(&(tenant.to_owned(), system.to_owned()));

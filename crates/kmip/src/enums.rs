@@ -126,6 +126,28 @@ pub mod result_reason {
     pub const WRONG_KEY_LIFECYCLE_STATE: u32 = 0x43;
     /// KMIP 2.0: the object has been destroyed.
     pub const OBJECT_DESTROYED: u32 = 0x36;
+
+    /// The reason's name, for messages.
+    pub fn name(reason: u32) -> &'static str {
+        match reason {
+            ITEM_NOT_FOUND => "Item Not Found",
+            RESPONSE_TOO_LARGE => "Response Too Large",
+            AUTHENTICATION_NOT_SUCCESSFUL => "Authentication Not Successful",
+            INVALID_MESSAGE => "Invalid Message",
+            OPERATION_NOT_SUPPORTED => "Operation Not Supported",
+            MISSING_DATA => "Missing Data",
+            INVALID_FIELD => "Invalid Field",
+            FEATURE_NOT_SUPPORTED => "Feature Not Supported",
+            CRYPTOGRAPHIC_FAILURE => "Cryptographic Failure",
+            ILLEGAL_OPERATION => "Illegal Operation",
+            PERMISSION_DENIED => "Permission Denied",
+            KEY_FORMAT_TYPE_NOT_SUPPORTED => "Key Format Type Not Supported",
+            GENERAL_FAILURE => "General Failure",
+            WRONG_KEY_LIFECYCLE_STATE => "Wrong Key Lifecycle State",
+            OBJECT_DESTROYED => "Object Destroyed",
+            _ => "Operation Failed",
+        }
+    }
 }
 
 /// Object Type enumeration.
