@@ -193,7 +193,8 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
         cert: args.cert.clone(),
         key: args.key.clone(),
     };
-    let config = tls::client_config(&files).context("loading the client certificate")?;
+    let config =
+        tls::client_config(&files).context("loading the TLS files (--ca, --cert, --key)")?;
     let mut client = KmipClient::connect(&args.addr, config, &args.server_name).await?;
     let (operation, request) = match &args.command {
         KmipCommand::Create { name, activate } => {
@@ -338,9 +339,14 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
         }
         KmipCommand::Encrypt { .. } | KmipCommand::Decrypt { .. } => {
             let r = CipherResponse::parse(&payload)?;
+            let text = match &args.command {
+                KmipCommand::Decrypt { .. } => std::str::from_utf8(&r.data).ok().map(str::to_owned),
+                _ => None,
+            };
             json!({
                 "unique_identifier": r.uid,
                 "data_hex": hex::encode(&r.data),
+                "text": text,
                 "iv_hex": r.iv.map(hex::encode),
                 "tag_hex": r.tag.map(hex::encode),
             })

@@ -299,7 +299,7 @@ impl OperationHandler for CoreOps<'_> {
             tracing::info!(
                 peer = %self.peer,
                 operation = openkcm_kmip::enums::operation::name(operation),
-                reason = e.reason,
+                reason = openkcm_kmip::enums::result_reason::name(e.reason),
                 message = %e.message,
                 "operation refused"
             );
