@@ -250,3 +250,58 @@ async fn clients_without_a_certificate_or_from_another_ca_are_refused() {
     assert!(results(&c.call(&msg).await.unwrap())[0].is_ok());
     dev.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thousands_of_mutated_requests_never_take_the_edge_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let uid = s(
+        &dev.kmip("demo", &["create", "--activate", "--name", "m"])
+            .unwrap(),
+        "unique_identifier",
+    );
+    let valid = request(
+        vec![
+            (op::GET, uid_payload(t::REQUEST_PAYLOAD, &uid)),
+            (
+                op::LOCATE,
+                openkcm_kmip::payload::LocateRequest::default().to_item(ProtocolVersion::new(1, 4)),
+            ),
+        ],
+        batch_error_continuation::CONTINUE,
+    );
+    let base = openkcm_ttlv::encode(&valid);
+    let mut c = client(&dev, "demo").await;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut answered, mut dropped) = (0, 0);
+    // The outer frame stays honest (a lying outer length only makes the server wait for bytes that never come, which
+    // the silent-client test covers); everything inside it is fair game for the decoder and the handlers.
+    for _ in 0..1500 {
+        let mut m = base.clone();
+        for _ in 0..(1 + next() % 4) {
+            let at = 8 + (next() as usize) % (m.len() - 8);
+            m[at] = next() as u8;
+        }
+        match tokio::time::timeout(Duration::from_secs(15), c.call_raw(&m)).await {
+            Ok(Ok(_)) => answered += 1,
+            _ => {
+                dropped += 1;
+                c = client(&dev, "demo").await;
+            }
+        }
+    }
+    assert_eq!(
+        (answered, dropped),
+        (1500, 0),
+        "every mutated message gets an answer on the same connection"
+    );
+    let r = results(&c.call(&valid).await.unwrap());
+    assert!(r[0].is_ok() && r[1].is_ok(), "{r:?}");
+    dev.stop();
+}
