@@ -254,6 +254,48 @@ pub struct ResponseBatchItem {
     pub result: Result<Item, KmipError>,
 }
 
+impl ResponseBatchItem {
+    /// Encodes this batch item as `version` defines it.
+    pub fn to_item(&self, version: ProtocolVersion) -> Item {
+        let mut bi = Vec::new();
+        if let Some(op) = self.operation {
+            bi.push(Item::new(t::OPERATION, Value::Enumeration(op)));
+        }
+        if let Some(id) = &self.batch_id {
+            bi.push(Item::new(
+                t::UNIQUE_BATCH_ITEM_ID,
+                Value::ByteString(id.clone()),
+            ));
+        }
+        match &self.result {
+            Ok(payload) => {
+                bi.push(Item::new(
+                    t::RESULT_STATUS,
+                    Value::Enumeration(result_status::SUCCESS),
+                ));
+                let mut p = payload.clone();
+                p.tag = t::RESPONSE_PAYLOAD;
+                bi.push(p);
+            }
+            Err(e) => {
+                bi.push(Item::new(
+                    t::RESULT_STATUS,
+                    Value::Enumeration(result_status::OPERATION_FAILED),
+                ));
+                bi.push(Item::new(
+                    t::RESULT_REASON,
+                    Value::Enumeration(e.reason_for(version)),
+                ));
+                bi.push(Item::new(
+                    t::RESULT_MESSAGE,
+                    Value::TextString(e.message.clone()),
+                ));
+            }
+        }
+        Item::structure(t::BATCH_ITEM, bi)
+    }
+}
+
 /// A parsed or to-be-sent Response Message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseMessage {
@@ -285,44 +327,7 @@ impl ResponseMessage {
             Value::Integer(self.items.len() as i32),
         ));
         let mut children = vec![Item::structure(t::RESPONSE_HEADER, header)];
-        for b in &self.items {
-            let mut bi = Vec::new();
-            if let Some(op) = b.operation {
-                bi.push(Item::new(t::OPERATION, Value::Enumeration(op)));
-            }
-            if let Some(id) = &b.batch_id {
-                bi.push(Item::new(
-                    t::UNIQUE_BATCH_ITEM_ID,
-                    Value::ByteString(id.clone()),
-                ));
-            }
-            match &b.result {
-                Ok(payload) => {
-                    bi.push(Item::new(
-                        t::RESULT_STATUS,
-                        Value::Enumeration(result_status::SUCCESS),
-                    ));
-                    let mut p = payload.clone();
-                    p.tag = t::RESPONSE_PAYLOAD;
-                    bi.push(p);
-                }
-                Err(e) => {
-                    bi.push(Item::new(
-                        t::RESULT_STATUS,
-                        Value::Enumeration(result_status::OPERATION_FAILED),
-                    ));
-                    bi.push(Item::new(
-                        t::RESULT_REASON,
-                        Value::Enumeration(e.reason_for(self.version)),
-                    ));
-                    bi.push(Item::new(
-                        t::RESULT_MESSAGE,
-                        Value::TextString(e.message.clone()),
-                    ));
-                }
-            }
-            children.push(Item::structure(t::BATCH_ITEM, bi));
-        }
+        children.extend(self.items.iter().map(|b| b.to_item(self.version)));
         Item::structure(t::RESPONSE_MESSAGE, children)
     }
 
@@ -459,18 +464,6 @@ pub fn error_response(version: ProtocolVersion, error: KmipError) -> Item {
 /// build an unbounded reply.
 pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
 
-fn refuse_all(message: &RequestMessage, error: &KmipError) -> Vec<ResponseBatchItem> {
-    message
-        .items
-        .iter()
-        .map(|b| ResponseBatchItem {
-            operation: Some(b.operation),
-            batch_id: b.batch_id.clone(),
-            result: Err(error.clone()),
-        })
-        .collect()
-}
-
 /// Runs every batch item of `request` through `handler` and builds the response.
 ///
 /// * A request in a protocol version this server does not speak gets Invalid Message for every item except
@@ -484,6 +477,7 @@ fn refuse_all(message: &RequestMessage, error: &KmipError) -> Vec<ResponseBatchI
 /// * A response larger than the client's Maximum Response Size (or [`MAX_RESPONSE_BYTES`]) is replaced by Response
 ///   Too Large on every item that succeeded.
 pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) -> Item {
+    use crate::enums::operation::{introduced_in, name, DISCOVER_VERSIONS};
     let message = match RequestMessage::parse(request) {
         Ok(m) => m,
         Err(e) => {
@@ -498,96 +492,111 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
     };
     let requested = message.header.version;
     let version = negotiate(requested);
-    let supported = SUPPORTED_VERSIONS.contains(&requested);
-    let mut ctx = ItemContext {
-        version,
-        header: message.header.clone(),
-        id_placeholder: None,
-    };
-    let continuation = message.header.error_continuation;
-    let items = if continuation == batch_error_continuation::UNDO && message.items.len() > 1 {
-        refuse_all(
-            &message,
-            &KmipError::new(
-                rr::FEATURE_NOT_SUPPORTED,
-                "Batch Error Continuation Option Undo is not supported; use Continue or Stop",
-            ),
-        )
+    let header_error = if !matches!(
+        message.header.error_continuation,
+        batch_error_continuation::CONTINUE
+            | batch_error_continuation::STOP
+            | batch_error_continuation::UNDO
+    ) {
+        Some(KmipError::invalid_field(format!(
+            "Batch Error Continuation Option {} is not defined (1 Continue, 2 Stop, 3 Undo)",
+            message.header.error_continuation
+        )))
+    } else if message.header.max_response_size.is_some_and(|m| m <= 0) {
+        Some(KmipError::invalid_field(
+            "Maximum Response Size must be a positive number of bytes",
+        ))
+    } else if message.header.error_continuation == batch_error_continuation::UNDO
+        && message.items.len() > 1
+    {
+        Some(KmipError::new(
+            rr::FEATURE_NOT_SUPPORTED,
+            "Batch Error Continuation Option Undo is not supported; use Continue or Stop",
+        ))
     } else {
-        let mut items = Vec::with_capacity(message.items.len());
-        for b in &message.items {
-            let result = if !supported && b.operation != crate::enums::operation::DISCOVER_VERSIONS
-            {
-                Err(KmipError::new(
-                    rr::INVALID_MESSAGE,
-                    format!(
-                        "KMIP {requested} is not supported by this server; it speaks {} (use Discover Versions)",
-                        SUPPORTED_VERSIONS.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-                    ),
-                ))
-            } else if crate::enums::operation::introduced_in(b.operation)
-                .is_some_and(|v| v > version)
-            {
-                Err(KmipError::new(
-                    rr::OPERATION_NOT_SUPPORTED,
-                    format!(
-                        "{} is not defined in KMIP {version}",
-                        crate::enums::operation::name(b.operation)
-                    ),
-                ))
-            } else {
-                handler.handle(&ctx, b.operation, &b.payload).await
-            };
-            let failed = result.is_err();
-            if let Ok(payload) = &result {
-                if let Some(uid) = payload.child(t::UNIQUE_IDENTIFIER).and_then(Item::as_text) {
-                    ctx.id_placeholder = Some(uid.to_owned());
-                }
-            }
-            items.push(ResponseBatchItem {
-                operation: Some(b.operation),
-                batch_id: b.batch_id.clone(),
-                result,
-            });
-            if failed && continuation != batch_error_continuation::CONTINUE {
-                break;
-            }
-        }
-        items
-    };
-    let mut response = ResponseMessage {
-        version,
-        timestamp: now(),
-        client_correlation: message.header.client_correlation,
-        items,
+        None
     };
     let limit = message
         .header
         .max_response_size
         .and_then(|m| usize::try_from(m).ok())
         .map_or(MAX_RESPONSE_BYTES, |m| m.min(MAX_RESPONSE_BYTES));
-    let mut encoded = response.to_item();
-    let size = openkcm_ttlv::encoded_len(&encoded);
-    if size > limit {
-        encoded.zeroize_bytes();
-        let too_large = KmipError::new(
+    let too_large = |size: usize| {
+        KmipError::new(
             rr::RESPONSE_TOO_LARGE,
-            format!(
-                "the response of {size} bytes exceeds the maximum response size of {limit} bytes"
-            ),
-        );
-        for item in &mut response.items {
-            if let Ok(payload) = &mut item.result {
-                payload.zeroize_bytes();
-                item.result = Err(too_large.clone());
+            format!("the response of at least {size} bytes exceeds the maximum response size of {limit} bytes"),
+        )
+    };
+    let mut ctx = ItemContext {
+        version,
+        header: message.header.clone(),
+        id_placeholder: None,
+    };
+    let mut items: Vec<ResponseBatchItem> = Vec::with_capacity(message.items.len().min(1024));
+    // Bytes of response built so far: checked after every item, so a batch cannot make the server build (or
+    // compute) far more than it will ever send.
+    let mut size = 0usize;
+    for b in &message.items {
+        let result = if let Some(e) = &header_error {
+            Err(e.clone())
+        } else if !SUPPORTED_VERSIONS.contains(&requested) && b.operation != DISCOVER_VERSIONS {
+            Err(KmipError::new(
+                rr::INVALID_MESSAGE,
+                format!(
+                    "KMIP {requested} is not supported by this server; it speaks {} (use Discover Versions)",
+                    SUPPORTED_VERSIONS.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                ),
+            ))
+        } else if b.operation != DISCOVER_VERSIONS
+            && introduced_in(b.operation).is_some_and(|v| v > version)
+        {
+            Err(KmipError::new(
+                rr::OPERATION_NOT_SUPPORTED,
+                format!("{} is not defined in KMIP {version}", name(b.operation)),
+            ))
+        } else {
+            handler.handle(&ctx, b.operation, &b.payload).await
+        };
+        let failed = result.is_err();
+        if let Ok(payload) = &result {
+            if let Some(uid) = payload.child(t::UNIQUE_IDENTIFIER).and_then(Item::as_text) {
+                ctx.id_placeholder = Some(uid.to_owned());
             }
         }
-        encoded = response.to_item();
-    } else {
-        for item in &mut response.items {
-            if let Ok(payload) = &mut item.result {
-                payload.zeroize_bytes();
+        let item = ResponseBatchItem {
+            operation: Some(b.operation),
+            batch_id: b.batch_id.clone(),
+            result,
+        };
+        size = size.saturating_add(openkcm_ttlv::encoded_len(&item.to_item(version)));
+        items.push(item);
+        if size > limit {
+            for item in &mut items {
+                if let Ok(payload) = &mut item.result {
+                    payload.zeroize_bytes();
+                    item.result = Err(too_large(size));
+                }
             }
+            break;
+        }
+        // A refused header refuses every item; otherwise Stop ends the batch at the first failure.
+        if header_error.is_none()
+            && failed
+            && message.header.error_continuation != batch_error_continuation::CONTINUE
+        {
+            break;
+        }
+    }
+    let mut response = ResponseMessage {
+        version,
+        timestamp: now(),
+        client_correlation: message.header.client_correlation,
+        items,
+    };
+    let encoded = response.to_item();
+    for item in &mut response.items {
+        if let Ok(payload) = &mut item.result {
+            payload.zeroize_bytes();
         }
     }
     encoded

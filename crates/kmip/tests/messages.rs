@@ -298,3 +298,69 @@ fn unknown_2_x_attribute_tags_and_bad_1_x_attributes_are_invalid_field() {
         rr::INVALID_FIELD
     );
 }
+
+/// Returns a 1 KiB payload and counts its calls.
+struct Big(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl OperationHandler for Big {
+    async fn handle(&self, _: &ItemContext, _: u32, _: &Item) -> Result<Item, KmipError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Item::structure(
+            t::RESPONSE_PAYLOAD,
+            vec![Item::new(t::DATA, Value::ByteString(vec![7; 1024]))],
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_batch_stops_being_processed_once_its_response_is_too_large() {
+    let big = Big(Default::default());
+    let items = (0..5000).map(|_| (op::QUERY, empty())).collect();
+    let mut m = RequestMessage::new(ProtocolVersion::new(1, 4), items);
+    m.header.max_response_size = Some(10_000);
+    m.header.error_continuation = bec::CONTINUE;
+    let r = ResponseMessage::parse(&process(&big, &m.to_item()).await).unwrap();
+    let calls = big.0.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        calls < 20,
+        "the handler ran {calls} times for a response capped at 10 000 bytes"
+    );
+    assert_eq!(r.items.len(), calls);
+    assert!(r.items.iter().all(|i| i
+        .result
+        .as_ref()
+        .is_err_and(|e| e.reason == rr::RESPONSE_TOO_LARGE)));
+}
+
+#[tokio::test]
+async fn undefined_header_options_are_refused() {
+    let mut m = RequestMessage::new(ProtocolVersion::new(1, 4), vec![(op::CREATE, empty())]);
+    m.header.error_continuation = 4;
+    let r = ResponseMessage::parse(&process(&Toy, &m.to_item()).await).unwrap();
+    assert_eq!(
+        r.items[0].result.as_ref().unwrap_err().reason,
+        rr::INVALID_FIELD
+    );
+    let mut m = RequestMessage::new(ProtocolVersion::new(1, 4), vec![(op::CREATE, empty())]);
+    m.header.max_response_size = Some(-5);
+    let r = ResponseMessage::parse(&process(&Toy, &m.to_item()).await).unwrap();
+    assert_eq!(
+        r.items[0].result.as_ref().unwrap_err().reason,
+        rr::INVALID_FIELD
+    );
+    // Discover Versions answers whatever version the client speaks.
+    let m = RequestMessage::new(
+        ProtocolVersion::new(0, 9),
+        vec![(op::DISCOVER_VERSIONS, empty())],
+    );
+    struct Dv;
+    #[async_trait::async_trait]
+    impl OperationHandler for Dv {
+        async fn handle(&self, _: &ItemContext, _: u32, p: &Item) -> Result<Item, KmipError> {
+            openkcm_kmip::payload::discover_versions_response(p)
+        }
+    }
+    let r = ResponseMessage::parse(&process(&Dv, &m.to_item()).await).unwrap();
+    assert!(r.items[0].result.is_ok());
+}
