@@ -138,11 +138,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if !openkcm_crypto::mlock_available() {
         tracing::warn!("mlock failed: secret keys may be swapped to disk (raise `ulimit -l`)");
     }
-    let core_store: Arc<dyn KeyStore> = Arc::new(
+    let core_sqlite = Arc::new(
         SqliteStore::open(&data.join("core.db"))
             .await
             .context("core key storage")?,
     );
+    let core_store: Arc<dyn KeyStore> = core_sqlite.clone();
     tracing::warn!(
         "customer L1 keys use the `local` provider (key files in {}): DEVELOPMENT ONLY",
         data.join("l1").display()
@@ -151,9 +152,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         data.join("l1"),
     ));
     let core = Arc::new(
-        Core::open(core_store, &mk, l1, CoreConfig::default())
-            .await
-            .context("opening the Crypto Core")?,
+        Core::open(
+            core_store,
+            &mk,
+            l1,
+            CoreConfig {
+                allow_new_ivk: created,
+                ..CoreConfig::default()
+            },
+        )
+        .await
+        .context("opening the Crypto Core")?,
     );
     drop(mk);
     for t in &args.tenants {
@@ -194,13 +203,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     ));
 
     // Edge.
-    let vault: Arc<dyn KeyStore> = match args.edge_vault {
-        VaultKind::Sqlite => Arc::new(
+    let vault_sqlite = match args.edge_vault {
+        VaultKind::Sqlite => Some(Arc::new(
             SqliteStore::open(&data.join("edge-vault.db"))
                 .await
                 .context("edge vault")?,
-        ),
-        VaultKind::Memory => Arc::new(MemoryStore::new()),
+        )),
+        VaultKind::Memory => None,
+    };
+    let vault: Arc<dyn KeyStore> = match &vault_sqlite {
+        Some(v) => v.clone(),
+        None => Arc::new(MemoryStore::new()),
     };
     let pool = KmipPool::new(
         &core_addr.to_string(),
@@ -242,6 +255,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     })
     .await;
     core.evict_all();
+    // Closing the pools checkpoints the write-ahead logs into the database files.
+    if let Some(v) = vault_sqlite {
+        v.close().await;
+    }
+    core_sqlite.close().await;
     Ok(())
 }
 

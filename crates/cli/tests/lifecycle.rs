@@ -255,6 +255,18 @@ fn keys_survive_a_restart() {
     let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
     dev.stop();
+    // A clean shutdown checkpoints the write-ahead logs: the .db files alone hold the keys.
+    for db in ["core.db", "edge-vault.db"] {
+        let wal = dir.path().join(format!("{db}-wal"));
+        assert!(
+            !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
+            "{db}-wal left behind"
+        );
+        assert!(
+            std::fs::metadata(dir.path().join(db)).unwrap().len() > 4096,
+            "{db} is empty"
+        );
+    }
     let mut dev = Dev::start(dir.path(), &["demo"]);
     let after = s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex");
     assert_eq!(before, after);
@@ -287,4 +299,29 @@ fn the_edge_reconnects_to_the_core_after_idle_connections_are_closed() {
         );
     }
     dev.stop();
+}
+
+#[test]
+fn a_lost_core_database_stops_the_start_instead_of_starting_an_empty_hierarchy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    dev.kmip("demo", &["create", "--activate"]).unwrap();
+    dev.stop();
+    for f in ["core.db", "core.db-wal", "core.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    let out = std::process::Command::new(common::BIN)
+        .arg("dev")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--edge-addr", "127.0.0.1:0", "--core-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the Core database is missing or was replaced"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("OPENKCM READY"));
 }

@@ -30,6 +30,9 @@ pub struct CoreConfig {
     pub sovereign_ttl: Duration,
     /// Extra time a binding stays usable while L1 is merely unreachable (default 15 min).
     pub l1_outage_grace: Duration,
+    /// Whether an empty store may be initialised with a new IVK. True only when the MasterKey was just created;
+    /// otherwise an empty store means lost or replaced storage and opening fails (default true, for tests).
+    pub allow_new_ivk: bool,
 }
 
 impl Default for CoreConfig {
@@ -37,6 +40,7 @@ impl Default for CoreConfig {
         Self {
             sovereign_ttl: Duration::from_secs(3600),
             l1_outage_grace: Duration::from_secs(900),
+            allow_new_ivk: true,
         }
     }
 }
@@ -147,7 +151,7 @@ impl Core {
         l1: Arc<dyn KeyProvider>,
         config: CoreConfig,
     ) -> Result<Self, CoreError> {
-        let ivk = Keyring::load_or_create(&store, mk).await?;
+        let ivk = Keyring::load_or_create(&store, mk, config.allow_new_ivk).await?;
         Ok(Self {
             store,
             l1,

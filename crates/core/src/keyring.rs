@@ -40,9 +40,13 @@ fn header(version: u32) -> EnvelopeHeader {
 
 impl Keyring {
     /// Loads the ACTIVE IVK, creating version 1 if the store has none.
+    ///
+    /// With `allow_create` false (the MasterKey existed before this start), a store without an IVK means the Core
+    /// storage was lost or replaced: that is an error, never a reason to start a new, empty hierarchy.
     pub async fn load_or_create(
         store: &Arc<dyn KeyStore>,
         mk: &SecretKey,
+        allow_create: bool,
     ) -> Result<Self, CoreError> {
         if let Some(rec) = store.get(CLUSTER_TENANT, KIND_IVK, IVK_ID, 1).await? {
             let blob = rec
@@ -50,6 +54,13 @@ impl Keyring {
                 .ok_or_else(|| CoreError::Corrupt("the IVK record has no wrapped key".into()))?;
             let key = unwrap(mk, &blob, &header(1))?;
             return Ok(Self { version: 1, key });
+        }
+        if !allow_create {
+            return Err(CoreError::Corrupt(
+                "the Core storage holds no IVK although the MasterKey already exists: the Core database is missing \
+                 or was replaced. Restore it from a backup (with its -wal file), or start over with a new data directory"
+                    .into(),
+            ));
         }
         let key = SecretKey::generate()?;
         let record = Record {
@@ -63,7 +74,7 @@ impl Keyring {
         };
         if !store.put_if_absent(&record).await? {
             // Another node created it first: use theirs.
-            return Box::pin(Self::load_or_create(store, mk)).await;
+            return Box::pin(Self::load_or_create(store, mk, false)).await;
         }
         Ok(Self { version: 1, key })
     }

@@ -156,7 +156,17 @@ impl Edge {
                 "the wrapped key stored for {uid:?} belongs to another tenant or key; refusing to unwrap it"
             )));
         }
-        self.core.unwrap(tenant, service, wrapped).await
+        self.core.unwrap(tenant, service, wrapped).await.map_err(|e| {
+            if e.reason == rr::ITEM_NOT_FOUND {
+                tracing::error!(uid, "the Core does not know the service key that wrapped this key");
+                KmipError::crypto(format!(
+                    "key {uid:?} cannot be unwrapped: the Crypto Core does not know the service key version that \
+                     wrapped it (was the Core's storage lost or replaced?)"
+                ))
+            } else {
+                e
+            }
+        })
     }
 
     fn require_state(

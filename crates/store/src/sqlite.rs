@@ -1,4 +1,5 @@
-//! The embedded SQLite backend: one database file, WAL journal, `synchronous = NORMAL`.
+//! The embedded SQLite backend: one database file, WAL journal, `synchronous = FULL` (a write that returned is on
+//! disk, also across power loss; the data lives in the `.db` file plus its `-wal` file until a checkpoint).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -56,7 +57,7 @@ impl SqliteStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
