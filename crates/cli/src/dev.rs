@@ -129,9 +129,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     // Root of trust and Core.
     tracing::warn!("the MasterKey is sealed with the `file` seal provider: DEVELOPMENT ONLY, anyone who can read {} can unseal it", data.join("seal").display());
-    let (mk, created) = FileSeal::new(&data.join("seal"))
-        .init_or_unseal()
-        .context("unsealing the MasterKey")?;
+    let seal = FileSeal::new(&data.join("seal"));
+    let (mk, created) = seal.init_or_unseal().context("unsealing the MasterKey")?;
     if created {
         tracing::info!("initialised a new cluster MasterKey");
     }
@@ -157,7 +156,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             &mk,
             l1,
             CoreConfig {
-                allow_new_ivk: created,
+                allow_new_ivk: created || !seal.is_initialised(),
                 ..CoreConfig::default()
             },
         )
@@ -165,6 +164,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .context("opening the Crypto Core")?,
     );
     drop(mk);
+    seal.mark_initialised()
+        .context("recording the initialised cluster")?;
     for t in &args.tenants {
         core.provision(t, &format!("{t}-system"), "default")
             .await

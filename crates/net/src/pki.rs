@@ -26,24 +26,38 @@ pub struct DevPki {
     ca_cert: rcgen::Certificate,
 }
 
-fn write_private(path: &Path, contents: &str) -> Result<(), NetError> {
+/// Writes `contents` to `path` so that a crash leaves either the old file or the complete new one: a temporary file
+/// is written and synced, then renamed into place.
+fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<(), NetError> {
     use std::io::Write;
-    #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts
-        .open(path)
-        .map_err(|e| NetError::io(format!("cannot write {}", path.display()), e))?;
+    let err = |e| NetError::io(format!("cannot write {}", path.display()), e);
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(err)?;
     f.write_all(contents.as_bytes())
-        .map_err(|e| NetError::io(format!("cannot write {}", path.display()), e))
+        .and_then(|()| f.sync_all())
+        .map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), NetError> {
+    write_atomic(path, contents, 0o600)
 }
 
 fn write_public(path: &Path, contents: &str) -> Result<(), NetError> {
-    std::fs::write(path, contents)
-        .map_err(|e| NetError::io(format!("cannot write {}", path.display()), e))
+    write_atomic(path, contents, 0o644)
 }
 
 fn ca_params() -> CertificateParams {

@@ -23,7 +23,7 @@ pub enum SealError {
         source: std::io::Error,
     },
     /// Crypto failure (wrong seal key, corrupt blob).
-    #[error("the sealed MasterKey cannot be opened: {0}")]
+    #[error("the sealed MasterKey cannot be opened (the blob is corrupt or was sealed with another seal key): {0}")]
     Crypto(#[from] openkcm_crypto::CryptoError),
 }
 
@@ -46,24 +46,48 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> SealError {
     move |source| SealError::Io { context, source }
 }
 
+/// Writes `bytes` (mode 0600) so that a crash leaves either no file or the complete one: a temporary file is
+/// written and synced, then renamed into place, then the directory is synced.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SealError> {
     use std::io::Write;
-    #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    o.mode(0o600);
-    let mut f = o
-        .open(path)
-        .map_err(io(format!("cannot create {}", path.display())))?;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(format!("cannot create {}", tmp.display())))?;
     f.write_all(bytes)
-        .map_err(io(format!("cannot write {}", path.display())))?;
-    f.sync_all()
-        .map_err(io(format!("cannot sync {}", path.display())))
+        .and_then(|()| f.sync_all())
+        .map_err(io(format!("cannot write {}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(io(format!("cannot create {}", path.display())))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(format!("cannot sync {}", dir.display())))?;
+    }
+    Ok(())
 }
 
+const INITIALISED_MARKER: &str = "cluster.initialised";
+
 impl FileSeal {
+    /// Whether the Core storage of this cluster was fully initialised once (see [`FileSeal::mark_initialised`]).
+    /// Until then an empty Core store is the expected state of an interrupted first start, not a lost database.
+    pub fn is_initialised(&self) -> bool {
+        self.dir.join(INITIALISED_MARKER).exists()
+    }
+
+    /// Records that the Core storage holds this cluster's IVK.
+    pub fn mark_initialised(&self) -> Result<(), SealError> {
+        if self.is_initialised() {
+            return Ok(());
+        }
+        write_private(&self.dir.join(INITIALISED_MARKER), b"")
+    }
+
     /// The seal under `dir`.
     pub fn new(dir: &Path) -> Self {
         Self {
@@ -79,6 +103,8 @@ impl FileSeal {
         let key_path = self.dir.join("file-seal.key");
         let blob_path = self.dir.join("master-key.sealed");
         if !blob_path.exists() {
+            // No sealed MasterKey: a new cluster. A seal key without a blob is what an interrupted first start
+            // leaves behind; it never protected anything, so it is replaced. The blob's rename commits the init.
             let seal_key = SecretKey::generate()?;
             let mk = SecretKey::generate()?;
             let sealed = wrap(&seal_key, &header(), &mk)?;
