@@ -69,6 +69,30 @@ fn loopback_only(addr: &str) -> anyhow::Result<String> {
     Ok(addr)
 }
 
+/// Warns about secret files that others than the owner may read (the directory is 0700, but files copied or
+/// restored elsewhere keep their own modes).
+fn warn_loose_permissions(data: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut secrets = vec![data.join("pki/ca.key"), data.join("seal/file-seal.key")];
+    for dir in [data.join("pki"), data.join("l1")] {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            secrets.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "key")),
+            );
+        }
+    }
+    for path in secrets {
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(file = %path.display(), "secret file is readable by other users; chmod 600 it");
+            }
+        }
+    }
+}
+
 /// Makes the data directory private to this user and takes an exclusive lock on it, so that two processes never
 /// serve (and write) the same keys. The lock lives as long as the returned file.
 fn prepare_data_dir(data: &std::path::Path) -> anyhow::Result<std::fs::File> {

@@ -294,7 +294,9 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
                 RevokeRequest {
                     code,
                     message: message.clone(),
-                    compromise_occurrence: None,
+                    // KMIP wants the moment of compromise with a compromise reason; the CLI records "now".
+                    compromise_occurrence: (code == revocation_reason::KEY_COMPROMISE)
+                        .then(|| time::OffsetDateTime::now_utc().unix_timestamp()),
                 }
                 .to_item(uid),
             )
@@ -370,6 +372,10 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
         }
         _ => json!({ "unique_identifier": uid }),
     };
+    let mut out = out;
+    if let Some(map) = out.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
     println!("{out}");
     Ok(())
 }

@@ -91,16 +91,30 @@ async fn hostile_clients_get_errors_and_never_hurt_others() {
     let r = results(&c2.call_raw(&not_request).await.unwrap());
     assert_eq!(r[0].as_ref().unwrap_err().reason, rr::INVALID_MESSAGE);
 
-    // Oversized: a header announcing 64 MiB is refused before the body is read, then the connection closes.
+    // Oversized but actually sent (2 MiB): refused with a reply, and the body is skipped so the connection lives on.
     let mut c3 = client(&dev, "demo").await;
-    let huge = [0x42, 0x00, 0x78, 0x01, 0x04, 0x00, 0x00, 0x00];
-    let r = results(&c3.call_raw(&huge).await.unwrap());
+    let mut big = vec![0x42, 0x00, 0x78, 0x01, 0x00, 0x20, 0x00, 0x00];
+    big.resize(8 + (2 << 20), 0);
+    let r = results(&c3.call_raw(&big).await.unwrap());
     let e = r[0].as_ref().unwrap_err();
     assert!(
         e.reason == rr::INVALID_MESSAGE && e.message.contains("exceeds"),
         "{e:?}"
     );
-    assert!(c3
+    assert!(results(
+        &c3.call(&request(vec![get(&uid)], batch_error_continuation::STOP))
+            .await
+            .unwrap()
+    )[0]
+    .is_ok());
+    // Announcing 1 GiB: refused at once, without reading, and the connection is closed.
+    let mut c4 = client(&dev, "demo").await;
+    let huge = [0x42, 0x00, 0x78, 0x01, 0x40, 0x00, 0x00, 0x00];
+    let started = Instant::now();
+    let r = results(&c4.call_raw(&huge).await.unwrap());
+    assert!(r[0].as_ref().unwrap_err().message.contains("exceeds"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(c4
         .call(&request(vec![get(&uid)], batch_error_continuation::STOP))
         .await
         .is_err());

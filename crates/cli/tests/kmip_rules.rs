@@ -310,6 +310,26 @@ async fn create_validates_attributes_and_honours_dates() {
         .message
         .contains("Pre-Active"));
 
+    // A Pre-Active key whose Deactivation Date passed is Deactivated and can no longer be activated.
+    let stale = create(
+        &mut c,
+        &[Attribute::new(
+            "Deactivation Date",
+            Value::DateTime(now() - 5),
+        )],
+    )
+    .await
+    .unwrap();
+    let e = one(
+        &mut c,
+        V14,
+        op::ACTIVATE,
+        payload::uid_payload(t::REQUEST_PAYLOAD, &stale),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.message.contains("Deactivated"), "{e:?}");
+
     // Revocation input is validated; destroying twice says "destroyed".
     let bad = RevokeRequest {
         code: 999,
@@ -329,6 +349,26 @@ async fn create_validates_attributes_and_honours_dates() {
     .to_item(&uid);
     assert_eq!(
         reason(one(&mut c, V14, op::REVOKE, future).await),
+        rr::INVALID_FIELD
+    );
+    let no_date = RevokeRequest {
+        code: 2,
+        message: None,
+        compromise_occurrence: None,
+    }
+    .to_item(&uid);
+    assert_eq!(
+        reason(one(&mut c, V14, op::REVOKE, no_date).await),
+        rr::MISSING_DATA
+    );
+    let date_without_compromise = RevokeRequest {
+        code: 6,
+        message: None,
+        compromise_occurrence: Some(now() - 60),
+    }
+    .to_item(&uid);
+    assert_eq!(
+        reason(one(&mut c, V14, op::REVOKE, date_without_compromise).await),
         rr::INVALID_FIELD
     );
     let ok = RevokeRequest {

@@ -40,14 +40,14 @@ pub struct L4Meta {
 
 impl L4Meta {
     /// The state now: a Pre-Active key whose Activation Date has arrived is Active (KMIP's time-driven transition).
-    /// Likewise an Active key whose Deactivation Date has arrived is Deactivated.
+    /// Likewise a Pre-Active or Active key whose Deactivation Date has arrived is Deactivated.
     pub fn effective_state(&self, now: i64) -> u32 {
         let active = match (self.state, self.activation_date) {
             (state::PRE_ACTIVE, Some(at)) if at <= now => state::ACTIVE,
             (s, _) => s,
         };
         match (active, self.deactivation_date) {
-            (state::ACTIVE, Some(at)) if at <= now => state::DEACTIVATED,
+            (state::PRE_ACTIVE | state::ACTIVE, Some(at)) if at <= now => state::DEACTIVATED,
             (s, _) => s,
         }
     }

@@ -483,10 +483,10 @@ impl EdgeOps<'_> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
         let mut stored = self.edge.load(tenant, service, &uid).await?;
-        if stored.meta.state != state::PRE_ACTIVE {
+        if stored.meta.effective_state(now()) != state::PRE_ACTIVE {
             return Err(KmipError::wrong_state(format!(
                 "key {uid:?} is {}; only a Pre-Active key can be activated",
-                state::name(stored.meta.state)
+                state::name(stored.meta.effective_state(now()))
             )));
         }
         let now = now();
@@ -506,6 +506,20 @@ impl EdgeOps<'_> {
                 "Revocation Reason Code {} is not defined (1 Unspecified … 7 Privilege Withdrawn)",
                 req.code
             )));
+        }
+        let compromise_reason = matches!(
+            req.code,
+            revocation_reason::KEY_COMPROMISE | revocation_reason::CA_COMPROMISE
+        );
+        if compromise_reason && req.compromise_occurrence.is_none() {
+            return Err(KmipError::missing(
+                "Compromise Occurrence Date (required when the reason is a compromise)",
+            ));
+        }
+        if !compromise_reason && req.compromise_occurrence.is_some() {
+            return Err(KmipError::invalid_field(
+                "a Compromise Occurrence Date is given only with a Key Compromise or CA Compromise reason",
+            ));
         }
         if req.compromise_occurrence.is_some_and(|d| d > now() + 60) {
             return Err(KmipError::invalid_field(

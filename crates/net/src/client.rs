@@ -63,7 +63,7 @@ async fn read_response<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Result<Ite
         Ok(Frame::Closed) => Err(NetError::Protocol(
             "the server closed the connection".into(),
         )),
-        Ok(Frame::Fatal(m)) => Err(NetError::Protocol(m)),
+        Ok(Frame::Fatal(m) | Frame::Oversized { reason: m, .. }) => Err(NetError::Protocol(m)),
         Err(e) => Err(NetError::io("reading the response failed", e)),
     }
 }

@@ -60,7 +60,18 @@ pub(crate) enum Frame {
     Closed,
     /// The prefix announced something unacceptable; the reply explains it and the connection must close.
     Fatal(String),
+    /// A well-formed prefix announcing a message larger than the limit: `len` more bytes follow.
+    Oversized {
+        /// Why it is refused.
+        reason: String,
+        /// Bytes of the body still on the wire.
+        len: usize,
+    },
 }
+
+/// Oversized bodies up to this size are read and discarded so that the client receives the refusal and the
+/// connection stays usable; beyond it the connection is closed after the refusal.
+const DISCARD_LIMIT: usize = 64 << 20;
 
 /// Reads one message: the 8-byte prefix (waiting up to `idle`), then the body (within `read_timeout`), refusing
 /// bodies larger than the limit before reading them.
@@ -102,10 +113,13 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     }
     let total = header.total_len();
     if total > limits.ttlv.max_message_bytes {
-        return Ok(Frame::Fatal(format!(
-            "the message of {total} bytes exceeds this server's limit of {} bytes",
-            limits.ttlv.max_message_bytes
-        )));
+        return Ok(Frame::Oversized {
+            reason: format!(
+                "the message of {total} bytes exceeds this server's limit of {} bytes",
+                limits.ttlv.max_message_bytes
+            ),
+            len: total - HEADER_LEN,
+        });
     }
     let mut buf = vec![0u8; total];
     if let Some(head) = buf.get_mut(..HEADER_LEN) {
@@ -138,6 +152,24 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             Err(e) => {
                 tracing::debug!(peer = %peer, error = %e, "connection ended");
                 break;
+            }
+            Ok(Frame::Oversized { reason, len }) => {
+                tracing::info!(peer = %peer, %reason, "refusing an oversized message");
+                let drained = if len <= DISCARD_LIMIT {
+                    let mut body = (&mut stream).take(len as u64);
+                    matches!(
+                        tokio::time::timeout(limits.read_timeout, tokio::io::copy(&mut body, &mut tokio::io::sink())).await,
+                        Ok(Ok(n)) if n == len as u64
+                    )
+                } else {
+                    false
+                };
+                let _ = stream.write_all(&encode(&invalid(reason))).await;
+                if !drained {
+                    let _ = stream.shutdown().await;
+                    break;
+                }
+                continue;
             }
             Ok(Frame::Fatal(reason)) => {
                 tracing::info!(peer = %peer, %reason, "closing connection after an unacceptable message");
