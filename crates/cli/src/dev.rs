@@ -190,6 +190,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     drop(mk);
     seal.mark_initialised()
         .context("recording the initialised cluster")?;
+    warn_loose_permissions(data);
     for t in &args.tenants {
         core.provision(t, &format!("{t}-system"), "default")
             .await
