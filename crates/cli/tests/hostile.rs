@@ -22,17 +22,7 @@ fn request(items: Vec<(u32, Item)>, continuation: u32) -> Item {
 }
 
 async fn client(dev: &Dev, tenant: &str) -> KmipClient {
-    tls::install_default_provider();
-    let (cert, key) = dev.cert(tenant);
-    let cfg = tls::client_config(&TlsFiles {
-        ca: dev.ca.clone(),
-        cert,
-        key,
-    })
-    .unwrap();
-    KmipClient::connect(&dev.edge, cfg, "localhost")
-        .await
-        .unwrap()
+    common::edge_client(dev, tenant).await
 }
 
 fn results(resp: &Item) -> Vec<Result<Item, openkcm_kmip::KmipError>> {

@@ -8,24 +8,13 @@ use openkcm_kmip::attributes::Attribute;
 use openkcm_kmip::enums::{batch_error_continuation as bec, operation as op, result_reason as rr};
 use openkcm_kmip::payload::{self, CipherRequest, CryptoParams, LocateRequest, RevokeRequest};
 use openkcm_kmip::{tags as t, KmipError, ProtocolVersion, RequestMessage, ResponseMessage};
-use openkcm_net::tls::{self, TlsFiles};
 use openkcm_net::KmipClient;
 use openkcm_ttlv::{Item, Value};
 
 const V14: ProtocolVersion = ProtocolVersion::new(1, 4);
 
 async fn client(dev: &Dev) -> KmipClient {
-    tls::install_default_provider();
-    let (cert, key) = dev.cert("demo");
-    let cfg = tls::client_config(&TlsFiles {
-        ca: dev.ca.clone(),
-        cert,
-        key,
-    })
-    .unwrap();
-    KmipClient::connect(&dev.edge, cfg, "localhost")
-        .await
-        .unwrap()
+    common::edge_client(dev, "demo").await
 }
 
 async fn send(

@@ -728,14 +728,7 @@ impl OperationHandler for EdgeOps<'_> {
             }
         };
         if let Err(e) = &result {
-            // Refusals are operational signals (and, for foreign identifiers, probes): never key material.
-            tracing::info!(
-                peer = %self.peer,
-                operation = openkcm_kmip::enums::operation::name(operation),
-                reason = openkcm_kmip::enums::result_reason::name(e.reason),
-                message = %e.message,
-                "operation refused"
-            );
+            openkcm_net::log_refusal(self.peer, operation, e);
         }
         result
     }

@@ -16,6 +16,18 @@ pub use client::{KmipClient, KmipPool};
 pub use identity::PeerIdentity;
 pub use server::{serve, KmipService, ServerLimits};
 
+/// Logs a refused KMIP operation at info level: who asked, for what, and why. Refusals are operational signals
+/// (and, for foreign identifiers, probes); the message never contains key material.
+pub fn log_refusal(peer: &PeerIdentity, operation: u32, error: &openkcm_kmip::KmipError) {
+    tracing::info!(
+        peer = %peer,
+        operation = openkcm_kmip::enums::operation::name(operation),
+        reason = openkcm_kmip::enums::result_reason::name(error.reason),
+        message = %error.message,
+        "operation refused"
+    );
+}
+
 /// Errors of the transport layer. Messages are sentences an operator can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {

@@ -178,3 +178,35 @@ pub fn in_ci() -> bool {
         .map(|v| v == "true" || v == "1")
         .unwrap_or(false)
 }
+
+/// A KMIP connection to the edge with `tenant`'s certificate.
+pub async fn edge_client(dev: &Dev, tenant: &str) -> openkcm_net::KmipClient {
+    openkcm_net::tls::install_default_provider();
+    let (cert, key) = dev.cert(tenant);
+    let cfg = openkcm_net::tls::client_config(&openkcm_net::tls::TlsFiles {
+        ca: dev.ca.clone(),
+        cert,
+        key,
+    })
+    .unwrap();
+    openkcm_net::KmipClient::connect(&dev.edge, cfg, "localhost")
+        .await
+        .unwrap()
+}
+
+/// Runs `openkcm dev` on `data` expecting it to refuse to start; returns its output.
+pub fn dev_refusal(data: &Path) -> std::process::Output {
+    let out = Command::new(BIN)
+        .arg("dev")
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--edge-addr", "127.0.0.1:0", "--core-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "openkcm dev started although it should have refused"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("OPENKCM READY"));
+    out
+}
