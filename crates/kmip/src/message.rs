@@ -521,12 +521,6 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
         .max_response_size
         .and_then(|m| usize::try_from(m).ok())
         .map_or(MAX_RESPONSE_BYTES, |m| m.min(MAX_RESPONSE_BYTES));
-    let too_large = |size: usize| {
-        KmipError::new(
-            rr::RESPONSE_TOO_LARGE,
-            format!("the response of at least {size} bytes exceeds the maximum response size of {limit} bytes"),
-        )
-    };
     let mut ctx = ItemContext {
         version,
         header: message.header.clone(),
@@ -536,7 +530,25 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
     // Bytes of response built so far: checked after every item, so a batch cannot make the server build (or
     // compute) far more than it will ever send.
     let mut size = 0usize;
+    let mut full = false;
+    let continue_on_error = message.header.error_continuation == batch_error_continuation::CONTINUE;
     for b in &message.items {
+        if full {
+            // The response reached its limit: later items are not executed. With Continue each still gets an
+            // answer saying so; with Stop they are omitted, as for any failure.
+            if !continue_on_error {
+                break;
+            }
+            items.push(ResponseBatchItem {
+                operation: Some(b.operation),
+                batch_id: b.batch_id.clone(),
+                result: Err(KmipError::new(
+                    rr::RESPONSE_TOO_LARGE,
+                    "not executed: the response had already reached the maximum response size",
+                )),
+            });
+            continue;
+        }
         let result = if let Some(e) = &header_error {
             Err(e.clone())
         } else if !SUPPORTED_VERSIONS.contains(&requested) && b.operation != DISCOVER_VERSIONS {
@@ -568,17 +580,26 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
             batch_id: b.batch_id.clone(),
             result,
         };
-        size = size.saturating_add(openkcm_ttlv::encoded_len(&item.to_item(version)));
-        items.push(item);
-        if size > limit {
-            for item in &mut items {
-                if let Ok(payload) = &mut item.result {
-                    payload.zeroize_bytes();
-                    item.result = Err(too_large(size));
-                }
+        let mut item = item;
+        let item_size = openkcm_ttlv::encoded_len(&item.to_item(version));
+        if size.saturating_add(item_size) > limit {
+            // Earlier items keep their answers. This one was executed (it may have changed state), but its
+            // result does not fit: say exactly that.
+            full = true;
+            if let Ok(payload) = &mut item.result {
+                payload.zeroize_bytes();
+                item.result = Err(KmipError::new(
+                    rr::RESPONSE_TOO_LARGE,
+                    format!(
+                        "the operation was performed, but its response of {item_size} bytes does not fit in the maximum \
+                         response size of {limit} bytes ({size} bytes already used)"
+                    ),
+                ));
             }
-            break;
         }
+        size = size.saturating_add(openkcm_ttlv::encoded_len(&item.to_item(version)));
+        let failed = failed || full;
+        items.push(item);
         // A refused header refuses every item; otherwise Stop ends the batch at the first failure.
         if header_error.is_none()
             && failed

@@ -314,23 +314,37 @@ impl OperationHandler for Big {
 }
 
 #[tokio::test]
-async fn a_batch_stops_being_processed_once_its_response_is_too_large() {
-    let big = Big(Default::default());
-    let items = (0..5000).map(|_| (op::QUERY, empty())).collect();
-    let mut m = RequestMessage::new(ProtocolVersion::new(1, 4), items);
-    m.header.max_response_size = Some(10_000);
-    m.header.error_continuation = bec::CONTINUE;
-    let r = ResponseMessage::parse(&process(&big, &m.to_item()).await).unwrap();
-    let calls = big.0.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(
-        calls < 20,
-        "the handler ran {calls} times for a response capped at 10 000 bytes"
-    );
-    assert_eq!(r.items.len(), calls);
-    assert!(r.items.iter().all(|i| i
-        .result
-        .as_ref()
-        .is_err_and(|e| e.reason == rr::RESPONSE_TOO_LARGE)));
+async fn a_batch_stops_executing_once_its_response_is_full_and_keeps_earlier_answers() {
+    for continuation in [bec::CONTINUE, bec::STOP] {
+        let big = Big(Default::default());
+        let items = (0..5000).map(|_| (op::QUERY, empty())).collect();
+        let mut m = RequestMessage::new(ProtocolVersion::new(1, 4), items);
+        m.header.max_response_size = Some(10_000);
+        m.header.error_continuation = continuation;
+        let r = ResponseMessage::parse(&process(&big, &m.to_item()).await).unwrap();
+        let calls = big.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            (5..20).contains(&calls),
+            "the handler ran {calls} times for a response capped at 10 000 bytes"
+        );
+        // Everything that fitted keeps its answer; the item that overflowed says it was performed.
+        assert!(r.items[..calls - 1].iter().all(|i| i.result.is_ok()));
+        let overflow = r.items[calls - 1].result.as_ref().unwrap_err();
+        assert!(
+            overflow.reason == rr::RESPONSE_TOO_LARGE && overflow.message.contains("was performed")
+        );
+        if continuation == bec::CONTINUE {
+            assert_eq!(r.items.len(), 5000);
+            assert!(r.items[calls..].iter().all(|i| i
+                .result
+                .as_ref()
+                .unwrap_err()
+                .message
+                .contains("not executed")));
+        } else {
+            assert_eq!(r.items.len(), calls);
+        }
+    }
 }
 
 #[tokio::test]
