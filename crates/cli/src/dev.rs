@@ -69,6 +69,45 @@ fn loopback_only(addr: &str) -> anyhow::Result<String> {
     Ok(addr)
 }
 
+/// Guards the edge vault against being silently replaced: on first use it receives a marker record and the data
+/// directory a marker file; later, a vault without its record (deleted, emptied or swapped database) is refused.
+async fn check_vault_identity(vault: &SqliteStore, data: &std::path::Path) -> anyhow::Result<()> {
+    let marker = data.join("edge-vault.initialised");
+    let present = vault
+        .get("_edge", "meta", "vault", 0)
+        .await
+        .context("reading the edge vault")?
+        .is_some();
+    if !present {
+        if marker.exists() {
+            bail!(
+                "{} is missing, empty or was replaced, although this edge stored keys in it: restore it (with its -wal \
+                 file) from a backup, or delete {} to start again with an empty vault (every data key is then lost)",
+                data.join("edge-vault.db").display(),
+                marker.display()
+            );
+        }
+        let record = openkcm_store::Record {
+            tenant: "_edge".into(),
+            kind: "meta".into(),
+            id: "vault".into(),
+            version: 0,
+            metadata: serde_json::json!({ "created_at": time::OffsetDateTime::now_utc().unix_timestamp() }),
+            blob: None,
+            revision: 0,
+        };
+        vault
+            .put_if_absent(&record)
+            .await
+            .context("initialising the edge vault")?;
+    }
+    if !marker.exists() {
+        std::fs::write(&marker, b"")
+            .with_context(|| format!("cannot write {}", marker.display()))?;
+    }
+    Ok(())
+}
+
 /// Warns about secret files that others than the owner may read (the directory is 0700, but files copied or
 /// restored elsewhere keep their own modes).
 fn warn_loose_permissions(data: &std::path::Path) {
@@ -238,8 +277,22 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         VaultKind::Memory => None,
     };
     let vault: Arc<dyn KeyStore> = match &vault_sqlite {
-        Some(v) => v.clone(),
-        None => Arc::new(MemoryStore::new()),
+        Some(v) => {
+            check_vault_identity(v, data).await?;
+            v.clone()
+        }
+        None => {
+            tracing::warn!(
+                "the edge vault is in memory: data keys are lost when this process stops"
+            );
+            if data.join("edge-vault.db").exists() {
+                tracing::warn!(
+                    "{} exists but --edge-vault memory does not use it",
+                    data.join("edge-vault.db").display()
+                );
+            }
+            Arc::new(MemoryStore::new())
+        }
     };
     let pool = KmipPool::new(
         &core_addr.to_string(),

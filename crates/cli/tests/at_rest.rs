@@ -19,19 +19,6 @@ fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_tree(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
-}
-
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -71,7 +58,7 @@ async fn no_plaintext_key_of_any_layer_reaches_the_data_directory_or_the_log() {
     // Scan exactly what the server left behind (opening the databases below creates SQLite side files).
     let snapshot_dir = tempfile::tempdir().unwrap();
     let snapshot = snapshot_dir.path().join("data");
-    copy_tree(dir.path(), &snapshot);
+    common::copy_tree(dir.path(), &snapshot);
 
     // Rebuild every layer from the files, through the chain, as only the holder of the dev seal key could.
     let data = dir.path();

@@ -295,18 +295,46 @@ fn the_edge_reconnects_to_the_core_after_idle_connections_are_closed() {
 }
 
 #[test]
-fn a_lost_core_database_stops_the_start_instead_of_starting_an_empty_hierarchy() {
+fn lost_or_replaced_state_files_stop_the_start_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let mut dev = Dev::start(dir.path(), &["demo"]);
     dev.kmip("demo", &["create", "--activate"]).unwrap();
     dev.stop();
-    for f in ["core.db", "core.db-wal", "core.db-shm"] {
-        let _ = std::fs::remove_file(dir.path().join(f));
+    let cases: [(&str, &[&str], &str); 4] = [
+        (
+            "edge vault deleted",
+            &["edge-vault.db"],
+            "edge-vault.db is missing, empty or was replaced",
+        ),
+        (
+            "sealed MasterKey deleted",
+            &["seal/master-key.sealed"],
+            "master-key.sealed is missing although this cluster was initialised",
+        ),
+        ("CA key deleted", &["pki/ca.key"], "ca.key is missing but"),
+        (
+            "Core database deleted",
+            &["core.db"],
+            "the Core database is missing or was replaced",
+        ),
+    ];
+    for (what, remove, expected) in cases {
+        let copy = tempfile::tempdir().unwrap();
+        common::copy_tree(dir.path(), copy.path());
+        for f in remove {
+            std::fs::remove_file(copy.path().join(f)).unwrap();
+        }
+        let out = common::dev_refusal(copy.path());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{what}: {err}");
     }
-    let out = common::dev_refusal(dir.path());
-    let err = String::from_utf8_lossy(&out.stderr);
+    // An emptied (truncated) vault is refused too.
+    let copy = tempfile::tempdir().unwrap();
+    common::copy_tree(dir.path(), copy.path());
+    std::fs::write(copy.path().join("edge-vault.db"), b"").unwrap();
+    let err = String::from_utf8_lossy(&common::dev_refusal(copy.path()).stderr).into_owned();
     assert!(
-        err.contains("the Core database is missing or was replaced"),
+        err.contains("edge-vault.db is missing, empty or was replaced"),
         "{err}"
     );
 }

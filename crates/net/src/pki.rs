@@ -83,10 +83,24 @@ impl DevPki {
         std::fs::create_dir_all(dir)
             .map_err(|e| NetError::io(format!("cannot create {}", dir.display()), e))?;
         let key_path = dir.join("ca.key");
+        if !key_path.exists() && dir.join("ca.crt").exists() {
+            return Err(NetError::Pki(format!(
+                "{} is missing but {} exists: restore the CA key, or remove the whole {} folder to issue a new \
+                 development PKI (every client certificate then changes)",
+                key_path.display(),
+                dir.join("ca.crt").display(),
+                dir.display()
+            )));
+        }
         let ca_key = if key_path.exists() {
             let pem = std::fs::read_to_string(&key_path)
                 .map_err(|e| NetError::io(format!("cannot read {}", key_path.display()), e))?;
-            KeyPair::from_pem(&pem).map_err(pki_err("read the development CA key"))?
+            KeyPair::from_pem(&pem).map_err(|e| {
+                NetError::Pki(format!(
+                    "cannot read the development CA key {}: {e}",
+                    key_path.display()
+                ))
+            })?
         } else {
             let key = KeyPair::generate().map_err(pki_err("generate the CA key"))?;
             write_private(&key_path, &key.serialize_pem())?;

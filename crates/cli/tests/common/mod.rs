@@ -210,3 +210,17 @@ pub fn dev_refusal(data: &Path) -> std::process::Output {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("OPENKCM READY"));
     out
 }
+
+/// Copies a directory tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}

@@ -102,6 +102,16 @@ impl FileSeal {
             .map_err(io(format!("cannot create {}", self.dir.display())))?;
         let key_path = self.dir.join("file-seal.key");
         let blob_path = self.dir.join("master-key.sealed");
+        if !blob_path.exists() && self.is_initialised() {
+            return Err(SealError::Io {
+                context: format!(
+                    "{} is missing although this cluster was initialised: restore it from a backup (a new MasterKey \
+                     would not open the existing keys)",
+                    blob_path.display()
+                ),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
         if !blob_path.exists() {
             // No sealed MasterKey: a new cluster. A seal key without a blob is what an interrupted first start
             // leaves behind; it never protected anything, so it is replaced. The blob's rename commits the init.
