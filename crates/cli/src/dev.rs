@@ -50,7 +50,7 @@ pub struct DevArgs {
     #[arg(long, env = "OPENKCM_LOG", default_value = "info")]
     log: String,
     /// Seconds a KMIP connection may stay idle before the server closes it (both listeners).
-    #[arg(long, env = "OPENKCM_IDLE_TIMEOUT", default_value_t = 300)]
+    #[arg(long, env = "OPENKCM_IDLE_TIMEOUT", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
 }
 
@@ -112,7 +112,7 @@ async fn check_vault_identity(vault: &SqliteStore, data: &std::path::Path) -> an
 /// restored elsewhere keep their own modes).
 fn warn_loose_permissions(data: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
-    let mut secrets = vec![data.join("pki/ca.key"), data.join("seal/file-seal.key")];
+    let mut secrets = vec![data.join("seal/file-seal.key")];
     for dir in [data.join("pki"), data.join("l1")] {
         if let Ok(entries) = std::fs::read_dir(&dir) {
             secrets.extend(
@@ -174,8 +174,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let edge_addr_arg = loopback_only(&args.edge_addr)?;
     let core_addr_arg = loopback_only(&args.core_addr)?;
     for t in &args.tenants {
-        if !openkcm_net::identity::valid_name(t) || t.len() > 50 {
-            bail!("tenant name {t:?} is invalid: use 1-50 characters of a-z, 0-9 and -");
+        if !openkcm_net::identity::valid_name(t) {
+            bail!("tenant name {t:?} is invalid: use 1-63 characters of a-z, 0-9 and -, not starting with -");
         }
     }
     let data = &args.data_dir;
@@ -250,7 +250,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let limits = ServerLimits {
-        idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
         ..ServerLimits::default()
     };
     let acceptor = TlsAcceptor::from(tls::server_config(&server_files)?);

@@ -377,3 +377,46 @@ async fn create_validates_attributes_and_honours_dates() {
     assert_eq!(e.reason, rr::OBJECT_DESTROYED);
     dev.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_state_changes_are_serialised_not_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let mut c = client(&dev).await;
+    assert_eq!(
+        create(&mut c, &[Attribute::name_value("")])
+            .await
+            .unwrap_err()
+            .reason,
+        rr::INVALID_FIELD
+    );
+    for _ in 0..5 {
+        let uid = create(&mut c, &[]).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let mut c = client(&dev).await;
+            let uid = uid.clone();
+            tasks.push(tokio::spawn(async move {
+                one(
+                    &mut c,
+                    V14,
+                    op::ACTIVATE,
+                    payload::uid_payload(t::REQUEST_PAYLOAD, &uid),
+                )
+                .await
+            }));
+        }
+        let mut ok = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(e) => assert!(
+                    e.message.contains("is Active"),
+                    "a loser must see the winner's result: {e:?}"
+                ),
+            }
+        }
+        assert_eq!(ok, 1);
+    }
+    dev.stop();
+}

@@ -116,23 +116,37 @@ impl Edge {
         Ok(Stored { record, meta })
     }
 
-    async fn save(&self, stored: &Stored) -> Result<(), KmipError> {
-        let mut record = stored.record.clone();
-        record.metadata =
-            serde_json::to_value(&stored.meta).map_err(|e| KmipError::general(e.to_string()))?;
-        if self
-            .vault
-            .compare_and_set(&record, stored.record.revision)
-            .await
-            .map_err(vault_err)?
-        {
-            Ok(())
-        } else {
-            Err(KmipError::new(
-                rr::GENERAL_FAILURE,
-                "the key changed concurrently; retry the operation",
-            ))
+    /// Applies `change` to the stored key and writes it with compare-and-set, re-reading and re-checking when
+    /// another request changed the key in between (so concurrent requests are serialised, not failed).
+    async fn update<F>(
+        &self,
+        tenant: &str,
+        service: &str,
+        uid: &str,
+        change: F,
+    ) -> Result<(), KmipError>
+    where
+        F: Fn(&mut Stored, i64) -> Result<(), KmipError> + Send + Sync,
+    {
+        for _ in 0..16 {
+            let mut stored = self.load(tenant, service, uid).await?;
+            let revision = stored.record.revision;
+            change(&mut stored, now())?;
+            let mut record = stored.record.clone();
+            record.metadata = serde_json::to_value(&stored.meta)
+                .map_err(|e| KmipError::general(e.to_string()))?;
+            if self
+                .vault
+                .compare_and_set(&record, revision)
+                .await
+                .map_err(vault_err)?
+            {
+                return Ok(());
+            }
         }
+        Err(KmipError::general(
+            "the key is being changed by many requests at once; retry the operation",
+        ))
     }
 
     /// The plaintext key of a stored L4 that may be served, checked against its record.
@@ -296,6 +310,9 @@ impl EdgeOps<'_> {
                 }
                 "Cryptographic Usage Mask" => {
                     meta.usage_mask = a.value.as_i32().ok_or_else(|| bad_type("an Integer"))?
+                }
+                "Name" if a.name_text().is_some_and(str::is_empty) => {
+                    return Err(KmipError::invalid_field("a Name must not be empty"))
                 }
                 "Name" => meta.names.push(
                     a.name_text()
@@ -482,18 +499,22 @@ impl EdgeOps<'_> {
     async fn activate(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
-        let mut stored = self.edge.load(tenant, service, &uid).await?;
-        if stored.meta.effective_state(now()) != state::PRE_ACTIVE {
-            return Err(KmipError::wrong_state(format!(
-                "key {uid:?} is {}; only a Pre-Active key can be activated",
-                state::name(stored.meta.effective_state(now()))
-            )));
-        }
-        let now = now();
-        stored.meta.state = state::ACTIVE;
-        stored.meta.activation_date = Some(stored.meta.activation_date.map_or(now, |d| d.min(now)));
-        stored.meta.last_change_date = now;
-        self.edge.save(&stored).await?;
+        self.edge
+            .update(tenant, service, &uid, |stored, now| {
+                let current = stored.meta.effective_state(now);
+                if current != state::PRE_ACTIVE {
+                    return Err(KmipError::wrong_state(format!(
+                        "key {uid:?} is {}; only a Pre-Active key can be activated",
+                        state::name(current)
+                    )));
+                }
+                stored.meta.state = state::ACTIVE;
+                stored.meta.activation_date =
+                    Some(stored.meta.activation_date.map_or(now, |d| d.min(now)));
+                stored.meta.last_change_date = now;
+                Ok(())
+            })
+            .await?;
         Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
     }
 
@@ -526,36 +547,35 @@ impl EdgeOps<'_> {
                 "the Compromise Occurrence Date is in the future",
             ));
         }
-        let mut stored = self.edge.load(tenant, service, &uid).await?;
-        let now = now();
-        let current = stored.meta.effective_state(now);
-        if matches!(current, state::DESTROYED | state::DESTROYED_COMPROMISED) {
-            return Err(KmipError::new(
-                rr::OBJECT_DESTROYED,
-                format!("key {uid:?} is destroyed"),
-            ));
-        }
-        let compromise = matches!(
-            req.code,
-            revocation_reason::KEY_COMPROMISE | revocation_reason::CA_COMPROMISE
-        );
-        if compromise {
-            stored.meta.state = state::COMPROMISED;
-            stored.meta.compromise_date = Some(now);
-            stored.meta.compromise_occurrence_date = Some(req.compromise_occurrence.unwrap_or(now));
-        } else {
-            if current == state::COMPROMISED {
-                return Err(KmipError::wrong_state(format!(
-                    "key {uid:?} is already compromised"
-                )));
-            }
-            stored.meta.state = state::DEACTIVATED;
-            stored.meta.deactivation_date = Some(now);
-        }
-        stored.meta.revocation_reason = Some(req.code);
-        stored.meta.revocation_message = req.message;
-        stored.meta.last_change_date = now;
-        self.edge.save(&stored).await?;
+        self.edge
+            .update(tenant, service, &uid, |stored, now| {
+                let current = stored.meta.effective_state(now);
+                if matches!(current, state::DESTROYED | state::DESTROYED_COMPROMISED) {
+                    return Err(KmipError::new(
+                        rr::OBJECT_DESTROYED,
+                        format!("key {uid:?} is destroyed"),
+                    ));
+                }
+                if compromise_reason {
+                    stored.meta.state = state::COMPROMISED;
+                    stored.meta.compromise_date = Some(now);
+                    stored.meta.compromise_occurrence_date = req.compromise_occurrence;
+                } else {
+                    if current == state::COMPROMISED {
+                        return Err(KmipError::wrong_state(format!(
+                            "key {uid:?} is already compromised"
+                        )));
+                    }
+                    stored.meta.state = state::DEACTIVATED;
+                    stored.meta.deactivation_date = Some(now);
+                }
+                stored.meta.revocation_reason = Some(req.code);
+                stored.meta.revocation_message.clone_from(&req.message);
+                stored.meta.last_change_date = now;
+                Ok(())
+            })
+            .await?;
+        let compromise = compromise_reason;
         tracing::info!(tenant, service, uid, compromise, "revoked data key");
         Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
     }
@@ -563,30 +583,31 @@ impl EdgeOps<'_> {
     async fn destroy(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
-        let mut stored = self.edge.load(tenant, service, &uid).await?;
-        let now = now();
-        let current = stored.meta.effective_state(now);
-        let next = match current {
-            state::PRE_ACTIVE | state::DEACTIVATED => state::DESTROYED,
-            state::COMPROMISED => state::DESTROYED_COMPROMISED,
-            state::ACTIVE => {
-                return Err(KmipError::wrong_state(format!(
-                    "key {uid:?} is Active; revoke it before destroying it"
-                )))
-            }
-            _ => {
-                return Err(KmipError::new(
-                    rr::OBJECT_DESTROYED,
-                    format!("key {uid:?} is already destroyed"),
-                ))
-            }
-        };
-        stored.meta.state = next;
-        stored.meta.destroy_date = Some(now);
-        stored.meta.last_change_date = now;
-        // Crypto-shredding: the wrapped key is removed; only the attributes remain as a tombstone.
-        stored.record.blob = None;
-        self.edge.save(&stored).await?;
+        self.edge
+            .update(tenant, service, &uid, |stored, now| {
+                let next = match stored.meta.effective_state(now) {
+                    state::PRE_ACTIVE | state::DEACTIVATED => state::DESTROYED,
+                    state::COMPROMISED => state::DESTROYED_COMPROMISED,
+                    state::ACTIVE => {
+                        return Err(KmipError::wrong_state(format!(
+                            "key {uid:?} is Active; revoke it before destroying it"
+                        )))
+                    }
+                    _ => {
+                        return Err(KmipError::new(
+                            rr::OBJECT_DESTROYED,
+                            format!("key {uid:?} is already destroyed"),
+                        ))
+                    }
+                };
+                stored.meta.state = next;
+                stored.meta.destroy_date = Some(now);
+                stored.meta.last_change_date = now;
+                // Crypto-shredding: the wrapped key is removed; only the attributes remain as a tombstone.
+                stored.record.blob = None;
+                Ok(())
+            })
+            .await?;
         tracing::info!(tenant, service, uid, "destroyed data key");
         Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
     }

@@ -70,18 +70,33 @@ impl PeerIdentity {
     }
 
     /// The identity a DER certificate names, or `None` when it names none this product recognises.
+    ///
+    /// A certificate must name exactly one identity: several different OpenKCM URIs, or several common names
+    /// when no URI names one, are ambiguous and give `None`.
     pub fn from_certificate(der: &[u8]) -> Option<Self> {
         let (_, cert) = X509Certificate::from_der(der).ok()?;
+        let mut from_uris: Vec<Self> = Vec::new();
         if let Ok(Some(san)) = cert.subject_alternative_name() {
             for name in &san.value.general_names {
                 if let GeneralName::URI(uri) = name {
                     if let Some(id) = Self::from_spiffe(uri) {
-                        return Some(id);
+                        if !from_uris.contains(&id) {
+                            from_uris.push(id);
+                        }
                     }
                 }
             }
         }
-        let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
+        match from_uris.len() {
+            1 => return from_uris.pop(),
+            0 => {}
+            _ => return None,
+        }
+        let mut cns = cert.subject().iter_common_name();
+        let cn = cns.next()?.as_str().ok()?;
+        if cns.next().is_some() {
+            return None;
+        }
         Self::application_from_str(cn)
     }
 

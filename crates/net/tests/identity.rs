@@ -78,3 +78,22 @@ fn names_outside_the_allowed_alphabet_give_no_identity() {
     assert_eq!(PeerIdentity::from_certificate(&der), None);
     assert_eq!(PeerIdentity::from_certificate(b"not a certificate"), None);
 }
+
+#[test]
+fn certificates_naming_two_identities_are_ambiguous() {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "x");
+    params.distinguished_name = dn;
+    params.subject_alt_names = vec![
+        SanType::URI("spiffe://openkcm/tenant/acme/service/a".try_into().unwrap()),
+        SanType::URI(
+            "spiffe://openkcm/tenant/globex/service/a"
+                .try_into()
+                .unwrap(),
+        ),
+    ];
+    let key = KeyPair::generate().unwrap();
+    let der = params.self_signed(&key).unwrap().der().to_vec();
+    assert_eq!(PeerIdentity::from_certificate(&der), None);
+}
