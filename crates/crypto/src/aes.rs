@@ -133,7 +133,7 @@ pub fn cbc_pkcs7_decrypt(
     iv: &[u8; BLOCK_LEN],
     ciphertext: &[u8],
 ) -> Result<SecretBytes, CryptoError> {
-    if ciphertext.is_empty() || ciphertext.len() % BLOCK_LEN != 0 {
+    if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(BLOCK_LEN) {
         return Err(CryptoError::InvalidCiphertextLength {
             actual: ciphertext.len(),
         });

@@ -205,7 +205,7 @@ impl Decoder<'_> {
                         max: self.limits.max_depth,
                     });
                 }
-                if len % 8 != 0 {
+                if !len.is_multiple_of(8) {
                     return Err(bad_len());
                 }
                 let end = body + len;
@@ -254,7 +254,7 @@ impl Decoder<'_> {
                 }
             }
             ItemType::BigInteger => {
-                if len == 0 || len % 8 != 0 {
+                if len == 0 || !len.is_multiple_of(8) {
                     return Err(bad_len());
                 }
                 Value::BigInteger(self.take(body, len)?.to_vec())
