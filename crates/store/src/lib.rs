@@ -149,3 +149,10 @@ pub(crate) fn validate(record: &Record) -> Result<(), StoreError> {
 pub(crate) fn record_name(tenant: &str, kind: &str, id: &str, version: u32) -> String {
     format!("{tenant}/{kind}/{id}/{version}")
 }
+
+/// The revision a record gets when a compare-and-set against `expected` succeeds.
+pub(crate) fn next_revision(expected: u64) -> Result<u64, StoreError> {
+    expected
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Invalid("its expected revision is at the maximum".to_owned()))
+}

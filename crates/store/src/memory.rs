@@ -90,9 +90,7 @@ impl KeyStore for MemoryStore {
         expected_revision: u64,
     ) -> Result<bool, StoreError> {
         validate(record)?;
-        let next = expected_revision.checked_add(1).ok_or_else(|| {
-            StoreError::Invalid("its expected revision is at the maximum".to_owned())
-        })?;
+        let next = crate::next_revision(expected_revision)?;
         let mut table = self.table.write().await;
         let stored = table
             .get_mut(&ns(&record.tenant, &record.kind))

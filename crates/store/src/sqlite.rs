@@ -226,9 +226,7 @@ impl KeyStore for SqliteStore {
         expected_revision: u64,
     ) -> Result<bool, StoreError> {
         validate(record)?;
-        let next = expected_revision.checked_add(1).ok_or_else(|| {
-            StoreError::Invalid("its expected revision is at the maximum".to_owned())
-        })?;
+        let next = crate::next_revision(expected_revision)?;
         let done = sqlx::query(
             "UPDATE records SET metadata = ?, blob = ?, revision = ?
              WHERE tenant = ? AND kind = ? AND id = ? AND version = ? AND revision = ?",
