@@ -295,7 +295,7 @@ impl OperationHandler for CoreOps<'_> {
             other => Err(KmipError::unsupported_operation(other)),
         };
         if let Err(e) = &result {
-            openkcm_net::log_refusal(self.peer, operation, e);
+            openkcm_net::log_refusal(self.peer, ctx.version, operation, e);
         }
         result
     }

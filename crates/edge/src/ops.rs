@@ -749,7 +749,7 @@ impl OperationHandler for EdgeOps<'_> {
             }
         };
         if let Err(e) = &result {
-            openkcm_net::log_refusal(self.peer, operation, e);
+            openkcm_net::log_refusal(self.peer, ctx.version, operation, e);
         }
         result
     }

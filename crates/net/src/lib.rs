@@ -18,11 +18,18 @@ pub use server::{serve, KmipService, ServerLimits};
 
 /// Logs a refused KMIP operation at info level: who asked, for what, and why. Refusals are operational signals
 /// (and, for foreign identifiers, probes); the message never contains key material.
-pub fn log_refusal(peer: &PeerIdentity, operation: u32, error: &openkcm_kmip::KmipError) {
+/// The reason logged is the one the client receives in `version`.
+pub fn log_refusal(
+    peer: &PeerIdentity,
+    version: openkcm_kmip::ProtocolVersion,
+    operation: u32,
+    error: &openkcm_kmip::KmipError,
+) {
     tracing::info!(
         peer = %peer,
         operation = openkcm_kmip::enums::operation::name(operation),
-        reason = openkcm_kmip::enums::result_reason::name(error.reason),
+        reason = openkcm_kmip::enums::result_reason::name(error.reason_for(version)),
+        version = %version,
         message = %error.message,
         "operation refused"
     );
