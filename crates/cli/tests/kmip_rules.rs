@@ -383,13 +383,30 @@ async fn concurrent_state_changes_are_serialised_not_failed() {
     let dir = tempfile::tempdir().unwrap();
     let mut dev = Dev::start(dir.path(), &["demo"]);
     let mut c = client(&dev).await;
-    assert_eq!(
-        create(&mut c, &[Attribute::name_value("")])
+    for bad in ["", " ", "a\tb", "x\u{0}y"] {
+        let e = create(&mut c, &[Attribute::name_value(bad)])
             .await
-            .unwrap_err()
-            .reason,
-        rr::INVALID_FIELD
-    );
+            .unwrap_err();
+        assert_eq!(e.reason, rr::INVALID_FIELD, "{bad:?}");
+    }
+    // Locate returns the newest key first, also within one second.
+    let mut made = Vec::new();
+    for _ in 0..5 {
+        made.push(
+            create(&mut c, &[Attribute::name_value("same")])
+                .await
+                .unwrap(),
+        );
+    }
+    let locate = LocateRequest {
+        attributes: vec![Attribute::name_value("same")],
+        ..Default::default()
+    };
+    let found = one(&mut c, V14, op::LOCATE, locate.to_item(V14))
+        .await
+        .unwrap();
+    made.reverse();
+    assert_eq!(payload::uids(&found), made);
     for _ in 0..5 {
         let uid = create(&mut c, &[]).await.unwrap();
         let mut tasks = Vec::new();

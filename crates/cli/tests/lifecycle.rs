@@ -338,3 +338,16 @@ fn lost_or_replaced_state_files_stop_the_start_with_a_clear_message() {
         "{err}"
     );
 }
+
+#[test]
+fn a_new_development_ca_reissues_every_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    dev.stop();
+    std::fs::remove_file(dir.path().join("pki/ca.key")).unwrap();
+    std::fs::remove_file(dir.path().join("pki/ca.crt")).unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    // The reissued client certificate (and server certificate) chain to the new CA.
+    assert!(dev.kmip("demo", &["create"]).is_ok());
+    dev.stop();
+}

@@ -292,7 +292,9 @@ impl OperationHandler for CoreOps<'_> {
             op::GET_ATTRIBUTES => self.get_attributes(ctx, payload).await,
             op::ENCRYPT => self.cipher(ctx, payload, true).await,
             op::DECRYPT => self.cipher(ctx, payload, false).await,
-            other => Err(KmipError::unsupported_operation(other)),
+            other => self
+                .caller(ctx)
+                .and(Err(KmipError::unsupported_operation(other))),
         };
         if let Err(e) = &result {
             openkcm_net::log_refusal(self.peer, ctx.version, operation, e);

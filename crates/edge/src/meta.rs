@@ -26,6 +26,9 @@ pub struct L4Meta {
     pub length: i32,
     pub usage_mask: i32,
     pub initial_date: i64,
+    /// Creation time in nanoseconds, for ordering keys created within the same second.
+    #[serde(default)]
+    pub created_nanos: u64,
     pub last_change_date: i64,
     pub activation_date: Option<i64>,
     pub deactivation_date: Option<i64>,
@@ -125,6 +128,10 @@ impl L4Meta {
             usage_mask: openkcm_kmip::enums::usage_mask::ENCRYPT
                 | openkcm_kmip::enums::usage_mask::DECRYPT,
             initial_date: now,
+            created_nanos: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+                .unwrap_or(0),
             last_change_date: now,
             activation_date: None,
             deactivation_date: None,

@@ -311,8 +311,14 @@ impl EdgeOps<'_> {
                 "Cryptographic Usage Mask" => {
                     meta.usage_mask = a.value.as_i32().ok_or_else(|| bad_type("an Integer"))?
                 }
-                "Name" if a.name_text().is_some_and(str::is_empty) => {
-                    return Err(KmipError::invalid_field("a Name must not be empty"))
+                "Name"
+                    if a.name_text().is_some_and(|n| {
+                        n.trim().is_empty() || n.chars().any(char::is_control) || n.len() > 1024
+                    }) =>
+                {
+                    return Err(KmipError::invalid_field(
+                        "a Name must have visible characters, no control characters, and at most 1024 bytes",
+                    ))
                 }
                 "Name" => meta.names.push(
                     a.name_text()
@@ -473,7 +479,7 @@ impl EdgeOps<'_> {
                     .any(|have| have.name == want.name && have.value.value == want.value.value)
             });
             if matches {
-                found.push((meta.initial_date, record.id));
+                found.push((meta.created_nanos, record.id));
             }
         }
         // Newest first, as clients locating by name usually want the latest key.

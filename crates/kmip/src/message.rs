@@ -529,26 +529,18 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
     let mut items: Vec<ResponseBatchItem> = Vec::with_capacity(message.items.len().min(1024));
     // Bytes of response built so far: checked after every item, so a batch cannot make the server build (or
     // compute) far more than it will ever send.
-    let mut size = 0usize;
-    let mut full = false;
-    let continue_on_error = message.header.error_continuation == batch_error_continuation::CONTINUE;
-    for b in &message.items {
-        if full {
-            // The response reached its limit: later items are not executed. With Continue each still gets an
-            // answer saying so; with Stop they are omitted, as for any failure.
-            if !continue_on_error {
-                break;
-            }
-            items.push(ResponseBatchItem {
-                operation: Some(b.operation),
-                batch_id: b.batch_id.clone(),
-                result: Err(KmipError::new(
-                    rr::RESPONSE_TOO_LARGE,
-                    "not executed: the response had already reached the maximum response size",
-                )),
-            });
-            continue;
+    // Bytes of the response so far, header included: every answer counts, so the response message never grows
+    // past the limit by more than the one item that says it did not fit.
+    let mut size = openkcm_ttlv::encoded_len(
+        &ResponseMessage {
+            version,
+            timestamp: 0,
+            client_correlation: message.header.client_correlation.clone(),
+            items: vec![],
         }
+        .to_item(),
+    );
+    for b in &message.items {
         let result = if let Some(e) = &header_error {
             Err(e.clone())
         } else if !SUPPORTED_VERSIONS.contains(&requested) && b.operation != DISCOVER_VERSIONS {
@@ -570,11 +562,16 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
             handler.handle(&ctx, b.operation, &b.payload).await
         };
         let failed = result.is_err();
-        if let Ok(payload) = &result {
-            if let Some(uid) = payload.child(t::UNIQUE_IDENTIFIER).and_then(Item::as_text) {
-                ctx.id_placeholder = Some(uid.to_owned());
-            }
-        }
+        // The ID Placeholder carries the identifier of the item just before; after a failure it is empty, so an
+        // item that relies on it fails instead of acting on an older object.
+        ctx.id_placeholder = match &result {
+            Ok(payload) => payload
+                .child(t::UNIQUE_IDENTIFIER)
+                .and_then(Item::as_text)
+                .map(str::to_owned)
+                .or(ctx.id_placeholder.take()),
+            Err(_) => None,
+        };
         let item = ResponseBatchItem {
             operation: Some(b.operation),
             batch_id: b.batch_id.clone(),
@@ -583,22 +580,26 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
         let mut item = item;
         let item_size = openkcm_ttlv::encoded_len(&item.to_item(version));
         if size.saturating_add(item_size) > limit {
-            // Earlier items keep their answers. This one was executed (it may have changed state), but its
-            // result does not fit: say exactly that.
-            full = true;
+            // Earlier items keep their answers. This one was executed (it may have changed state) but its answer
+            // does not fit: say exactly that. Nothing after it is executed or answered.
             if let Ok(payload) = &mut item.result {
                 payload.zeroize_bytes();
                 item.result = Err(KmipError::new(
                     rr::RESPONSE_TOO_LARGE,
                     format!(
-                        "the operation was performed, but its response of {item_size} bytes does not fit in the maximum \
-                         response size of {limit} bytes ({size} bytes already used)"
+                        "the operation was performed, but its answer of {item_size} bytes does not fit in the maximum \
+                         response size of {limit} bytes ({size} bytes already used); later items were not executed"
                     ),
                 ));
+            } else if let Err(e) = &mut item.result {
+                e.message.push_str(
+                    " (later items were not executed: the response reached its maximum size)",
+                );
             }
+            items.push(item);
+            break;
         }
-        size = size.saturating_add(openkcm_ttlv::encoded_len(&item.to_item(version)));
-        let failed = failed || full;
+        size = size.saturating_add(item_size);
         items.push(item);
         // A refused header refuses every item; otherwise Stop ends the batch at the first failure.
         if header_error.is_none()

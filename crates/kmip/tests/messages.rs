@@ -333,17 +333,10 @@ async fn a_batch_stops_executing_once_its_response_is_full_and_keeps_earlier_ans
         assert!(
             overflow.reason == rr::RESPONSE_TOO_LARGE && overflow.message.contains("was performed")
         );
-        if continuation == bec::CONTINUE {
-            assert_eq!(r.items.len(), 5000);
-            assert!(r.items[calls..].iter().all(|i| i
-                .result
-                .as_ref()
-                .unwrap_err()
-                .message
-                .contains("not executed")));
-        } else {
-            assert_eq!(r.items.len(), calls);
-        }
+        // Nothing after it is executed or answered, and the whole message respects the limit (but for that item).
+        assert_eq!(r.items.len(), calls);
+        let encoded = openkcm_ttlv::encoded_len(&r.to_item());
+        assert!(encoded < 10_000 + 400, "response of {encoded} bytes");
     }
 }
 
@@ -377,4 +370,29 @@ async fn undefined_header_options_are_refused() {
     }
     let r = ResponseMessage::parse(&process(&Dv, &m.to_item()).await).unwrap();
     assert!(r.items[0].result.is_ok());
+}
+
+#[tokio::test]
+async fn after_a_failed_item_the_id_placeholder_is_empty() {
+    // Create succeeds (placeholder = new-1), Get "other" fails, then Activate with no identifier must not fall
+    // back to new-1.
+    let m = msg(
+        ProtocolVersion::new(1, 4),
+        bec::CONTINUE,
+        vec![
+            (op::CREATE, empty()),
+            (op::GET, get("other")),
+            (op::GET, empty()),
+        ],
+    );
+    let r = ResponseMessage::parse(&process(&Toy, &m).await).unwrap();
+    assert!(r.items[0].result.is_ok());
+    assert_eq!(
+        r.items[1].result.as_ref().unwrap_err().reason,
+        rr::ITEM_NOT_FOUND
+    );
+    assert_eq!(
+        r.items[2].result.as_ref().unwrap_err().reason,
+        rr::MISSING_DATA
+    );
 }

@@ -102,6 +102,19 @@ impl DevPki {
                 ))
             })?
         } else {
+            // A new CA: certificates issued by an earlier one would no longer verify, so they are reissued.
+            for entry in std::fs::read_dir(dir)
+                .map_err(|e| NetError::io(format!("cannot list {}", dir.display()), e))?
+            {
+                let path = entry
+                    .map_err(|e| NetError::io(format!("cannot list {}", dir.display()), e))?
+                    .path();
+                if path.extension().is_some_and(|x| x == "crt" || x == "key") {
+                    std::fs::remove_file(&path).map_err(|e| {
+                        NetError::io(format!("cannot remove the stale {}", path.display()), e)
+                    })?;
+                }
+            }
             let key = KeyPair::generate().map_err(pki_err("generate the CA key"))?;
             write_private(&key_path, &key.serialize_pem())?;
             key
