@@ -303,7 +303,7 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
         }
     };
     let message = RequestMessage::new(version, vec![(operation, request)]);
-    let reply = client.call(&message.to_item()).await.map_err(|e| {
+    let reply = client.call(&message.into_item()).await.map_err(|e| {
         let hint = if e.to_string().contains("alert") {
             " (the server rejected this client's certificate: is it issued by the server's CA and still valid?)"
         } else {

@@ -196,7 +196,7 @@ impl CoreOps<'_> {
                 iv: Some(nonce.to_vec()),
                 tag: Some(tag.to_vec()),
             }
-            .to_item())
+            .into_item())
         } else {
             if !matches!(l3.state, state::ACTIVE | state::DEACTIVATED) {
                 return Err(KmipError::wrong_state(format!(
@@ -227,7 +227,7 @@ impl CoreOps<'_> {
                 iv: None,
                 tag: None,
             }
-            .to_item())
+            .into_item())
         }
     }
 

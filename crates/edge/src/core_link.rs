@@ -65,15 +65,18 @@ impl CoreLink {
     ) -> Result<Vec<Result<Item, KmipError>>, KmipError> {
         let mut request = RequestMessage::new(version, items);
         request.header.on_behalf_of = Some(format!("{tenant}/{service}"));
-        let request = request.to_item();
+        let mut request = request.into_item();
         let response = if idempotent {
             self.pool.call_idempotent(&request).await
         } else {
             self.pool.call(&request).await
-        }
-        .map_err(unreachable)?;
-        let parsed = ResponseMessage::parse(&response)?;
-        Ok(parsed.items.into_iter().map(|i| i.result).collect())
+        };
+        // Wrap requests carry a plaintext data key, unwrap responses return one: wipe both trees.
+        request.zeroize_bytes();
+        let mut response = response.map_err(unreachable)?;
+        let parsed = ResponseMessage::parse(&response);
+        response.zeroize_bytes();
+        Ok(parsed?.items.into_iter().map(|i| i.result).collect())
     }
 
     async fn call_one(
@@ -212,11 +215,9 @@ impl CoreLink {
                 aad: Some(aad),
                 tag: None,
             };
-            let mut payload = req.to_item();
             let result = self
-                .call_one(tenant, service, op::ENCRYPT, payload.clone())
+                .call_one(tenant, service, op::ENCRYPT, req.into_item())
                 .await;
-            payload.zeroize_bytes();
             match result {
                 Ok(resp) => {
                     let resp = CipherResponse::parse(&resp)?;
@@ -276,7 +277,7 @@ impl CoreLink {
             tag: Some(tag.to_vec()),
         };
         let mut resp = self
-            .call_one(tenant, service, op::DECRYPT, req.to_item())
+            .call_one(tenant, service, op::DECRYPT, req.into_item())
             .await?;
         let key = resp
             .child(t::DATA)

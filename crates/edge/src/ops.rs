@@ -684,10 +684,10 @@ impl EdgeOps<'_> {
                 let generated = req.iv.is_none();
                 if encrypt {
                     let ct = aes::cbc_pkcs7_encrypt(&key, &iv, &req.data).map_err(crypto)?;
-                    Ok(CipherResponse { uid, data: ct, iv: generated.then(|| iv.to_vec()), tag: None }.to_item())
+                    Ok(CipherResponse { uid, data: ct, iv: generated.then(|| iv.to_vec()), tag: None }.into_item())
                 } else {
                     let pt = aes::cbc_pkcs7_decrypt(&key, &iv, &req.data).map_err(crypto)?;
-                    Ok(CipherResponse { uid, data: pt.expose().to_vec(), iv: None, tag: None }.to_item())
+                    Ok(CipherResponse { uid, data: pt.expose().to_vec(), iv: None, tag: None }.into_item())
                 }
             }
             bcm::GCM => {
@@ -708,12 +708,12 @@ impl EdgeOps<'_> {
                         None => aes::random_bytes::<12>().map_err(crypto)?.to_vec(),
                     };
                     let (ct, tag) = aes::gcm_seal(&key, &iv, aad, &req.data).map_err(crypto)?;
-                    Ok(CipherResponse { uid, data: ct, iv: generated.then_some(iv), tag: Some(tag.to_vec()) }.to_item())
+                    Ok(CipherResponse { uid, data: ct, iv: generated.then_some(iv), tag: Some(tag.to_vec()) }.into_item())
                 } else {
                     let iv = req.iv.as_deref().ok_or_else(|| KmipError::missing("IV/Counter/Nonce"))?;
                     let tag = req.tag.as_deref().ok_or_else(|| KmipError::missing("Authenticated Encryption Tag"))?;
                     let pt = aes::gcm_open(&key, iv, aad, &req.data, tag).map_err(crypto)?;
-                    Ok(CipherResponse { uid, data: pt.expose().to_vec(), iv: None, tag: None }.to_item())
+                    Ok(CipherResponse { uid, data: pt.expose().to_vec(), iv: None, tag: None }.into_item())
                 }
             }
             other => Err(KmipError::invalid_field(format!(

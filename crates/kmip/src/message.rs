@@ -200,17 +200,19 @@ impl RequestMessage {
         Ok(Self { header, items })
     }
 
-    /// Encodes a request (used by this project's KMIP clients).
+    /// Encodes a copy of the request (used by tests; clients use [`RequestMessage::into_item`]).
     pub fn to_item(&self) -> Item {
+        self.clone().into_item()
+    }
+
+    /// Encodes the request, moving the payloads into the tree (no copy of what they carry).
+    pub fn into_item(self) -> Item {
         let mut header = vec![self.header.version.to_item()];
         if let Some(ms) = self.header.max_response_size {
             header.push(Item::new(t::MAXIMUM_RESPONSE_SIZE, Value::Integer(ms)));
         }
-        if let Some(c) = &self.header.client_correlation {
-            header.push(Item::new(
-                t::CLIENT_CORRELATION_VALUE,
-                Value::TextString(c.clone()),
-            ));
+        if let Some(c) = self.header.client_correlation {
+            header.push(Item::new(t::CLIENT_CORRELATION_VALUE, Value::TextString(c)));
         }
         if self.header.error_continuation != batch_error_continuation::STOP {
             header.push(Item::new(
@@ -218,23 +220,20 @@ impl RequestMessage {
                 Value::Enumeration(self.header.error_continuation),
             ));
         }
-        if let Some(o) = &self.header.on_behalf_of {
-            header.push(Item::new(TAG_ON_BEHALF_OF, Value::TextString(o.clone())));
+        if let Some(o) = self.header.on_behalf_of {
+            header.push(Item::new(TAG_ON_BEHALF_OF, Value::TextString(o)));
         }
         header.push(Item::new(
             t::BATCH_COUNT,
             Value::Integer(self.items.len() as i32),
         ));
         let mut children = vec![Item::structure(t::REQUEST_HEADER, header)];
-        for b in &self.items {
+        for b in self.items {
             let mut bi = vec![Item::new(t::OPERATION, Value::Enumeration(b.operation))];
-            if let Some(id) = &b.batch_id {
-                bi.push(Item::new(
-                    t::UNIQUE_BATCH_ITEM_ID,
-                    Value::ByteString(id.clone()),
-                ));
+            if let Some(id) = b.batch_id {
+                bi.push(Item::new(t::UNIQUE_BATCH_ITEM_ID, Value::ByteString(id)));
             }
-            let mut payload = b.payload.clone();
+            let mut payload = b.payload;
             payload.tag = t::REQUEST_PAYLOAD;
             bi.push(payload);
             children.push(Item::structure(t::BATCH_ITEM, bi));
@@ -255,9 +254,9 @@ pub struct ResponseBatchItem {
 }
 
 impl ResponseBatchItem {
-    /// Encodes this batch item as `version` defines it.
-    pub fn to_item(&self, version: ProtocolVersion) -> Item {
-        let mut bi = Vec::new();
+    /// The fields before the payload or the error, for `version`.
+    fn head(&self, version: ProtocolVersion) -> Vec<Item> {
+        let mut bi = Vec::with_capacity(5);
         if let Some(op) = self.operation {
             bi.push(Item::new(t::OPERATION, Value::Enumeration(op)));
         }
@@ -268,15 +267,10 @@ impl ResponseBatchItem {
             ));
         }
         match &self.result {
-            Ok(payload) => {
-                bi.push(Item::new(
-                    t::RESULT_STATUS,
-                    Value::Enumeration(result_status::SUCCESS),
-                ));
-                let mut p = payload.clone();
-                p.tag = t::RESPONSE_PAYLOAD;
-                bi.push(p);
-            }
+            Ok(_) => bi.push(Item::new(
+                t::RESULT_STATUS,
+                Value::Enumeration(result_status::SUCCESS),
+            )),
             Err(e) => {
                 bi.push(Item::new(
                     t::RESULT_STATUS,
@@ -291,6 +285,22 @@ impl ResponseBatchItem {
                     Value::TextString(e.message.clone()),
                 ));
             }
+        }
+        bi
+    }
+
+    /// The encoded size of this batch item in `version`, computed without copying the payload.
+    pub fn encoded_len(&self, version: ProtocolVersion) -> usize {
+        let head = openkcm_ttlv::encoded_len(&Item::structure(t::BATCH_ITEM, self.head(version)));
+        head + self.result.as_ref().map_or(0, openkcm_ttlv::encoded_len)
+    }
+
+    /// Encodes this batch item as `version` defines it, moving the payload into the tree.
+    pub fn into_item(self, version: ProtocolVersion) -> Item {
+        let mut bi = self.head(version);
+        if let Ok(mut payload) = self.result {
+            payload.tag = t::RESPONSE_PAYLOAD;
+            bi.push(payload);
         }
         Item::structure(t::BATCH_ITEM, bi)
     }
@@ -310,24 +320,27 @@ pub struct ResponseMessage {
 }
 
 impl ResponseMessage {
-    /// Encodes the response, writing result reasons as `version` defines them.
+    /// Encodes a copy of the response (used by tests and size estimates).
     pub fn to_item(&self) -> Item {
+        self.clone().into_item()
+    }
+
+    /// Encodes the response, writing result reasons as `version` defines them and moving the payloads.
+    pub fn into_item(self) -> Item {
         let mut header = vec![
             self.version.to_item(),
             Item::new(t::TIME_STAMP, Value::DateTime(self.timestamp)),
         ];
-        if let Some(c) = &self.client_correlation {
-            header.push(Item::new(
-                t::CLIENT_CORRELATION_VALUE,
-                Value::TextString(c.clone()),
-            ));
+        if let Some(c) = self.client_correlation {
+            header.push(Item::new(t::CLIENT_CORRELATION_VALUE, Value::TextString(c)));
         }
         header.push(Item::new(
             t::BATCH_COUNT,
             Value::Integer(self.items.len() as i32),
         ));
         let mut children = vec![Item::structure(t::RESPONSE_HEADER, header)];
-        children.extend(self.items.iter().map(|b| b.to_item(self.version)));
+        let version = self.version;
+        children.extend(self.items.into_iter().map(|b| b.into_item(version)));
         Item::structure(t::RESPONSE_MESSAGE, children)
     }
 
@@ -457,7 +470,7 @@ pub fn error_response(version: ProtocolVersion, error: KmipError) -> Item {
             result: Err(error),
         }],
     }
-    .to_item()
+    .into_item()
 }
 
 /// Largest response this server sends, whatever the client allows (8 MiB): a small request cannot make the server
@@ -578,7 +591,7 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
             result,
         };
         let mut item = item;
-        let item_size = openkcm_ttlv::encoded_len(&item.to_item(version));
+        let item_size = item.encoded_len(version);
         if size.saturating_add(item_size) > limit {
             // Earlier items keep their answers. This one was executed (it may have changed state) but its answer
             // does not fit: say exactly that. Nothing after it is executed or answered.
@@ -609,17 +622,12 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
             break;
         }
     }
-    let mut response = ResponseMessage {
+    // The payloads move into the encoded tree, which the transport zeroizes after sending.
+    ResponseMessage {
         version,
         timestamp: now(),
         client_correlation: message.header.client_correlation,
         items,
-    };
-    let encoded = response.to_item();
-    for item in &mut response.items {
-        if let Ok(payload) = &mut item.result {
-            payload.zeroize_bytes();
-        }
     }
-    encoded
+    .into_item()
 }

@@ -134,25 +134,31 @@ impl CipherRequest {
         })
     }
 
-    /// Encodes the request payload.
+    /// Encodes a copy of the request payload.
     pub fn to_item(&self) -> Item {
+        self.clone().into_item()
+    }
+
+    /// Encodes the request payload, moving the data (which may be key material) into the tree.
+    pub fn into_item(self) -> Item {
         let mut c = Vec::new();
-        if let Some(u) = &self.uid {
-            c.push(text(t::UNIQUE_IDENTIFIER, u));
+        if let Some(u) = self.uid {
+            c.push(Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(u)));
         }
         if let Some(p) = &self.params {
             c.push(p.to_item());
         }
-        c.push(bytes(t::DATA, &self.data));
-        if let Some(iv) = &self.iv {
-            c.push(bytes(t::IV_COUNTER_NONCE, iv));
-        }
-        if let Some(a) = &self.aad {
-            c.push(bytes(t::AUTHENTICATED_ENCRYPTION_ADDITIONAL_DATA, a));
-        }
-        if let Some(tag) = &self.tag {
-            c.push(bytes(t::AUTHENTICATED_ENCRYPTION_TAG, tag));
-        }
+        c.push(Item::new(t::DATA, Value::ByteString(self.data)));
+        let optional = [
+            (t::IV_COUNTER_NONCE, self.iv),
+            (t::AUTHENTICATED_ENCRYPTION_ADDITIONAL_DATA, self.aad),
+            (t::AUTHENTICATED_ENCRYPTION_TAG, self.tag),
+        ];
+        c.extend(
+            optional
+                .into_iter()
+                .filter_map(|(tag, v)| v.map(|v| Item::new(tag, Value::ByteString(v)))),
+        );
         Item::structure(t::REQUEST_PAYLOAD, c)
     }
 }
@@ -171,18 +177,21 @@ pub struct CipherResponse {
 }
 
 impl CipherResponse {
-    /// Encodes the response payload.
-    pub fn to_item(&self) -> Item {
+    /// Encodes the response payload, moving the data (which may be plaintext) into the tree.
+    pub fn into_item(self) -> Item {
         let mut c = vec![
-            text(t::UNIQUE_IDENTIFIER, &self.uid),
-            bytes(t::DATA, &self.data),
+            Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(self.uid)),
+            Item::new(t::DATA, Value::ByteString(self.data)),
         ];
-        if let Some(iv) = &self.iv {
-            c.push(bytes(t::IV_COUNTER_NONCE, iv));
-        }
-        if let Some(tag) = &self.tag {
-            c.push(bytes(t::AUTHENTICATED_ENCRYPTION_TAG, tag));
-        }
+        let optional = [
+            (t::IV_COUNTER_NONCE, self.iv),
+            (t::AUTHENTICATED_ENCRYPTION_TAG, self.tag),
+        ];
+        c.extend(
+            optional
+                .into_iter()
+                .filter_map(|(tag, v)| v.map(|v| Item::new(tag, Value::ByteString(v)))),
+        );
         Item::structure(t::RESPONSE_PAYLOAD, c)
     }
 

@@ -57,8 +57,11 @@ async fn read_response<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Result<Ite
     )
     .await
     {
-        Ok(Frame::Message(bytes)) => {
-            decode(&bytes, &limits.ttlv).map_err(|e| NetError::Protocol(e.to_string()))
+        Ok(Frame::Message(mut bytes)) => {
+            let item = decode(&bytes, &limits.ttlv).map_err(|e| NetError::Protocol(e.to_string()));
+            // Responses can carry key material (an unwrapped data key).
+            zeroize::Zeroize::zeroize(&mut bytes);
+            item
         }
         Ok(Frame::Closed) => Err(NetError::Protocol(
             "the server closed the connection".into(),
@@ -100,7 +103,10 @@ impl KmipClient {
 
     /// Sends `request` and returns the Response Message.
     pub async fn call(&mut self, request: &Item) -> Result<Item, NetError> {
-        self.call_raw(&encode(request)).await
+        let mut bytes = encode(request);
+        let result = self.call_raw(&bytes).await;
+        zeroize::Zeroize::zeroize(&mut bytes);
+        result
     }
 }
 
@@ -131,7 +137,7 @@ impl Pipelined {
         mut dead: oneshot::Receiver<()>,
     ) {
         loop {
-            let (bytes, reply) = tokio::select! {
+            let (mut bytes, reply) = tokio::select! {
                 biased;
                 _ = &mut dead => break,
                 next = rx.recv() => match next { Some(n) => n, None => break },
@@ -139,7 +145,10 @@ impl Pipelined {
             if pending.send(reply).is_err() {
                 break;
             }
-            if w.write_all(&bytes).await.is_err() || w.flush().await.is_err() {
+            let written = w.write_all(&bytes).await;
+            // Requests can carry key material (a data key being wrapped).
+            zeroize::Zeroize::zeroize(&mut bytes);
+            if written.is_err() || w.flush().await.is_err() {
                 break;
             }
         }
@@ -230,13 +239,19 @@ impl KmipPool {
     }
 
     async fn call_with(&self, request: &Item, retry_if_written: bool) -> Result<Item, NetError> {
-        let bytes = encode(request);
+        let mut bytes = encode(request);
+        let result = self.send_bytes(&bytes, retry_if_written).await;
+        zeroize::Zeroize::zeroize(&mut bytes);
+        result
+    }
+
+    async fn send_bytes(&self, bytes: &[u8], retry_if_written: bool) -> Result<Item, NetError> {
         let slot = self.next.fetch_add(1, Ordering::Relaxed);
         let mut last = NetError::ConnectionLost("no connection could be used".into());
         for attempt in 0..=self.slots.len() {
             let tx = self.sender(slot.wrapping_add(attempt)).await?;
             let (reply_tx, reply_rx) = oneshot::channel();
-            if tx.send((bytes.clone(), reply_tx)).await.is_err() {
+            if tx.send((bytes.to_vec(), reply_tx)).await.is_err() {
                 continue;
             }
             match tokio::time::timeout(RESPONSE_TIMEOUT, reply_rx).await {
