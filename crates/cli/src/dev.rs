@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context};
 use openkcm_core::{seal::FileSeal, Core, CoreConfig, CoreKmipService};
-use openkcm_edge::{CoreLink, Edge, EdgeConfig, EdgeKmipService};
+use openkcm_edge::{CoreLink, Edge, EdgeKmipService};
 use openkcm_net::{pki::DevPki, tls, KmipPool, ServerLimits};
 use openkcm_store::{KeyStore, MemoryStore, SqliteStore};
 use std::path::PathBuf;
@@ -67,45 +67,6 @@ fn loopback_only(addr: &str) -> anyhow::Result<String> {
         bail!("openkcm dev binds to loopback only; {addr} is not a loopback address");
     }
     Ok(addr)
-}
-
-/// Guards the edge vault against being silently replaced: on first use it receives a marker record and the data
-/// directory a marker file; later, a vault without its record (deleted, emptied or swapped database) is refused.
-async fn check_vault_identity(vault: &SqliteStore, data: &std::path::Path) -> anyhow::Result<()> {
-    let marker = data.join("edge-vault.initialised");
-    let present = vault
-        .get("_edge", "meta", "vault", 0)
-        .await
-        .context("reading the edge vault")?
-        .is_some();
-    if !present {
-        if marker.exists() {
-            bail!(
-                "{} is missing, empty or was replaced, although this edge stored keys in it: restore it (with its -wal \
-                 file) from a backup, or delete {} to start again with an empty vault (every data key is then lost)",
-                data.join("edge-vault.db").display(),
-                marker.display()
-            );
-        }
-        let record = openkcm_store::Record {
-            tenant: "_edge".into(),
-            kind: "meta".into(),
-            id: "vault".into(),
-            version: 0,
-            metadata: serde_json::json!({ "created_at": time::OffsetDateTime::now_utc().unix_timestamp() }),
-            blob: None,
-            revision: 0,
-        };
-        vault
-            .put_if_absent(&record)
-            .await
-            .context("initialising the edge vault")?;
-    }
-    if !marker.exists() {
-        std::fs::write(&marker, b"")
-            .with_context(|| format!("cannot write {}", marker.display()))?;
-    }
-    Ok(())
 }
 
 /// Warns about secret files that others than the owner may read (the directory is 0700, but files copied or
@@ -278,7 +239,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     };
     let vault: Arc<dyn KeyStore> = match &vault_sqlite {
         Some(v) => {
-            check_vault_identity(v, data).await?;
+            let vault_path = data.join("edge-vault.db").display().to_string();
+            openkcm_edge::claim_vault(
+                v.as_ref(),
+                &vault_path,
+                &data.join("edge-vault.initialised"),
+            )
+            .await?;
             v.clone()
         }
         None => {
@@ -300,7 +267,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         tls::client_config(&edge_files)?,
         args.core_connections,
     );
-    let edge = Arc::new(Edge::new(vault, CoreLink::new(pool), EdgeConfig::default()));
+    let edge = Arc::new(Edge::new(vault, CoreLink::new(pool)));
     let edge_listener = TcpListener::bind(&edge_addr_arg)
         .await
         .with_context(|| format!("cannot listen on {}", edge_addr_arg))?;

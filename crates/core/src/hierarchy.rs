@@ -69,9 +69,6 @@ pub enum CoreError {
     /// L1 has been unreachable for longer than the sovereign TTL plus grace: fail closed.
     #[error("the customer's root key (L1) for system {0:?} has been unreachable for too long; refusing to serve")]
     L1Unreachable(String),
-    /// The request is not acceptable.
-    #[error("{0}")]
-    Invalid(String),
 }
 
 /// One hydrated L3 version.
@@ -161,11 +158,6 @@ impl Core {
             l3_cache: Mutex::new(HashMap::new()),
             hydration: Mutex::new(HashMap::new()),
         })
-    }
-
-    /// The storage behind this Core.
-    pub fn store(&self) -> &Arc<dyn KeyStore> {
-        &self.store
     }
 
     fn l2_active_header(&self, tenant: &str, system: &str) -> EnvelopeHeader {

@@ -41,7 +41,6 @@ pub fn to_kmip(e: CoreError) -> KmipError {
         e @ (CoreError::L1Revoked(_) | CoreError::L1Unreachable(_)) => {
             KmipError::new(rr::PERMISSION_DENIED, e.to_string())
         }
-        CoreError::Invalid(m) => KmipError::invalid_field(m),
         other => {
             tracing::error!(error = %other, "core failure");
             KmipError::general("the key service failed internally; see the server log")

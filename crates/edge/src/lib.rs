@@ -10,6 +10,8 @@
 mod core_link;
 mod meta;
 mod ops;
+mod vault;
 
 pub use core_link::CoreLink;
-pub use ops::{Edge, EdgeConfig, EdgeKmipService, EDGE_OPERATIONS};
+pub use ops::{Edge, EdgeKmipService, EDGE_OPERATIONS};
+pub use vault::{claim_vault, ClaimError};

@@ -64,10 +64,6 @@ const MULTI_VALUED: &[&str] = &[
     "Application Specific Information",
 ];
 
-/// Edge settings.
-#[derive(Debug, Clone, Default)]
-pub struct EdgeConfig {}
-
 /// The Crypto Edge.
 pub struct Edge {
     vault: Arc<dyn KeyStore>,
@@ -94,7 +90,7 @@ struct Stored {
 
 impl Edge {
     /// An edge over `vault`, reaching the Core through `core`.
-    pub fn new(vault: Arc<dyn KeyStore>, core: CoreLink, _config: EdgeConfig) -> Self {
+    pub fn new(vault: Arc<dyn KeyStore>, core: CoreLink) -> Self {
         Self { vault, core }
     }
 

@@ -99,12 +99,4 @@ impl PeerIdentity {
         }
         Self::application_from_str(cn)
     }
-
-    /// The tenant of an application identity.
-    pub fn tenant(&self) -> Option<&str> {
-        match self {
-            Self::Application { tenant, .. } => Some(tenant),
-            Self::Edge { .. } => None,
-        }
-    }
 }
