@@ -7,11 +7,13 @@
 
 pub mod attribute_names;
 pub mod attributes;
+pub mod enum_names;
 pub mod enums;
 pub mod error;
 pub mod message;
 pub mod payload;
 pub mod tags;
+pub mod xml;
 
 pub use error::KmipError;
 pub use message::{
