@@ -40,6 +40,10 @@ pub struct DevArgs {
     /// Core KMIP listener (edges connect here). Port 0 picks a free port.
     #[arg(long, env = "OPENKCM_CORE_ADDR", default_value = "127.0.0.1:5697")]
     core_addr: String,
+    /// Create a service (its L3) on first use when a client certificate of a provisioned tenant names a service
+    /// that does not exist yet (development convenience; services are otherwise created at start, `default`).
+    #[arg(long, env = "OPENKCM_AUTO_PROVISION_SERVICES")]
+    auto_provision_services: bool,
     /// Edge vault backend.
     #[arg(long, env = "OPENKCM_EDGE_VAULT", value_enum, default_value = "sqlite")]
     edge_vault: VaultKind,
@@ -52,6 +56,55 @@ pub struct DevArgs {
     /// Seconds a KMIP connection may stay idle before the server closes it (both listeners).
     #[arg(long, env = "OPENKCM_IDLE_TIMEOUT", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout: u64,
+    /// Seconds a client has, once its connection is accepted, to complete the TLS handshake (both listeners).
+    #[arg(long, env = "OPENKCM_HANDSHAKE_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    handshake_timeout: u64,
+    /// Seconds a client has to send the rest of a message once it started one; a message trickling in more slowly
+    /// closes the connection (both listeners).
+    #[arg(long, env = "OPENKCM_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    read_timeout: u64,
+    /// Largest KMIP request accepted, in bytes (both listeners). A larger one is refused with Invalid Message from
+    /// its length field, before it is read.
+    #[arg(long, env = "OPENKCM_MAX_MESSAGE_BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
+    max_message_bytes: u64,
+    /// Connections each listener serves at once; further clients wait until a connection closes (stalled ones are
+    /// closed by the handshake, read and idle timeouts).
+    #[arg(long, env = "OPENKCM_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    max_connections: u64,
+    /// Connections one client identity (certificate) may hold on each listener; one more is answered with
+    /// Permission Denied and closed. Must be at least --core-connections (the edge's pool to the Core).
+    #[arg(long, env = "OPENKCM_MAX_CONNECTIONS_PER_IDENTITY", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    max_connections_per_identity: u64,
+}
+
+/// The limits of both KMIP listeners, from the flags.
+fn server_limits(args: &DevArgs) -> anyhow::Result<ServerLimits> {
+    use std::time::Duration;
+    let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let limits = ServerLimits {
+        ttlv: openkcm_ttlv::Limits {
+            max_message_bytes: count(args.max_message_bytes),
+            ..openkcm_ttlv::Limits::default()
+        },
+        handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        read_timeout: Duration::from_secs(args.read_timeout),
+        max_connections: count(args.max_connections),
+        max_connections_per_identity: count(args.max_connections_per_identity),
+        ..ServerLimits::default()
+    };
+    // The edge holds a pool of connections to the Core under one identity: the Core must let all of them in.
+    if args.core_connections > limits.max_connections_per_identity
+        || args.core_connections > limits.max_connections
+    {
+        bail!(
+            "--core-connections {} is more than --max-connections-per-identity {} or --max-connections {}: the edge's pool to the Core would be refused; lower --core-connections or raise the limits",
+            args.core_connections,
+            limits.max_connections_per_identity,
+            limits.max_connections
+        );
+    }
+    Ok(limits)
 }
 
 /// The listener address, which must be loopback (`localhost:PORT` means 127.0.0.1).
@@ -134,6 +187,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     let edge_addr_arg = loopback_only(&args.edge_addr)?;
     let core_addr_arg = loopback_only(&args.core_addr)?;
+    let limits = server_limits(&args)?;
     for t in &args.tenants {
         if !openkcm_net::identity::valid_name(t) {
             bail!("tenant name {t:?} is invalid: use 1-63 characters of a-z, 0-9 and -, not starting with -");
@@ -181,6 +235,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             l1,
             CoreConfig {
                 allow_new_ivk: created || !seal.is_initialised(),
+                auto_provision_services: args.auto_provision_services,
                 ..CoreConfig::default()
             },
         )
@@ -210,10 +265,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let limits = ServerLimits {
-        idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
-        ..ServerLimits::default()
-    };
     let acceptor = TlsAcceptor::from(tls::server_config(&server_files)?);
 
     let core_listener = TcpListener::bind(&core_addr_arg)

@@ -33,6 +33,10 @@ pub struct CoreConfig {
     /// Whether an empty store may be initialised with a new IVK. True only when the MasterKey was just created;
     /// otherwise an empty store means lost or replaced storage and opening fails (default true, for tests).
     pub allow_new_ivk: bool,
+    /// Development convenience: a client of a known tenant naming a service that does not exist yet gets the
+    /// service (its L3 version 1) created under the tenant's system on first use, when the tenant has exactly one
+    /// system. Off by default; production services are created explicitly.
+    pub auto_provision_services: bool,
 }
 
 impl Default for CoreConfig {
@@ -41,6 +45,7 @@ impl Default for CoreConfig {
             sovereign_ttl: Duration::from_secs(3600),
             l1_outage_grace: Duration::from_secs(900),
             allow_new_ivk: true,
+            auto_provision_services: false,
         }
     }
 }
@@ -313,6 +318,26 @@ impl Core {
             Some(rev) => {
                 self.store.compare_and_set(&record, rev).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// With `auto_provision_services`, creates `tenant`'s `service` if it does not exist and the tenant has exactly
+    /// one system; otherwise does nothing.
+    pub async fn ensure_service(&self, tenant: &str, service: &str) -> Result<(), CoreError> {
+        if !self.config.auto_provision_services
+            || self
+                .store
+                .get(tenant, kind::SERVICE, service, 0)
+                .await?
+                .is_some()
+        {
+            return Ok(());
+        }
+        let systems = self.store.list(tenant, kind::SYSTEM).await?;
+        if let [only] = systems.as_slice() {
+            let system = only.id.clone();
+            self.provision(tenant, &system, service).await?;
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 //!   naming that L3 — so a wrapped L4 is bound to its tenant, key id and L3 version.
 
 use crate::hierarchy::{Core, CoreError, L3Key};
-use openkcm_crypto::{aes, CryptoError, EnvelopeHeader, Layer, SecretKey};
+use openkcm_crypto::{aes, CryptoError, EnvelopeHeader, Layer};
 use openkcm_kmip::attributes::{self, Attribute};
 use openkcm_kmip::enums::{
     algorithm, block_cipher_mode, object_type, operation as op, result_reason as rr, state,
@@ -181,9 +181,9 @@ impl CoreOps<'_> {
                     state::name(l3.state)
                 )));
             }
-            if req.data.len() != 32 {
+            if req.data.is_empty() || req.data.len() > openkcm_crypto::MAX_L4_LEN {
                 return Err(KmipError::invalid_field(
-                    "only 32-byte data keys are wrapped under an L3",
+                    "an object wrapped under an L3 has 1 to 65536 bytes",
                 ));
             }
             let nonce = aes::random_bytes::<12>().map_err(|e| KmipError::crypto(e.to_string()))?;
@@ -218,11 +218,9 @@ impl CoreOps<'_> {
                 other => KmipError::crypto(other.to_string()),
             })?;
             // The L4 is handed to the edge and leaves this process only inside the TLS stream.
-            let key = SecretKey::from_slice(plain.expose())
-                .map_err(|e| KmipError::crypto(e.to_string()))?;
             Ok(CipherResponse {
                 uid,
-                data: key.expose().to_vec(),
+                data: plain.expose().to_vec(),
                 iv: None,
                 tag: None,
             }
@@ -233,6 +231,10 @@ impl CoreOps<'_> {
     async fn locate(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller(ctx)?;
         let req = LocateRequest::parse(payload)?;
+        self.core
+            .ensure_service(&tenant, &service)
+            .await
+            .map_err(to_kmip)?;
         let mut uids = Vec::new();
         for (uid, _) in self
             .core

@@ -158,6 +158,11 @@ pub fn cbc_pkcs7_decrypt(
     Ok(SecretBytes::new(buf))
 }
 
+/// Fills `buf` from the operating system's random number generator.
+pub fn fill_random(buf: &mut [u8]) -> Result<(), CryptoError> {
+    aws_lc_rs::rand::fill(buf).map_err(|_| CryptoError::RandomUnavailable)
+}
+
 /// `N` bytes from the operating system's random number generator.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut out = [0u8; N];

@@ -39,6 +39,33 @@ pub const CIPHERTEXT_AND_TAG_LEN: usize = KEY_LEN + TAG_LEN;
 const WRONG_CT_LEN: &str =
     "its ciphertext and tag are not the 48 bytes of a wrapped 256-bit key (truncated or extended)";
 
+/// Largest managed object an L4 envelope carries (data keys of any algorithm, secret data, opaque objects).
+pub const MAX_L4_LEN: usize = 64 << 10;
+
+const WRONG_L4_LEN: &str =
+    "its ciphertext and tag do not hold 1 to 65536 bytes of wrapped object plus the 16-byte tag";
+
+/// Checks the length of ciphertext ‖ tag for `layer`: exactly a 256-bit key for the hierarchy's own keys, 1 byte
+/// to [`MAX_L4_LEN`] for L4 objects (which may be keys of other lengths, secret data or opaque objects).
+fn check_ct_len(layer: Layer, len: usize) -> Result<(), CryptoError> {
+    let ok = if layer == Layer::L4 {
+        (TAG_LEN + 1..=TAG_LEN + MAX_L4_LEN).contains(&len)
+    } else {
+        len == CIPHERTEXT_AND_TAG_LEN
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(CryptoError::MalformedEnvelope {
+            reason: if layer == Layer::L4 {
+                WRONG_L4_LEN
+            } else {
+                WRONG_CT_LEN
+            },
+        })
+    }
+}
+
 /// Which level of the key hierarchy (DESIGN §2) a wrapped key belongs to.
 #[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -269,7 +296,8 @@ impl WrappedKey {
     /// Validates bytes read from storage (or a peer) and wraps them in the newtype.
     ///
     /// Checks magic, format, layer, algorithm, string lengths and UTF-8, the nonce, and that
-    /// exactly one wrapped 256-bit key plus its 16-byte tag follow (48 bytes). No cryptography
+    /// exactly one wrapped 256-bit key plus its 16-byte tag follow (48 bytes; for L4, 1 to
+    /// [`MAX_L4_LEN`] bytes plus the tag). No cryptography
     /// runs here, so an empty, truncated or extended blob never reaches AES-GCM.
     pub fn from_stored(bytes: Vec<u8>) -> Result<WrappedKey, CryptoError> {
         let (header, header_len) = EnvelopeHeader::parse(&bytes)?;
@@ -279,11 +307,7 @@ impl WrappedKey {
                 reason: "it ends before the nonce is complete",
             });
         };
-        if ct.len() != CIPHERTEXT_AND_TAG_LEN {
-            return Err(CryptoError::MalformedEnvelope {
-                reason: WRONG_CT_LEN,
-            });
-        }
+        check_ct_len(header.layer, ct.len())?;
         let nonce = *nonce;
         Ok(WrappedKey {
             bytes,
@@ -295,17 +319,13 @@ impl WrappedKey {
 
     /// Assembles an envelope from a header and the output of an AES-256-GCM encryption of a
     /// 32-byte key done elsewhere (for example by the Core over KMIP) with `header.encode()` as
-    /// AAD. `ciphertext_and_tag` must be 48 bytes.
+    /// AAD. `ciphertext_and_tag` must be 48 bytes (for L4: 17 to [`MAX_L4_LEN`] + 16).
     pub fn from_parts(
         header: &EnvelopeHeader,
         nonce: [u8; NONCE_LEN],
         ciphertext_and_tag: &[u8],
     ) -> Result<WrappedKey, CryptoError> {
-        if ciphertext_and_tag.len() != CIPHERTEXT_AND_TAG_LEN {
-            return Err(CryptoError::MalformedEnvelope {
-                reason: WRONG_CT_LEN,
-            });
-        }
+        check_ct_len(header.layer, ciphertext_and_tag.len())?;
         let mut bytes = header.encode()?;
         let header_len = bytes.len();
         bytes.reserve_exact(NONCE_LEN + ciphertext_and_tag.len());

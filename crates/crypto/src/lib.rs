@@ -35,7 +35,7 @@ mod secret;
 pub use aes::{hmac_sha256, random_bytes, sha256};
 pub use envelope::{
     unwrap, unwrap_unchecked_header, wrap, EnvelopeHeader, Layer, WrappedKey, ALG_AES_256_GCM,
-    CIPHERTEXT_AND_TAG_LEN, FORMAT_VERSION, MAGIC, NONCE_LEN, TAG_LEN,
+    CIPHERTEXT_AND_TAG_LEN, FORMAT_VERSION, MAGIC, MAX_L4_LEN, NONCE_LEN, TAG_LEN,
 };
 pub use error::CryptoError;
 pub use locked::{harden_process, mlock_available, mlock_failures};

@@ -1,7 +1,7 @@
 //! The edge's KMIP client side towards the Core: pooled, pipelined mTLS connections, the on-behalf-of header,
 //! and L4 wrap/unwrap as Encrypt/Decrypt under the service's current L3 (core custody, DESIGN §6.3).
 
-use openkcm_crypto::{EnvelopeHeader, Layer, SecretKey, WrappedKey};
+use openkcm_crypto::{EnvelopeHeader, Layer, SecretBytes, WrappedKey};
 use openkcm_kmip::enums::{block_cipher_mode, operation as op, result_reason as rr};
 use openkcm_kmip::payload::{CipherRequest, CipherResponse, CryptoParams, LocateRequest};
 use openkcm_kmip::{
@@ -190,7 +190,7 @@ impl CoreLink {
         tenant: &str,
         service: &str,
         uid: &str,
-        key: &SecretKey,
+        key: &[u8],
     ) -> Result<WrappedKey, KmipError> {
         for attempt in 0..2 {
             let (l3, version) = self.current_l3(tenant, service).await?;
@@ -210,7 +210,7 @@ impl CoreLink {
                     mode: Some(block_cipher_mode::GCM),
                     ..CryptoParams::default()
                 }),
-                data: key.expose().to_vec(),
+                data: key.to_vec(),
                 iv: None,
                 aad: Some(aad),
                 tag: None,
@@ -257,7 +257,7 @@ impl CoreLink {
         tenant: &str,
         service: &str,
         wrapped: &WrappedKey,
-    ) -> Result<SecretKey, KmipError> {
+    ) -> Result<SecretBytes, KmipError> {
         let header = wrapped.header();
         let ct_tag = wrapped.ciphertext_and_tag();
         let split = ct_tag
@@ -283,7 +283,7 @@ impl CoreLink {
             .child(t::DATA)
             .and_then(Item::as_bytes)
             .ok_or_else(|| KmipError::general("the Crypto Core returned no key"))
-            .and_then(|b| SecretKey::from_slice(b).map_err(|e| KmipError::crypto(e.to_string())));
+            .map(SecretBytes::from_slice);
         resp.zeroize_bytes();
         key
     }

@@ -9,6 +9,7 @@
 
 mod core_link;
 mod meta;
+pub mod objects;
 mod ops;
 mod vault;
 

@@ -20,6 +20,18 @@ pub struct ExtraAttr {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct L4Meta {
     pub service: String,
+    /// Object Type (Symmetric Key, Secret Data, Opaque Object).
+    #[serde(default = "default_object_type")]
+    pub object_type: u32,
+    /// The Key Format Type a registered object came in (returned by Get unless another is asked for).
+    #[serde(default)]
+    pub key_format: Option<u32>,
+    /// Secret Data Type or Opaque Data Type.
+    #[serde(default)]
+    pub data_type: Option<u32>,
+    /// SHA-256 of the object's bytes (the Digest attribute), hex.
+    #[serde(default)]
+    pub digest: Option<String>,
     pub state: u32,
     pub names: Vec<String>,
     pub algorithm: u32,
@@ -41,6 +53,10 @@ pub struct L4Meta {
     pub extra: Vec<ExtraAttr>,
 }
 
+fn default_object_type() -> u32 {
+    object_type::SYMMETRIC_KEY
+}
+
 impl L4Meta {
     /// The state now: a Pre-Active key whose Activation Date has arrived is Active (KMIP's time-driven transition).
     /// Likewise a Pre-Active or Active key whose Deactivation Date has arrived is Deactivated.
@@ -59,20 +75,40 @@ impl L4Meta {
     pub fn attributes(&self, uid: &str, now: i64) -> Vec<Attribute> {
         let mut a = vec![
             Attribute::new("Unique Identifier", Value::TextString(uid.into())),
-            Attribute::new(
-                "Object Type",
-                Value::Enumeration(object_type::SYMMETRIC_KEY),
-            ),
-            Attribute::new(
+            Attribute::new("Object Type", Value::Enumeration(self.object_type)),
+        ];
+        if self.algorithm != 0 {
+            a.push(Attribute::new(
                 "Cryptographic Algorithm",
                 Value::Enumeration(self.algorithm),
-            ),
-            Attribute::new("Cryptographic Length", Value::Integer(self.length)),
+            ));
+        }
+        if self.length != 0 {
+            a.push(Attribute::new(
+                "Cryptographic Length",
+                Value::Integer(self.length),
+            ));
+        }
+        if let Some(d) = self.digest.as_deref().and_then(|d| hex::decode(d).ok()) {
+            a.push(Attribute::new(
+                "Digest",
+                Value::Structure(vec![
+                    // SHA-256 over the object in the format it is kept in.
+                    Item::new(t::HASHING_ALGORITHM, Value::Enumeration(6)),
+                    Item::new(t::DIGEST_VALUE, Value::ByteString(d)),
+                    Item::new(
+                        t::KEY_FORMAT_TYPE,
+                        Value::Enumeration(self.key_format.unwrap_or(1)),
+                    ),
+                ]),
+            ));
+        }
+        a.extend([
             Attribute::new("Cryptographic Usage Mask", Value::Integer(self.usage_mask)),
             Attribute::new("State", Value::Enumeration(self.effective_state(now))),
             Attribute::new("Initial Date", Value::DateTime(self.initial_date)),
             Attribute::new("Last Change Date", Value::DateTime(self.last_change_date)),
-        ];
+        ]);
         for (i, n) in self.names.iter().enumerate() {
             let mut name = Attribute::name_value(n);
             name.index = (i > 0).then_some(i as i32);
@@ -121,6 +157,10 @@ impl L4Meta {
     pub fn new_aes(service: &str, now: i64) -> Self {
         Self {
             service: service.into(),
+            object_type: object_type::SYMMETRIC_KEY,
+            key_format: None,
+            data_type: None,
+            digest: None,
             state: state::PRE_ACTIVE,
             names: Vec::new(),
             algorithm: algorithm::AES,

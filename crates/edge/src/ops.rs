@@ -2,6 +2,7 @@
 
 use crate::core_link::CoreLink;
 use crate::meta::{ExtraAttr, L4Meta};
+use crate::objects;
 use openkcm_crypto::{aes, SecretKey, WrappedKey};
 use openkcm_kmip::attributes::{self, Attribute};
 use openkcm_kmip::enums::{
@@ -20,6 +21,7 @@ pub const EDGE_OPERATIONS: &[u32] = &[
     op::DISCOVER_VERSIONS,
     op::QUERY,
     op::CREATE,
+    op::REGISTER,
     op::GET,
     op::GET_ATTRIBUTES,
     op::GET_ATTRIBUTE_LIST,
@@ -152,7 +154,7 @@ impl Edge {
         service: &str,
         uid: &str,
         stored: &Stored,
-    ) -> Result<SecretKey, KmipError> {
+    ) -> Result<openkcm_crypto::SecretBytes, KmipError> {
         let wrapped: &WrappedKey = stored.record.blob.as_ref().ok_or_else(|| {
             KmipError::new(
                 rr::OBJECT_DESTROYED,
@@ -258,6 +260,104 @@ impl EdgeOps<'_> {
         }
         let now = now();
         let mut meta = L4Meta::new_aes(service, now);
+        let (alg, len) = Self::client_attributes(payload, &mut meta, now)?;
+        let alg = alg.unwrap_or(algorithm::AES);
+        let len = match (alg, len) {
+            (_, Some(l)) => l,
+            (algorithm::AES, None) => 256,
+            _ => return Err(KmipError::missing("Cryptographic Length")),
+        };
+        let material = objects::generate(alg, len)?;
+        meta.algorithm = alg;
+        meta.length = len;
+        let uid = self.store_new(tenant, service, meta, &material).await?;
+        tracing::info!(tenant, service, uid, "created data key");
+        Ok(Item::structure(
+            t::RESPONSE_PAYLOAD,
+            vec![
+                Item::new(
+                    t::OBJECT_TYPE,
+                    Value::Enumeration(object_type::SYMMETRIC_KEY),
+                ),
+                Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid)),
+            ],
+        ))
+    }
+
+    async fn register(&self, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let reg = objects::parse_register(payload)?;
+        let now = now();
+        let mut meta = L4Meta::new_aes(service, now);
+        meta.object_type = reg.object_type;
+        meta.key_format = reg.key_format;
+        meta.data_type = reg.data_type;
+        // Without a Cryptographic Usage Mask a registered object gets none: it can be stored and returned, and
+        // is used for a cryptographic operation only once a mask allowing it is set.
+        meta.usage_mask = 0;
+        let (alg, len) = Self::client_attributes(payload, &mut meta, now)?;
+        if reg.object_type == object_type::SYMMETRIC_KEY {
+            meta.algorithm = reg.algorithm.or(alg).unwrap_or(0);
+            meta.length = reg
+                .length
+                .or(len)
+                .unwrap_or(i32::try_from(reg.material.len() * 8).unwrap_or(0));
+        } else {
+            meta.algorithm = 0;
+            meta.length = 0;
+        }
+        let uid = self.store_new(tenant, service, meta, &reg.material).await?;
+        tracing::info!(tenant, service, uid, "registered object");
+        Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
+    }
+
+    /// Wraps `material` under the service's L3 and stores it with `meta`; returns the new identifier.
+    async fn store_new(
+        &self,
+        tenant: &str,
+        service: &str,
+        mut meta: L4Meta,
+        material: &openkcm_crypto::SecretBytes,
+    ) -> Result<String, KmipError> {
+        let uid = uuid::Uuid::new_v4().to_string();
+        meta.digest = Some(hex::encode(aes::sha256(material.expose())));
+        let wrapped = self
+            .edge
+            .core
+            .wrap(tenant, service, &uid, material.expose())
+            .await?;
+        let record = Record {
+            tenant: tenant.into(),
+            kind: KIND_L4.into(),
+            id: uid.clone(),
+            version: 0,
+            metadata: serde_json::to_value(&meta).map_err(|e| KmipError::general(e.to_string()))?,
+            blob: Some(wrapped),
+            revision: 0,
+        };
+        if !self
+            .edge
+            .vault
+            .put_if_absent(&record)
+            .await
+            .map_err(vault_err)?
+        {
+            return Err(KmipError::general(
+                "a key with the generated identifier already exists; retry",
+            ));
+        }
+        Ok(uid)
+    }
+
+    /// Applies the client's attributes (Template-Attribute or Attributes) to `meta`; returns the Cryptographic
+    /// Algorithm and Length given, which the caller checks against the object.
+    fn client_attributes(
+        payload: &Item,
+        meta: &mut L4Meta,
+        now: i64,
+    ) -> Result<(Option<u32>, Option<i32>), KmipError> {
+        let mut alg = None;
+        let mut len = None;
         let mut seen: Vec<String> = Vec::new();
         for a in attributes::from_payload(payload)? {
             if openkcm_kmip::attribute_names::tag_for_name(&a.name).is_none()
@@ -287,22 +387,14 @@ impl EdgeOps<'_> {
             };
             match a.name.as_str() {
                 "Cryptographic Algorithm" => {
-                    let v = a
-                        .value
-                        .as_enum()
-                        .ok_or_else(|| bad_type("an Enumeration"))?;
-                    if v != algorithm::AES {
-                        return Err(KmipError::invalid_field(
-                            "only AES keys can be created (Cryptographic Algorithm must be AES)",
-                        ));
-                    }
+                    alg = Some(
+                        a.value
+                            .as_enum()
+                            .ok_or_else(|| bad_type("an Enumeration"))?,
+                    )
                 }
                 "Cryptographic Length" => {
-                    if a.value.as_i32().ok_or_else(|| bad_type("an Integer"))? != 256 {
-                        return Err(KmipError::invalid_field(
-                            "only 256-bit keys can be created (Cryptographic Length must be 256)",
-                        ));
-                    }
+                    len = Some(a.value.as_i32().ok_or_else(|| bad_type("an Integer"))?)
                 }
                 "Cryptographic Usage Mask" => {
                     meta.usage_mask = a.value.as_i32().ok_or_else(|| bad_type("an Integer"))?
@@ -356,47 +448,13 @@ impl EdgeOps<'_> {
         if meta.activation_date.is_some_and(|d| d <= now) {
             meta.state = state::ACTIVE;
         }
-        let uid = uuid::Uuid::new_v4().to_string();
-        let key = SecretKey::generate().map_err(|e| KmipError::crypto(e.to_string()))?;
-        let wrapped = self.edge.core.wrap(tenant, service, &uid, &key).await?;
-        drop(key);
-        let record = Record {
-            tenant: tenant.into(),
-            kind: KIND_L4.into(),
-            id: uid.clone(),
-            version: 0,
-            metadata: serde_json::to_value(&meta).map_err(|e| KmipError::general(e.to_string()))?,
-            blob: Some(wrapped),
-            revision: 0,
-        };
-        if !self
-            .edge
-            .vault
-            .put_if_absent(&record)
-            .await
-            .map_err(vault_err)?
-        {
-            return Err(KmipError::general(
-                "a key with the generated identifier already exists; retry",
-            ));
-        }
-        tracing::info!(tenant, service, uid, "created data key");
-        Ok(Item::structure(
-            t::RESPONSE_PAYLOAD,
-            vec![
-                Item::new(
-                    t::OBJECT_TYPE,
-                    Value::Enumeration(object_type::SYMMETRIC_KEY),
-                ),
-                Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid)),
-            ],
-        ))
+        Ok((alg, len))
     }
 
     async fn get(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
-        let format = payload::requested_key_format(payload)?;
+        let format = payload::requested_key_format_opt(payload)?;
         let stored = self.edge.load(tenant, service, &uid).await?;
         Edge::require_state(
             &stored.meta,
@@ -404,8 +462,18 @@ impl EdgeOps<'_> {
             &[state::PRE_ACTIVE, state::ACTIVE],
             "a revoked, compromised or destroyed key is not served",
         )?;
-        let key = self.edge.key_of(tenant, service, &uid, &stored).await?;
-        payload::symmetric_key_response(&uid, key.expose(), format)
+        let material = self.edge.key_of(tenant, service, &uid, &stored).await?;
+        let m = &stored.meta;
+        objects::get_response(
+            &uid,
+            m.object_type,
+            material.expose(),
+            m.algorithm,
+            m.length,
+            m.key_format,
+            format,
+            m.data_type,
+        )
     }
 
     async fn get_attribute_list(
@@ -659,7 +727,29 @@ impl EdgeOps<'_> {
         } else {
             bcm::CBC
         });
-        let key = self.edge.key_of(tenant, service, &uid, &stored).await?;
+        if stored.meta.object_type != object_type::SYMMETRIC_KEY {
+            return Err(KmipError::new(
+                rr::ILLEGAL_OPERATION,
+                format!("object {uid:?} is not a symmetric key"),
+            ));
+        }
+        if stored.meta.algorithm != algorithm::AES {
+            return Err(KmipError::crypto(format!(
+                "key {uid:?} is not an AES key: Encrypt and Decrypt use AES only; legacy algorithms (3DES, \
+                 SKIPJACK …) are refused by policy (legacy_crypto is off)"
+            )));
+        }
+        let material = self.edge.key_of(tenant, service, &uid, &stored).await?;
+        let key = SecretKey::from_slice(material.expose()).map_err(|_| {
+            KmipError::new(
+                rr::FEATURE_NOT_SUPPORTED,
+                format!(
+                    "key {uid:?} is AES-{}; Encrypt and Decrypt support AES-256 keys only so far",
+                    material.len() * 8
+                ),
+            )
+        })?;
+        drop(material);
         let crypto = |e: openkcm_crypto::CryptoError| match e {
             openkcm_crypto::CryptoError::InvalidNonce { .. }
             | openkcm_crypto::CryptoError::InvalidTag { .. } => {
@@ -733,6 +823,7 @@ impl OperationHandler for EdgeOps<'_> {
                 payload::query_response(payload, EDGE_OPERATIONS, &[object_type::SYMMETRIC_KEY])
             }
             op::CREATE => self.create(payload).await,
+            op::REGISTER => self.register(payload).await,
             op::GET => self.get(ctx, payload).await,
             op::GET_ATTRIBUTES => self.get_attributes(ctx, payload).await,
             op::GET_ATTRIBUTE_LIST => self.get_attribute_list(ctx, payload).await,

@@ -27,10 +27,7 @@ pub const V_ATTESTATION_TYPE: &[(u32, &str)] = &[
     (0x00000002, "TcgIntegrityReport"),
     (0x00000003, "SAMLAssertion"),
 ];
-pub const V_AUTHENTICATION_SUITE: &[(u32, &str)] = &[
-    (0x00000001, "Basic"),
-    (0x00000002, "TLS12"),
-];
+pub const V_AUTHENTICATION_SUITE: &[(u32, &str)] = &[(0x00000001, "Basic"), (0x00000002, "TLS12")];
 pub const V_BATCH_ERROR_CONTINUATION_OPTION: &[(u32, &str)] = &[
     (0x00000001, "Continue"),
     (0x00000002, "Stop"),
@@ -69,10 +66,7 @@ pub const V_CERTIFICATE_REQUEST_TYPE: &[(u32, &str)] = &[
     (0x00000003, "PEM"),
     (0x00000004, "PGP"),
 ];
-pub const V_CERTIFICATE_TYPE: &[(u32, &str)] = &[
-    (0x00000001, "X_509"),
-    (0x00000002, "PGP"),
-];
+pub const V_CERTIFICATE_TYPE: &[(u32, &str)] = &[(0x00000001, "X_509"), (0x00000002, "PGP")];
 pub const V_CLIENT_REGISTRATION_METHOD: &[(u32, &str)] = &[
     (0x00000001, "Unspecified"),
     (0x00000002, "ServerPregenerated"),
@@ -221,14 +215,9 @@ pub const V_DIGITAL_SIGNATURE_ALGORITHM: &[(u32, &str)] = &[
     (0x00000012, "SHA3_384WithRSAEncryption"),
     (0x00000013, "SHA3_512WithRSAEncryption"),
 ];
-pub const V_ENCODING_OPTION: &[(u32, &str)] = &[
-    (0x00000001, "NoEncoding"),
-    (0x00000002, "TtlvEncoding"),
-];
-pub const V_ENDPOINT_ROLE: &[(u32, &str)] = &[
-    (0x00000001, "Client"),
-    (0x00000002, "Server"),
-];
+pub const V_ENCODING_OPTION: &[(u32, &str)] =
+    &[(0x00000001, "NoEncoding"), (0x00000002, "TtlvEncoding")];
+pub const V_ENDPOINT_ROLE: &[(u32, &str)] = &[(0x00000001, "Client"), (0x00000002, "Server")];
 pub const V_FIPS186_VARIATION: &[(u32, &str)] = &[
     (0x00000001, "Unspecified"),
     (0x00000002, "GpXOriginal"),
@@ -318,14 +307,10 @@ pub const V_KEY_ROLE_TYPE: &[(u32, &str)] = &[
     (0x00000017, "IV"),
     (0x00000018, "Trkbk"),
 ];
-pub const V_KEY_VALUE_LOCATION_TYPE: &[(u32, &str)] = &[
-    (0x00000001, "UninterpretedTextString"),
-    (0x00000002, "URI"),
-];
-pub const V_KEY_WRAP_TYPE: &[(u32, &str)] = &[
-    (0x00000001, "NotWrapped"),
-    (0x00000002, "AsRegistered"),
-];
+pub const V_KEY_VALUE_LOCATION_TYPE: &[(u32, &str)] =
+    &[(0x00000001, "UninterpretedTextString"), (0x00000002, "URI")];
+pub const V_KEY_WRAP_TYPE: &[(u32, &str)] =
+    &[(0x00000001, "NotWrapped"), (0x00000002, "AsRegistered")];
 pub const V_LINK_TYPE: &[(u32, &str)] = &[
     (0x00000101, "CertificateLink"),
     (0x00000102, "PublicKeyLink"),
@@ -342,9 +327,7 @@ pub const V_LINK_TYPE: &[(u32, &str)] = &[
     (0x0000010D, "PKCS_12PasswordLink"),
     (0x0000010E, "WrappingKeyLink"),
 ];
-pub const V_MASK_GENERATOR: &[(u32, &str)] = &[
-    (0x00000001, "MGF1"),
-];
+pub const V_MASK_GENERATOR: &[(u32, &str)] = &[(0x00000001, "MGF1")];
 pub const V_NIST_KEY_TYPE: &[(u32, &str)] = &[
     (0x00000001, "PrivateSignatureKey"),
     (0x00000002, "PublicSignatureVerificationKey"),
@@ -366,10 +349,8 @@ pub const V_NIST_KEY_TYPE: &[(u32, &str)] = &[
     (0x00000012, "PrivateAuthorizationKey"),
     (0x00000013, "PublicAuthorizationKey"),
 ];
-pub const V_NAME_TYPE: &[(u32, &str)] = &[
-    (0x00000001, "UninterpretedTextString"),
-    (0x00000002, "URI"),
-];
+pub const V_NAME_TYPE: &[(u32, &str)] =
+    &[(0x00000001, "UninterpretedTextString"), (0x00000002, "URI")];
 pub const V_OBJECT_GROUP_MEMBER: &[(u32, &str)] = &[
     (0x00000001, "GroupMemberFresh"),
     (0x00000002, "GroupMemberDefault"),
@@ -386,9 +367,7 @@ pub const V_OBJECT_TYPE: &[(u32, &str)] = &[
     (0x00000009, "PGPKey"),
     (0x0000000A, "CertificateRequest"),
 ];
-pub const V_OPAQUE_DATA_TYPE: &[(u32, &str)] = &[
-    (0x80000000, "None"),
-];
+pub const V_OPAQUE_DATA_TYPE: &[(u32, &str)] = &[(0x80000000, "None")];
 pub const V_OPERATION: &[(u32, &str)] = &[
     (0x00000001, "Create"),
     (0x00000002, "CreateKeyPair"),
@@ -517,12 +496,30 @@ pub const V_PROFILE_NAME: &[(u32, &str)] = &[
     (0x0000003A, "SuiteBMinlos_192ServerKmipv10"),
     (0x0000003B, "SuiteBMinlos_192ServerKmipv11"),
     (0x0000003C, "SuiteBMinlos_192ServerKmipv12"),
-    (0x0000003D, "StorageArrayWithSelfEncryptingDriveClientKmipv10"),
-    (0x0000003E, "StorageArrayWithSelfEncryptingDriveClientKmipv11"),
-    (0x0000003F, "StorageArrayWithSelfEncryptingDriveClientKmipv12"),
-    (0x00000040, "StorageArrayWithSelfEncryptingDriveServerKmipv10"),
-    (0x00000041, "StorageArrayWithSelfEncryptingDriveServerKmipv11"),
-    (0x00000042, "StorageArrayWithSelfEncryptingDriveServerKmipv12"),
+    (
+        0x0000003D,
+        "StorageArrayWithSelfEncryptingDriveClientKmipv10",
+    ),
+    (
+        0x0000003E,
+        "StorageArrayWithSelfEncryptingDriveClientKmipv11",
+    ),
+    (
+        0x0000003F,
+        "StorageArrayWithSelfEncryptingDriveClientKmipv12",
+    ),
+    (
+        0x00000040,
+        "StorageArrayWithSelfEncryptingDriveServerKmipv10",
+    ),
+    (
+        0x00000041,
+        "StorageArrayWithSelfEncryptingDriveServerKmipv11",
+    ),
+    (
+        0x00000042,
+        "StorageArrayWithSelfEncryptingDriveServerKmipv12",
+    ),
     (0x00000043, "HTTPSClientKmipv10"),
     (0x00000044, "HTTPSClientKmipv11"),
     (0x00000045, "HTTPSClientKmipv12"),
@@ -569,8 +566,14 @@ pub const V_PROFILE_NAME: &[(u32, &str)] = &[
     (0x0000006E, "SuiteBMinlos_128ServerKmipv13"),
     (0x0000006F, "SuiteBMinlos_192ClientKmipv13"),
     (0x00000070, "SuiteBMinlos_192ServerKmipv13"),
-    (0x00000071, "StorageArrayWithSelfEncryptingDriveClientKmipv13"),
-    (0x00000072, "StorageArrayWithSelfEncryptingDriveServerKmipv13"),
+    (
+        0x00000071,
+        "StorageArrayWithSelfEncryptingDriveClientKmipv13",
+    ),
+    (
+        0x00000072,
+        "StorageArrayWithSelfEncryptingDriveServerKmipv13",
+    ),
     (0x00000073, "HTTPSClientKmipv13"),
     (0x00000074, "HTTPSServerKmipv13"),
     (0x00000075, "JSONClientKmipv13"),
@@ -605,8 +608,14 @@ pub const V_PROFILE_NAME: &[(u32, &str)] = &[
     (0x00000092, "SuiteBMinlos_128ServerKmipv14"),
     (0x00000093, "SuiteBMinlos_192ClientKmipv14"),
     (0x00000094, "SuiteBMinlos_192ServerKmipv14"),
-    (0x00000095, "StorageArrayWithSelfEncryptingDriveClientKmipv14"),
-    (0x00000096, "StorageArrayWithSelfEncryptingDriveServerKmipv14"),
+    (
+        0x00000095,
+        "StorageArrayWithSelfEncryptingDriveClientKmipv14",
+    ),
+    (
+        0x00000096,
+        "StorageArrayWithSelfEncryptingDriveServerKmipv14",
+    ),
     (0x00000097, "HTTPSClientKmipv14"),
     (0x00000098, "HTTPSServerKmipv14"),
     (0x00000099, "JSONClientKmipv14"),
@@ -655,10 +664,7 @@ pub const V_PROFILE_NAME: &[(u32, &str)] = &[
     (0x0000012B, "BaselineServer"),
     (0x0000012C, "CompleteServer"),
 ];
-pub const V_PROTECTION_LEVEL: &[(u32, &str)] = &[
-    (0x00000001, "High"),
-    (0x00000002, "Low"),
-];
+pub const V_PROTECTION_LEVEL: &[(u32, &str)] = &[(0x00000001, "High"), (0x00000002, "Low")];
 pub const V_PROTECTION_STORAGE_MASK: &[(u32, &str)] = &[
     (0x00000001, "Software"),
     (0x00000002, "Hardware"),
@@ -675,10 +681,7 @@ pub const V_PROTECTION_STORAGE_MASK: &[(u32, &str)] = &[
     (0x00001000, "Validated"),
     (0x00002000, "SameJurisdiction"),
 ];
-pub const V_PUT_FUNCTION: &[(u32, &str)] = &[
-    (0x00000001, "New"),
-    (0x00000002, "Replace"),
-];
+pub const V_PUT_FUNCTION: &[(u32, &str)] = &[(0x00000001, "New"), (0x00000002, "Replace")];
 pub const V_QUERY_FUNCTION: &[(u32, &str)] = &[
     (0x00000001, "QueryOperations"),
     (0x00000002, "QueryObjects"),
@@ -865,10 +868,7 @@ pub const V_REVOCATION_REASON_CODE: &[(u32, &str)] = &[
     (0x00000006, "CessationOfOperation"),
     (0x00000007, "PrivilegeWithdrawn"),
 ];
-pub const V_SECRET_DATA_TYPE: &[(u32, &str)] = &[
-    (0x00000001, "Password"),
-    (0x00000002, "SEED"),
-];
+pub const V_SECRET_DATA_TYPE: &[(u32, &str)] = &[(0x00000001, "Password"), (0x00000002, "SEED")];
 pub const V_SHREDDING_ALGORITHM: &[(u32, &str)] = &[
     (0x00000001, "Unspecified"),
     (0x00000002, "Cryptographic"),
@@ -893,9 +893,7 @@ pub const V_STORAGE_STATUS_MASK: &[(u32, &str)] = &[
     (0x00000002, "ArchivalStorage"),
     (0x00000004, "DestroyedStorage"),
 ];
-pub const V_TICKET_TYPE: &[(u32, &str)] = &[
-    (0x00000001, "Login"),
-];
+pub const V_TICKET_TYPE: &[(u32, &str)] = &[(0x00000001, "Login")];
 pub const V_UNIQUE_IDENTIFIER: &[(u32, &str)] = &[
     (0x00000001, "IDPlaceholder"),
     (0x00000002, "Certify"),
@@ -920,10 +918,7 @@ pub const V_UNWRAP_MODE: &[(u32, &str)] = &[
     (0x00000002, "Processed"),
     (0x00000003, "NotProcessed"),
 ];
-pub const V_USAGE_LIMITS_UNIT: &[(u32, &str)] = &[
-    (0x00000001, "Byte"),
-    (0x00000002, "Object"),
-];
+pub const V_USAGE_LIMITS_UNIT: &[(u32, &str)] = &[(0x00000001, "Byte"), (0x00000002, "Object")];
 pub const V_VALIDATION_AUTHORITY_TYPE: &[(u32, &str)] = &[
     (0x00000001, "Unspecified"),
     (0x00000002, "NISTCmvp"),
@@ -955,7 +950,10 @@ pub const ENUMS: &[(&str, &[(u32, &str)])] = &[
     ("AlternativeNameType", V_ALTERNATIVE_NAME_TYPE),
     ("AsynchronousIndicator", V_ASYNCHRONOUS_INDICATOR),
     ("AttestationType", V_ATTESTATION_TYPE),
-    ("BatchErrorContinuationOption", V_BATCH_ERROR_CONTINUATION_OPTION),
+    (
+        "BatchErrorContinuationOption",
+        V_BATCH_ERROR_CONTINUATION_OPTION,
+    ),
     ("BlockCipherMode", V_BLOCK_CIPHER_MODE),
     ("CancellationResult", V_CANCELLATION_RESULT),
     ("CertificateRequestType", V_CERTIFICATE_REQUEST_TYPE),

@@ -208,6 +208,7 @@ pub mod revocation_reason {
 /// Key Format Type enumeration.
 pub mod key_format_type {
     pub const RAW: u32 = 0x01;
+    pub const OPAQUE: u32 = 0x02;
     pub const TRANSPARENT_SYMMETRIC_KEY: u32 = 0x07;
 }
 

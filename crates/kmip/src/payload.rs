@@ -303,7 +303,24 @@ pub fn requested_key_format(payload: &Item) -> Result<u32, KmipError> {
             "key compression does not apply to symmetric keys",
         ));
     }
-    Ok(opt_enum(payload, t::KEY_FORMAT_TYPE, "Key Format Type")?.unwrap_or(key_format_type::RAW))
+    Ok(requested_key_format_opt(payload)?.unwrap_or(key_format_type::RAW))
+}
+
+/// The Key Format Type a Get asks for, if any (same refusals as [`requested_key_format`]).
+pub fn requested_key_format_opt(payload: &Item) -> Result<Option<u32>, KmipError> {
+    if payload.child(t::KEY_WRAPPING_SPECIFICATION).is_some() {
+        return Err(KmipError::new(
+            crate::enums::result_reason::FEATURE_NOT_SUPPORTED,
+            "Get with a Key Wrapping Specification is not supported yet",
+        ));
+    }
+    if payload.child(t::KEY_COMPRESSION_TYPE).is_some() {
+        return Err(KmipError::new(
+            crate::enums::result_reason::FEATURE_NOT_SUPPORTED,
+            "key compression does not apply to symmetric keys",
+        ));
+    }
+    opt_enum(payload, t::KEY_FORMAT_TYPE, "Key Format Type")
 }
 
 /// The revocation request: reason code, optional message.

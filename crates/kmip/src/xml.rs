@@ -801,7 +801,11 @@ mod tests {
         assert!(bad.is_empty(), "{bad:#?}");
     }
 
-    fn check_names(node: &Node, attr_name: Option<&str>, bad: &mut std::collections::BTreeSet<String>) {
+    fn check_names(
+        node: &Node,
+        attr_name: Option<&str>,
+        bad: &mut std::collections::BTreeSet<String>,
+    ) {
         if node.ty.is_none() {
             let mut name = None;
             for child in &node.children {

@@ -1,0 +1,371 @@
+//! Managed objects the edge keeps as L4s: symmetric keys of every algorithm KMIP defines, Secret Data and Opaque
+//! Objects. Key *management* (generate, register, store, return) covers all of them; cryptographic operations are
+//! decided elsewhere ([`crate::ops`]) and limited to AES and HMAC-SHA-2 unless `legacy_crypto` is on.
+
+use openkcm_crypto::SecretBytes;
+use openkcm_kmip::enums::{key_format_type, object_type};
+use openkcm_kmip::{tags as t, KmipError};
+use openkcm_ttlv::{Item, Value};
+
+/// Cryptographic Algorithm values (KMIP 1.0–2.1) the edge handles by number.
+#[allow(missing_docs)]
+pub mod alg {
+    pub const DES: u32 = 0x01;
+    pub const TRIPLE_DES: u32 = 0x02;
+    pub const AES: u32 = 0x03;
+    pub const HMAC_SHA1: u32 = 0x07;
+    pub const HMAC_SHA224: u32 = 0x08;
+    pub const HMAC_SHA256: u32 = 0x09;
+    pub const HMAC_SHA384: u32 = 0x0A;
+    pub const HMAC_SHA512: u32 = 0x0B;
+    pub const HMAC_MD5: u32 = 0x0C;
+    pub const SKIPJACK: u32 = 0x18;
+}
+
+/// Symmetric algorithms (keys this edge generates and stores); everything else KMIP names is asymmetric or a hash.
+const SYMMETRIC: &[u32] = &[
+    0x01, 0x02, 0x03, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16,
+    0x17, 0x18, 0x19, 0x1B, 0x1C, 0x1D, 0x1E, 0x23, 0x24, 0x25, 0x26, 0x29, 0x2A, 0x2D,
+];
+
+/// Whether `algorithm` is a symmetric algorithm whose keys the edge can manage.
+pub fn is_symmetric(algorithm: u32) -> bool {
+    SYMMETRIC.contains(&algorithm)
+}
+
+/// The key size in bytes for `algorithm` at `bits`, or why that combination is refused.
+pub fn key_bytes(algorithm: u32, bits: i32) -> Result<usize, KmipError> {
+    let bad = |allowed: &str| {
+        Err(KmipError::invalid_field(format!(
+            "Cryptographic Length {bits} is not valid for this algorithm (allowed: {allowed})"
+        )))
+    };
+    match algorithm {
+        alg::AES => match bits {
+            128 | 192 | 256 => Ok(bits as usize / 8),
+            _ => bad("128, 192 or 256"),
+        },
+        // 3DES: two-key (112 effective bits, 128 with parity) or three-key (168 effective, 192 with parity).
+        alg::TRIPLE_DES => match bits {
+            112 | 128 => Ok(16),
+            168 | 192 => Ok(24),
+            _ => bad("112, 128, 168 or 192"),
+        },
+        alg::DES => match bits {
+            56 | 64 => Ok(8),
+            _ => bad("56 or 64"),
+        },
+        alg::SKIPJACK => match bits {
+            80 => Ok(10),
+            _ => bad("80"),
+        },
+        a if is_symmetric(a) => {
+            if bits >= 8 && bits <= 4096 && bits % 8 == 0 {
+                Ok(bits as usize / 8)
+            } else {
+                bad("a multiple of 8 from 8 to 4096")
+            }
+        }
+        _ => Err(KmipError::invalid_field(format!(
+            "Cryptographic Algorithm 0x{algorithm:X} is not a symmetric algorithm; this server creates and registers \
+             symmetric keys, Secret Data and Opaque Objects"
+        ))),
+    }
+}
+
+/// Sets odd parity in every byte (DES and 3DES keys).
+pub fn set_des_parity(key: &mut [u8]) {
+    for b in key.iter_mut() {
+        let ones = (*b & 0xFE).count_ones();
+        *b = (*b & 0xFE) | u8::from(ones % 2 == 0);
+    }
+}
+
+/// Fresh key material for `algorithm` at `bits`.
+pub fn generate(algorithm: u32, bits: i32) -> Result<SecretBytes, KmipError> {
+    let n = key_bytes(algorithm, bits)?;
+    let mut buf = vec![0u8; n];
+    openkcm_crypto::aes::fill_random(&mut buf).map_err(|e| KmipError::crypto(e.to_string()))?;
+    if matches!(algorithm, alg::DES | alg::TRIPLE_DES) {
+        set_des_parity(&mut buf);
+    }
+    Ok(SecretBytes::new(buf))
+}
+
+/// The object of a Register request.
+pub struct Registered {
+    /// Object Type.
+    pub object_type: u32,
+    /// The object's bytes (key material, secret data or opaque value).
+    pub material: SecretBytes,
+    /// Cryptographic Algorithm and Length from the Key Block (symmetric keys).
+    pub algorithm: Option<u32>,
+    /// Cryptographic Length from the Key Block.
+    pub length: Option<i32>,
+    /// The Key Format Type the client used.
+    pub key_format: Option<u32>,
+    /// Secret Data Type or Opaque Data Type.
+    pub data_type: Option<u32>,
+}
+
+fn key_block_material(block: &Item) -> Result<(Vec<u8>, u32), KmipError> {
+    let format = block
+        .child(t::KEY_FORMAT_TYPE)
+        .and_then(Item::as_enum)
+        .ok_or_else(|| KmipError::missing("Key Format Type"))?;
+    if block.child(t::KEY_WRAPPING_DATA).is_some() {
+        return Err(KmipError::new(
+            openkcm_kmip::enums::result_reason::FEATURE_NOT_SUPPORTED,
+            "registering a wrapped Key Block is not supported; register the key unwrapped over this mTLS connection",
+        ));
+    }
+    if block.child(t::KEY_COMPRESSION_TYPE).is_some() {
+        return Err(KmipError::invalid_field(
+            "Key Compression Type applies to elliptic-curve keys only",
+        ));
+    }
+    let value = block
+        .child(t::KEY_VALUE)
+        .ok_or_else(|| KmipError::missing("Key Value"))?;
+    let material = value
+        .child(t::KEY_MATERIAL)
+        .ok_or_else(|| KmipError::missing("Key Material"))?;
+    let bytes = match (format, &material.value) {
+        (key_format_type::RAW | key_format_type::OPAQUE, Value::ByteString(b)) => b.clone(),
+        (key_format_type::TRANSPARENT_SYMMETRIC_KEY, Value::Structure(_)) => material
+            .child(t::KEY)
+            .and_then(Item::as_bytes)
+            .ok_or_else(|| KmipError::missing("Key (in the Transparent Symmetric Key material)"))?
+            .to_vec(),
+        (f, _) => {
+            return Err(KmipError::new(
+                openkcm_kmip::enums::result_reason::KEY_FORMAT_TYPE_NOT_SUPPORTED,
+                format!(
+                    "Key Format Type 0x{f:X} is not supported here; use Raw, Opaque or Transparent Symmetric Key"
+                ),
+            ))
+        }
+    };
+    Ok((bytes, format))
+}
+
+/// Parses the managed object of a Register payload.
+pub fn parse_register(payload: &Item) -> Result<Registered, KmipError> {
+    let ot = payload
+        .child(t::OBJECT_TYPE)
+        .and_then(Item::as_enum)
+        .ok_or_else(|| KmipError::missing("Object Type"))?;
+    let too_big = |n: usize| {
+        if n == 0 || n > openkcm_crypto::MAX_L4_LEN {
+            Err(KmipError::invalid_field(format!(
+                "the object has {n} bytes; this server keeps objects of 1 to 65536 bytes"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    match ot {
+        object_type::SYMMETRIC_KEY => {
+            let obj = payload.child(t::SYMMETRIC_KEY).ok_or_else(|| KmipError::missing("Symmetric Key"))?;
+            let block = obj.child(t::KEY_BLOCK).ok_or_else(|| KmipError::missing("Key Block"))?;
+            let (bytes, format) = key_block_material(block)?;
+            too_big(bytes.len())?;
+            let algorithm = block.child(t::CRYPTOGRAPHIC_ALGORITHM).and_then(Item::as_enum);
+            let length = block.child(t::CRYPTOGRAPHIC_LENGTH).and_then(Item::as_i32);
+            if let Some(a) = algorithm {
+                if !is_symmetric(a) {
+                    return Err(KmipError::invalid_field(format!(
+                        "Cryptographic Algorithm 0x{a:X} is not a symmetric algorithm"
+                    )));
+                }
+            }
+            if let Some(l) = length {
+                if usize::try_from(l).ok() != Some(bytes.len() * 8)
+                    && !(algorithm == Some(alg::TRIPLE_DES) && l == 168 && bytes.len() == 24)
+                    && !(algorithm == Some(alg::TRIPLE_DES) && l == 112 && bytes.len() == 16)
+                    && !(algorithm == Some(alg::DES) && l == 56 && bytes.len() == 8)
+                {
+                    return Err(KmipError::invalid_field(format!(
+                        "Cryptographic Length {l} does not match the {} bytes of key material",
+                        bytes.len()
+                    )));
+                }
+            }
+            Ok(Registered {
+                object_type: ot,
+                material: SecretBytes::new(bytes),
+                algorithm,
+                length,
+                key_format: Some(format),
+                data_type: None,
+            })
+        }
+        object_type::SECRET_DATA => {
+            let obj = payload.child(t::SECRET_DATA).ok_or_else(|| KmipError::missing("Secret Data"))?;
+            let kind = obj
+                .child(t::SECRET_DATA_TYPE)
+                .and_then(Item::as_enum)
+                .ok_or_else(|| KmipError::missing("Secret Data Type"))?;
+            let block = obj.child(t::KEY_BLOCK).ok_or_else(|| KmipError::missing("Key Block"))?;
+            let (bytes, format) = key_block_material(block)?;
+            too_big(bytes.len())?;
+            Ok(Registered {
+                object_type: ot,
+                material: SecretBytes::new(bytes),
+                algorithm: None,
+                length: None,
+                key_format: Some(format),
+                data_type: Some(kind),
+            })
+        }
+        object_type::OPAQUE_OBJECT => {
+            let obj = payload.child(t::OPAQUE_OBJECT).ok_or_else(|| KmipError::missing("Opaque Object"))?;
+            let kind = obj
+                .child(t::OPAQUE_DATA_TYPE)
+                .and_then(Item::as_enum)
+                .ok_or_else(|| KmipError::missing("Opaque Data Type"))?;
+            let bytes = obj
+                .child(t::OPAQUE_DATA_VALUE)
+                .and_then(Item::as_bytes)
+                .ok_or_else(|| KmipError::missing("Opaque Data Value"))?
+                .to_vec();
+            too_big(bytes.len())?;
+            Ok(Registered {
+                object_type: ot,
+                material: SecretBytes::new(bytes),
+                algorithm: None,
+                length: None,
+                key_format: None,
+                data_type: Some(kind),
+            })
+        }
+        other => Err(KmipError::invalid_field(format!(
+            "Object Type 0x{other:X} cannot be registered here: this server keeps symmetric keys, Secret Data and \
+             Opaque Objects (asymmetric keys and certificates are not supported yet)"
+        ))),
+    }
+}
+
+/// The Get response payload for a stored object.
+#[allow(clippy::too_many_arguments)]
+pub fn get_response(
+    uid: &str,
+    object_type: u32,
+    material: &[u8],
+    algorithm: u32,
+    length: i32,
+    stored_format: Option<u32>,
+    requested_format: Option<u32>,
+    data_type: Option<u32>,
+) -> Result<Item, KmipError> {
+    let bytes = |tag, b: &[u8]| Item::new(tag, Value::ByteString(b.to_vec()));
+    let object = match object_type {
+        object_type::SYMMETRIC_KEY => {
+            let format = requested_format
+                .or(stored_format)
+                .unwrap_or(key_format_type::RAW);
+            let km = match format {
+                key_format_type::RAW => bytes(t::KEY_MATERIAL, material),
+                key_format_type::TRANSPARENT_SYMMETRIC_KEY => {
+                    Item::structure(t::KEY_MATERIAL, vec![bytes(t::KEY, material)])
+                }
+                other => {
+                    return Err(KmipError::new(
+                        openkcm_kmip::enums::result_reason::KEY_FORMAT_TYPE_NOT_SUPPORTED,
+                        format!("key format type 0x{other:X} is not supported for symmetric keys; use Raw or Transparent Symmetric Key"),
+                    ))
+                }
+            };
+            let mut block = vec![
+                Item::new(t::KEY_FORMAT_TYPE, Value::Enumeration(format)),
+                Item::structure(t::KEY_VALUE, vec![km]),
+            ];
+            if algorithm != 0 {
+                block.push(Item::new(
+                    t::CRYPTOGRAPHIC_ALGORITHM,
+                    Value::Enumeration(algorithm),
+                ));
+            }
+            if length != 0 {
+                block.push(Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer(length)));
+            }
+            Item::structure(t::SYMMETRIC_KEY, vec![Item::structure(t::KEY_BLOCK, block)])
+        }
+        object_type::SECRET_DATA => {
+            let format = stored_format.unwrap_or(key_format_type::OPAQUE);
+            if requested_format.is_some_and(|f| f != format) {
+                return Err(KmipError::new(
+                    openkcm_kmip::enums::result_reason::KEY_FORMAT_TYPE_NOT_SUPPORTED,
+                    "Secret Data is returned in the format it was registered with",
+                ));
+            }
+            Item::structure(
+                t::SECRET_DATA,
+                vec![
+                    Item::new(
+                        t::SECRET_DATA_TYPE,
+                        Value::Enumeration(data_type.unwrap_or(1)),
+                    ),
+                    Item::structure(
+                        t::KEY_BLOCK,
+                        vec![
+                            Item::new(t::KEY_FORMAT_TYPE, Value::Enumeration(format)),
+                            Item::structure(t::KEY_VALUE, vec![bytes(t::KEY_MATERIAL, material)]),
+                        ],
+                    ),
+                ],
+            )
+        }
+        object_type::OPAQUE_OBJECT => Item::structure(
+            t::OPAQUE_OBJECT,
+            vec![
+                Item::new(
+                    t::OPAQUE_DATA_TYPE,
+                    Value::Enumeration(data_type.unwrap_or(0x8000_0001)),
+                ),
+                bytes(t::OPAQUE_DATA_VALUE, material),
+            ],
+        ),
+        other => {
+            return Err(KmipError::general(format!(
+                "stored object type 0x{other:X} is unknown"
+            )))
+        }
+    };
+    Ok(Item::structure(
+        t::RESPONSE_PAYLOAD,
+        vec![
+            Item::new(t::OBJECT_TYPE, Value::Enumeration(object_type)),
+            Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid.into())),
+            object,
+        ],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn des_parity_is_odd_in_every_byte() {
+        let mut k = [0u8, 1, 2, 0xFE, 0xFF, 0x80, 0x7F, 0x10];
+        set_des_parity(&mut k);
+        assert!(k.iter().all(|b| b.count_ones() % 2 == 1), "{k:?}");
+        let g = generate(alg::TRIPLE_DES, 168).unwrap();
+        assert_eq!(g.len(), 24);
+        assert!(g.expose().iter().all(|b| b.count_ones() % 2 == 1));
+    }
+
+    #[test]
+    fn lengths_per_algorithm() {
+        assert_eq!(key_bytes(alg::AES, 128).unwrap(), 16);
+        assert_eq!(key_bytes(alg::AES, 192).unwrap(), 24);
+        assert!(key_bytes(alg::AES, 100).is_err());
+        assert_eq!(key_bytes(alg::SKIPJACK, 80).unwrap(), 10);
+        assert_eq!(key_bytes(alg::HMAC_SHA256, 512).unwrap(), 64);
+        assert!(key_bytes(0x04, 2048)
+            .unwrap_err()
+            .message
+            .contains("not a symmetric"));
+    }
+}
