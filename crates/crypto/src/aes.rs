@@ -198,3 +198,210 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 pub const GCM_NONCE_LEN: usize = NONCE_LEN;
 /// Tag length re-exported for callers of [`gcm_open`].
 pub const GCM_TAG_LEN: usize = TAG_LEN;
+
+/// Block cipher modes of [`aes_crypt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AesMode {
+    /// Electronic codebook (no IV).
+    Ecb,
+    /// Cipher block chaining (16-byte IV).
+    Cbc,
+    /// Counter mode (16-byte initial counter block).
+    Ctr,
+}
+
+fn any_aes_key(key: &[u8]) -> Result<UnboundCipherKey, CryptoError> {
+    let alg = match key.len() {
+        16 => &aws_lc_rs::cipher::AES_128,
+        24 => &aws_lc_rs::cipher::AES_192,
+        32 => &AES_256,
+        n => {
+            return Err(CryptoError::InvalidKeyLength {
+                expected: 32,
+                actual: n,
+            })
+        }
+    };
+    UnboundCipherKey::new(alg, key).map_err(|_| CryptoError::Internal {
+        operation: "load an AES key",
+    })
+}
+
+/// AES-128/192/256 in ECB, CBC or CTR mode, with or without PKCS#7 padding (ECB and CBC), for KMIP Encrypt and
+/// Decrypt with keys of any AES size. `iv` is required for CBC and CTR. Decrypted output is [`SecretBytes`].
+pub fn aes_crypt(
+    key: &[u8],
+    mode: AesMode,
+    pkcs7: bool,
+    iv: Option<&[u8; BLOCK_LEN]>,
+    data: &[u8],
+    encrypt: bool,
+) -> Result<SecretBytes, CryptoError> {
+    use aws_lc_rs::cipher::{DecryptingKey, EncryptingKey};
+    let k = any_aes_key(key)?;
+    let iv_ctx = |iv: Option<&[u8; BLOCK_LEN]>| -> Result<FixedLength<16>, CryptoError> {
+        iv.map(|v| FixedLength::from(v))
+            .ok_or(CryptoError::InvalidNonce { actual: 0 })
+    };
+    let fail = |operation: &'static str| CryptoError::Internal { operation };
+    let mut buf = data.to_vec();
+    if !encrypt && mode != AesMode::Ctr && (buf.is_empty() || !buf.len().is_multiple_of(BLOCK_LEN))
+    {
+        return Err(CryptoError::InvalidCiphertextLength { actual: buf.len() });
+    }
+    if encrypt && !pkcs7 && mode != AesMode::Ctr && !buf.len().is_multiple_of(BLOCK_LEN) {
+        return Err(CryptoError::InvalidCiphertextLength { actual: buf.len() });
+    }
+    let result: Result<usize, CryptoError> = match (mode, pkcs7, encrypt) {
+        (AesMode::Ctr, _, true) => EncryptingKey::ctr(k)
+            .map_err(|_| fail("set up AES-CTR"))?
+            .less_safe_encrypt(&mut buf, EncryptionContext::Iv128(iv_ctx(iv)?))
+            .map(|_| buf.len())
+            .map_err(|_| fail("encrypt with AES-CTR")),
+        (AesMode::Ctr, _, false) => DecryptingKey::ctr(k)
+            .map_err(|_| fail("set up AES-CTR"))?
+            .decrypt(&mut buf, DecryptionContext::Iv128(iv_ctx(iv)?))
+            .map(|p: &mut [u8]| p.len())
+            .map_err(|_| fail("decrypt with AES-CTR")),
+        (AesMode::Ecb, false, true) => EncryptingKey::ecb(k)
+            .map_err(|_| fail("set up AES-ECB"))?
+            .less_safe_encrypt(&mut buf, EncryptionContext::None)
+            .map(|_| buf.len())
+            .map_err(|_| fail("encrypt with AES-ECB")),
+        (AesMode::Ecb, false, false) => DecryptingKey::ecb(k)
+            .map_err(|_| fail("set up AES-ECB"))?
+            .decrypt(&mut buf, DecryptionContext::None)
+            .map(|p: &mut [u8]| p.len())
+            .map_err(|_| fail("decrypt with AES-ECB")),
+        (AesMode::Cbc, false, true) => EncryptingKey::cbc(k)
+            .map_err(|_| fail("set up AES-CBC"))?
+            .less_safe_encrypt(&mut buf, EncryptionContext::Iv128(iv_ctx(iv)?))
+            .map(|_| buf.len())
+            .map_err(|_| fail("encrypt with AES-CBC")),
+        (AesMode::Cbc, false, false) => DecryptingKey::cbc(k)
+            .map_err(|_| fail("set up AES-CBC"))?
+            .decrypt(&mut buf, DecryptionContext::Iv128(iv_ctx(iv)?))
+            .map(|p: &mut [u8]| p.len())
+            .map_err(|_| fail("decrypt with AES-CBC")),
+        (m, true, true) => {
+            let enc = if m == AesMode::Ecb {
+                PaddedBlockEncryptingKey::ecb_pkcs7(k)
+            } else {
+                PaddedBlockEncryptingKey::cbc_pkcs7(k)
+            }
+            .map_err(|_| fail("set up padded AES"))?;
+            let ctx = if m == AesMode::Ecb {
+                EncryptionContext::None
+            } else {
+                EncryptionContext::Iv128(iv_ctx(iv)?)
+            };
+            enc.less_safe_encrypt(&mut buf, ctx)
+                .map(|_| buf.len())
+                .map_err(|_| fail("encrypt with padded AES"))
+        }
+        (m, true, false) => {
+            let dec = if m == AesMode::Ecb {
+                PaddedBlockDecryptingKey::ecb_pkcs7(k)
+            } else {
+                PaddedBlockDecryptingKey::cbc_pkcs7(k)
+            }
+            .map_err(|_| fail("set up padded AES"))?;
+            let ctx = if m == AesMode::Ecb {
+                DecryptionContext::None
+            } else {
+                DecryptionContext::Iv128(iv_ctx(iv)?)
+            };
+            dec.decrypt(&mut buf, ctx)
+                .map(|p: &mut [u8]| p.len())
+                .map_err(|_| CryptoError::BadPadding)
+        }
+    };
+    match result {
+        Ok(len) => {
+            if let Some(tail) = buf.get_mut(len..) {
+                tail.zeroize();
+            }
+            buf.truncate(len);
+            Ok(SecretBytes::new(buf))
+        }
+        Err(e) => {
+            buf.zeroize();
+            Err(e)
+        }
+    }
+}
+
+/// AES-GCM (128/192/256-bit key) with a 12-byte nonce and a 16-byte tag; returns ciphertext and tag.
+pub fn gcm_seal_any(
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<(Vec<u8>, [u8; TAG_LEN]), CryptoError> {
+    let alg = match key.len() {
+        16 => &aws_lc_rs::aead::AES_128_GCM,
+        32 => &AES_256_GCM,
+        n => {
+            return Err(CryptoError::InvalidKeyLength {
+                expected: 32,
+                actual: n,
+            })
+        }
+    };
+    let aead = LessSafeKey::new(
+        UnboundKey::new(alg, key).map_err(|_| CryptoError::Internal {
+            operation: "load an AES-GCM key",
+        })?,
+    );
+    let mut buf = plaintext.to_vec();
+    let tag = aead
+        .seal_in_place_separate_tag(gcm_nonce(nonce)?, Aad::from(aad), &mut buf)
+        .map_err(|_| CryptoError::Internal {
+            operation: "encrypt with AES-GCM",
+        })?;
+    let mut out = [0u8; TAG_LEN];
+    out.copy_from_slice(tag.as_ref());
+    Ok((buf, out))
+}
+
+/// Reverses [`gcm_seal_any`]; a wrong tag is [`CryptoError::AuthenticationFailed`].
+pub fn gcm_open_any(
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8],
+) -> Result<SecretBytes, CryptoError> {
+    let alg = match key.len() {
+        16 => &aws_lc_rs::aead::AES_128_GCM,
+        32 => &AES_256_GCM,
+        n => {
+            return Err(CryptoError::InvalidKeyLength {
+                expected: 32,
+                actual: n,
+            })
+        }
+    };
+    if tag.len() != TAG_LEN {
+        return Err(CryptoError::InvalidTag { actual: tag.len() });
+    }
+    let aead = LessSafeKey::new(
+        UnboundKey::new(alg, key).map_err(|_| CryptoError::Internal {
+            operation: "load an AES-GCM key",
+        })?,
+    );
+    let mut buf = Vec::with_capacity(ciphertext.len() + TAG_LEN);
+    buf.extend_from_slice(ciphertext);
+    buf.extend_from_slice(tag);
+    match aead.open_in_place(gcm_nonce(nonce)?, Aad::from(aad), &mut buf) {
+        Ok(plain) => {
+            let n = plain.len();
+            buf.truncate(n);
+            Ok(SecretBytes::new(buf))
+        }
+        Err(_) => {
+            buf.zeroize();
+            Err(CryptoError::AuthenticationFailed)
+        }
+    }
+}

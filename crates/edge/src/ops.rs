@@ -3,13 +3,15 @@
 use crate::core_link::CoreLink;
 use crate::meta::{ExtraAttr, L4Meta};
 use crate::objects;
-use openkcm_crypto::{aes, SecretKey, WrappedKey};
+use openkcm_crypto::{aes, WrappedKey};
 use openkcm_kmip::attributes::{self, Attribute};
 use openkcm_kmip::enums::{
     algorithm, block_cipher_mode as bcm, object_type, operation as op, padding_method,
     result_reason as rr, revocation_reason, state, usage_mask,
 };
-use openkcm_kmip::payload::{self, CipherRequest, CipherResponse, LocateRequest, RevokeRequest};
+use openkcm_kmip::payload::{
+    self, CipherRequest, CipherResponse, CryptoParams, LocateRequest, RevokeRequest,
+};
 use openkcm_kmip::{tags as t, ItemContext, KmipError, OperationHandler};
 use openkcm_net::{KmipService, PeerIdentity};
 use openkcm_store::{KeyStore, Record};
@@ -715,7 +717,33 @@ impl EdgeOps<'_> {
                 ),
             ));
         }
-        let params = req.params.clone().unwrap_or_default();
+        let material = self.edge.key_of(tenant, service, &uid, &stored).await?;
+        // The request's Cryptographic Parameters, completed by those stored with the key (KMIP: the key's
+        // attribute supplies what the request leaves out).
+        let stored_params = stored
+            .meta
+            .extra
+            .iter()
+            .find(|e| e.name == "Cryptographic Parameters")
+            .and_then(|e| hex::decode(&e.value_ttlv).ok())
+            .and_then(|b| openkcm_ttlv::decode(&b, &openkcm_ttlv::Limits::default()).ok())
+            .and_then(|v| {
+                CryptoParams::parse(&Item::structure(
+                    t::REQUEST_PAYLOAD,
+                    vec![Item::new(t::CRYPTOGRAPHIC_PARAMETERS, v.value)],
+                ))
+                .ok()
+                .flatten()
+            })
+            .unwrap_or_default();
+        let given = req.params.clone().unwrap_or_default();
+        let params = CryptoParams {
+            mode: given.mode.or(stored_params.mode),
+            padding: given.padding.or(stored_params.padding),
+            algorithm: given.algorithm.or(stored_params.algorithm),
+            random_iv: given.random_iv.or(stored_params.random_iv),
+            tag_length: given.tag_length.or(stored_params.tag_length),
+        };
         if params.algorithm.is_some_and(|a| a != algorithm::AES) {
             return Err(KmipError::invalid_field(
                 "only AES is supported for Encrypt and Decrypt",
@@ -727,54 +755,64 @@ impl EdgeOps<'_> {
         } else {
             bcm::CBC
         });
-        if stored.meta.object_type != object_type::SYMMETRIC_KEY {
-            return Err(KmipError::new(
-                rr::ILLEGAL_OPERATION,
-                format!("object {uid:?} is not a symmetric key"),
-            ));
-        }
-        if stored.meta.algorithm != algorithm::AES {
-            return Err(KmipError::crypto(format!(
-                "key {uid:?} is not an AES key: Encrypt and Decrypt use AES only; legacy algorithms (3DES, \
-                 SKIPJACK …) are refused by policy (legacy_crypto is off)"
-            )));
-        }
-        let material = self.edge.key_of(tenant, service, &uid, &stored).await?;
-        let key = SecretKey::from_slice(material.expose()).map_err(|_| {
-            KmipError::new(
-                rr::FEATURE_NOT_SUPPORTED,
-                format!(
-                    "key {uid:?} is AES-{}; Encrypt and Decrypt support AES-256 keys only so far",
-                    material.len() * 8
-                ),
-            )
-        })?;
-        drop(material);
         let crypto = |e: openkcm_crypto::CryptoError| match e {
             openkcm_crypto::CryptoError::InvalidNonce { .. }
-            | openkcm_crypto::CryptoError::InvalidTag { .. } => {
+            | openkcm_crypto::CryptoError::InvalidTag { .. }
+            | openkcm_crypto::CryptoError::InvalidCiphertextLength { .. } => {
                 KmipError::invalid_field(e.to_string())
             }
             other => KmipError::crypto(other.to_string()),
         };
+        let key = material.expose();
         match mode {
-            bcm::CBC => {
-                if params.padding.is_some_and(|p| p != padding_method::PKCS5) {
-                    return Err(KmipError::invalid_field("CBC is supported with PKCS5 padding only"));
-                }
-                let iv: [u8; 16] = match &req.iv {
-                    Some(iv) => iv.as_slice().try_into().map_err(|_| KmipError::invalid_field("a CBC IV must be 16 bytes"))?,
-                    None if encrypt => aes::random_bytes::<16>().map_err(crypto)?,
-                    None => return Err(KmipError::missing("IV/Counter/Nonce")),
+            bcm::CBC | bcm::ECB | bcm::CTR => {
+                let aes_mode = match mode {
+                    bcm::CBC => aes::AesMode::Cbc,
+                    bcm::ECB => aes::AesMode::Ecb,
+                    _ => aes::AesMode::Ctr,
                 };
-                let generated = req.iv.is_none();
-                if encrypt {
-                    let ct = aes::cbc_pkcs7_encrypt(&key, &iv, &req.data).map_err(crypto)?;
-                    Ok(CipherResponse { uid, data: ct, iv: generated.then(|| iv.to_vec()), tag: None }.into_item())
-                } else {
-                    let pt = aes::cbc_pkcs7_decrypt(&key, &iv, &req.data).map_err(crypto)?;
-                    Ok(CipherResponse { uid, data: pt.expose().to_vec(), iv: None, tag: None }.into_item())
+                // CBC without a Padding Method keeps this server's default (PKCS5); ECB and CTR default to none.
+                let pkcs7 = match params.padding {
+                    Some(padding_method::PKCS5) => true,
+                    Some(padding_method::NONE) => false,
+                    None => mode == bcm::CBC,
+                    Some(other) => {
+                        return Err(KmipError::invalid_field(format!(
+                            "Padding Method 0x{other:X} is not supported for AES; use None or PKCS5"
+                        )))
+                    }
+                };
+                if pkcs7 && mode == bcm::CTR {
+                    return Err(KmipError::invalid_field("CTR mode takes no padding"));
                 }
+                let needs_iv = mode != bcm::ECB;
+                let iv: Option<[u8; 16]> = match &req.iv {
+                    Some(_) if !needs_iv => {
+                        return Err(KmipError::invalid_field("ECB takes no IV/Counter/Nonce"))
+                    }
+                    Some(iv) => Some(iv.as_slice().try_into().map_err(|_| {
+                        KmipError::invalid_field(
+                            "the IV/Counter/Nonce must be 16 bytes for AES CBC and CTR",
+                        )
+                    })?),
+                    None if needs_iv && encrypt => Some(aes::random_bytes::<16>().map_err(crypto)?),
+                    None if needs_iv => return Err(KmipError::missing("IV/Counter/Nonce")),
+                    None => None,
+                };
+                let generated = req.iv.is_none() && needs_iv;
+                let out = aes::aes_crypt(key, aes_mode, pkcs7, iv.as_ref(), &req.data, encrypt)
+                    .map_err(crypto)?;
+                Ok(CipherResponse {
+                    uid,
+                    data: out.expose().to_vec(),
+                    iv: if encrypt && generated {
+                        iv.map(|v| v.to_vec())
+                    } else {
+                        None
+                    },
+                    tag: None,
+                }
+                .into_item())
             }
             bcm::GCM => {
                 if !ctx.version.has_aead_fields() {
@@ -784,7 +822,9 @@ impl EdgeOps<'_> {
                     ));
                 }
                 if params.tag_length.is_some_and(|l| l != 16) {
-                    return Err(KmipError::invalid_field("only 16-byte GCM tags are supported"));
+                    return Err(KmipError::invalid_field(
+                        "only 16-byte GCM tags are supported",
+                    ));
                 }
                 let aad = req.aad.as_deref().unwrap_or_default();
                 if encrypt {
@@ -793,17 +833,35 @@ impl EdgeOps<'_> {
                         Some(iv) => iv.clone(),
                         None => aes::random_bytes::<12>().map_err(crypto)?.to_vec(),
                     };
-                    let (ct, tag) = aes::gcm_seal(&key, &iv, aad, &req.data).map_err(crypto)?;
-                    Ok(CipherResponse { uid, data: ct, iv: generated.then_some(iv), tag: Some(tag.to_vec()) }.into_item())
+                    let (ct, tag) = aes::gcm_seal_any(key, &iv, aad, &req.data).map_err(crypto)?;
+                    Ok(CipherResponse {
+                        uid,
+                        data: ct,
+                        iv: generated.then_some(iv),
+                        tag: Some(tag.to_vec()),
+                    }
+                    .into_item())
                 } else {
-                    let iv = req.iv.as_deref().ok_or_else(|| KmipError::missing("IV/Counter/Nonce"))?;
-                    let tag = req.tag.as_deref().ok_or_else(|| KmipError::missing("Authenticated Encryption Tag"))?;
-                    let pt = aes::gcm_open(&key, iv, aad, &req.data, tag).map_err(crypto)?;
-                    Ok(CipherResponse { uid, data: pt.expose().to_vec(), iv: None, tag: None }.into_item())
+                    let iv = req
+                        .iv
+                        .as_deref()
+                        .ok_or_else(|| KmipError::missing("IV/Counter/Nonce"))?;
+                    let tag = req
+                        .tag
+                        .as_deref()
+                        .ok_or_else(|| KmipError::missing("Authenticated Encryption Tag"))?;
+                    let pt = aes::gcm_open_any(key, iv, aad, &req.data, tag).map_err(crypto)?;
+                    Ok(CipherResponse {
+                        uid,
+                        data: pt.expose().to_vec(),
+                        iv: None,
+                        tag: None,
+                    }
+                    .into_item())
                 }
             }
             other => Err(KmipError::invalid_field(format!(
-                "block cipher mode 0x{other:X} is not supported; use CBC (with PKCS5 padding) or GCM"
+                "block cipher mode 0x{other:X} is not supported; use ECB, CBC, CTR or GCM"
             ))),
         }
     }
