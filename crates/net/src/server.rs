@@ -1,14 +1,18 @@
-//! The KMIP-over-mTLS listener: accept loop, per-connection tasks, handshake and read timeouts, message framing
-//! with size limits checked before the body is read, and per-message dispatch to a [`KmipService`].
+//! The KMIP-over-mTLS listener: accept loop, per-connection tasks, handshake, idle, read and write timeouts, total
+//! and per-identity connection limits, message framing with size limits checked before the body is read, and
+//! per-message dispatch to a [`KmipService`].
 
 use crate::identity::PeerIdentity;
 use openkcm_kmip::{error_response, KmipError, ProtocolVersion};
 use openkcm_ttlv::{decode, decode_header, encode, Item, Limits, HEADER_LEN};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 /// What a server does with one decoded request message.
@@ -19,18 +23,33 @@ pub trait KmipService: Send + Sync + 'static {
 }
 
 /// Limits and timeouts of a listener.
+///
+/// Every connection occupies one of `max_connections` slots, and every slot is bounded in time: an
+/// unauthenticated client holds it for at most `handshake_timeout`, an authenticated one for at most `idle_timeout`
+/// between messages, `read_timeout` per message and `write_timeout` per response, and one identity holds at most
+/// `max_connections_per_identity` slots. When every slot is taken, new clients wait in the operating system's accept
+/// queue until a slot frees rather than being turned away: before the TLS handshake the server cannot tell a
+/// legitimate client from a stalled one, so refusing at the limit would fail a burst of real clients as surely as it
+/// would fail an attacker, while the timeouts above guarantee that stalled connections give their slots back.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
-    /// TTLV decoder limits (message size, depth, items).
+    /// TTLV decoder limits (message size, depth, items). A message announcing more than `max_message_bytes` is
+    /// refused from its 8-byte prefix, before anything is allocated for it.
     pub ttlv: Limits,
-    /// Time allowed for the TLS handshake.
+    /// Time allowed for the TLS handshake, counted from the moment the connection is accepted.
     pub handshake_timeout: Duration,
     /// Time a connection may stay idle between messages.
     pub idle_timeout: Duration,
-    /// Time allowed to receive the rest of a message once its first byte arrived.
+    /// Time allowed to receive the rest of a message once its first byte arrived (a client trickling a message in
+    /// byte by byte is closed when it runs out).
     pub read_timeout: Duration,
-    /// Concurrent connections; further clients wait in the accept queue.
+    /// Time allowed to send one response; a client that stops reading is closed when it runs out.
+    pub write_timeout: Duration,
+    /// Concurrent connections (at least 1); further clients wait in the accept queue until a slot frees.
     pub max_connections: usize,
+    /// Concurrent connections of one client identity. A connection beyond it is answered, on its first message,
+    /// with Permission Denied naming the limit, and closed; other identities are unaffected.
+    pub max_connections_per_identity: usize,
 }
 
 impl Default for ServerLimits {
@@ -40,7 +59,9 @@ impl Default for ServerLimits {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            max_connections_per_identity: 256,
         }
     }
 }
@@ -135,9 +156,27 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     }
 }
 
+/// Writes `bytes` and flushes them within the write timeout; `false` when the peer is gone or stopped reading.
+async fn send<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8], limits: &ServerLimits) -> bool {
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    matches!(
+        tokio::time::timeout(limits.write_timeout, write).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Ends the TLS session (close_notify) within the write timeout; the socket itself closes when it is dropped.
+async fn close<S: AsyncWrite + Unpin>(stream: &mut S, limits: &ServerLimits) {
+    let _ = tokio::time::timeout(limits.write_timeout, stream.shutdown()).await;
+}
+
 async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     peer: PeerIdentity,
+    slot: IdentitySlot,
     service: Arc<dyn KmipService>,
     limits: ServerLimits,
     mut shutdown: watch::Receiver<bool>,
@@ -164,17 +203,18 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 } else {
                     false
                 };
-                let _ = stream.write_all(&encode(&invalid(reason))).await;
-                if !drained {
-                    let _ = stream.shutdown().await;
+                let sent = send(&mut stream, &encode(&invalid(reason)), &limits).await;
+                if !drained || !sent {
+                    close(&mut stream, &limits).await;
                     break;
                 }
                 continue;
             }
             Ok(Frame::Fatal(reason)) => {
                 tracing::info!(peer = %peer, %reason, "closing connection after an unacceptable message");
-                let _ = stream.write_all(&encode(&invalid(reason))).await;
-                let _ = stream.shutdown().await;
+                if send(&mut stream, &encode(&invalid(reason)), &limits).await {
+                    close(&mut stream, &limits).await;
+                }
                 break;
             }
             Ok(Frame::Message(mut bytes)) => {
@@ -197,26 +237,47 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         let mut response = response;
         let mut out = encode(&response);
         response.zeroize_bytes();
-        let written = stream.write_all(&out).await;
+        let sent = send(&mut stream, &out, &limits).await;
         // Responses can carry key material (Get): wipe the buffer whatever happened.
         zeroize_vec(&mut out);
-        if written.is_err() || stream.flush().await.is_err() {
+        if !sent {
+            tracing::debug!(peer = %peer, "connection ended: the response could not be sent within the write timeout");
             break;
         }
     }
+    // The identity's slot is given back before the socket closes, so that a client reconnecting as soon as it sees
+    // the close (a pool after an idle timeout) is never refused for a connection that is already over.
+    drop(slot);
+    drop(stream);
 }
 
 fn zeroize_vec(v: &mut Vec<u8>) {
     zeroize::Zeroize::zeroize(v);
 }
 
-/// Answers the first message of a client whose certificate names no tenant/service or edge identity with
-/// Authentication Not Successful, then closes.
-async fn refuse_unknown_identity<S: AsyncRead + AsyncWrite + Unpin>(
+/// The version to answer a request in: the one it asked for when this server speaks it, else the closest below
+/// (1.0 when the request says nothing usable).
+fn reply_version(bytes: &[u8], limits: &Limits) -> ProtocolVersion {
+    let Ok(mut request) = decode(bytes, limits) else {
+        return ProtocolVersion::new(1, 0);
+    };
+    let version = request
+        .child(openkcm_kmip::tags::REQUEST_HEADER)
+        .and_then(|h| h.child(openkcm_kmip::tags::PROTOCOL_VERSION))
+        .and_then(|v| ProtocolVersion::from_item(v).ok())
+        .map_or(ProtocolVersion::new(1, 0), openkcm_kmip::negotiate);
+    request.zeroize_bytes();
+    version
+}
+
+/// Answers the first message of a connection that will not be served with `error`, then closes it. The message
+/// must arrive within the read timeout; nothing else the client sends is looked at.
+async fn refuse_first_message<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     limits: &ServerLimits,
+    error: KmipError,
 ) {
-    if let Ok(Frame::Message(_)) = read_frame(
+    let version = match read_frame(
         &mut stream,
         limits,
         openkcm_kmip::tags::REQUEST_MESSAGE,
@@ -224,21 +285,104 @@ async fn refuse_unknown_identity<S: AsyncRead + AsyncWrite + Unpin>(
     )
     .await
     {
-        let refusal = error_response(
-            ProtocolVersion::new(1, 0),
-            KmipError::new(
-                openkcm_kmip::enums::result_reason::AUTHENTICATION_NOT_SUCCESSFUL,
-                "the client certificate names no OpenKCM identity (URI SAN spiffe://openkcm/tenant/<t>/service/<s> or CN <tenant>/<service>)",
-            ),
-        );
-        let _ = stream.write_all(&encode(&refusal)).await;
+        Ok(Frame::Message(mut bytes)) => {
+            let version = reply_version(&bytes, &limits.ttlv);
+            zeroize_vec(&mut bytes);
+            Some(version)
+        }
+        Ok(Frame::Oversized { .. } | Frame::Fatal(_)) => Some(ProtocolVersion::new(1, 0)),
+        Ok(Frame::Closed) | Err(_) => None,
+    };
+    if let Some(version) = version {
+        if send(
+            &mut stream,
+            &encode(&error_response(version, error)),
+            limits,
+        )
+        .await
+        {
+            close(&mut stream, limits).await;
+        }
     }
-    let _ = stream.shutdown().await;
 }
 
-/// Serves KMIP on `listener` until `shutdown` becomes true. Each connection runs in its own task: the TLS
-/// handshake happens there (never in the accept loop) under `handshake_timeout`, and a client certificate that
-/// names no known identity is refused after the handshake.
+/// How many connections each identity has open, bounded by [`ServerLimits::max_connections_per_identity`].
+struct IdentitySlots {
+    limit: usize,
+    open: Mutex<HashMap<PeerIdentity, usize>>,
+}
+
+/// One connection's share of its identity's limit, given back on drop.
+struct IdentitySlot {
+    slots: Arc<IdentitySlots>,
+    peer: PeerIdentity,
+}
+
+impl IdentitySlots {
+    fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            limit,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A slot for `peer`, or `None` when it already has `limit` connections open.
+    fn take(self: &Arc<Self>, peer: &PeerIdentity) -> Option<IdentitySlot> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if open.get(peer).copied().unwrap_or(0) >= self.limit {
+            return None;
+        }
+        *open.entry(peer.clone()).or_insert(0) += 1;
+        Some(IdentitySlot {
+            slots: self.clone(),
+            peer: peer.clone(),
+        })
+    }
+}
+
+impl Drop for IdentitySlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .slots
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// The TLS handshake of an accepted connection, bounded by the handshake timeout. On failure or timeout the
+/// connection is dropped (closed) before this returns.
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    limits: &ServerLimits,
+) -> Option<TlsStream<TcpStream>> {
+    match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::info!(%addr, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(%addr, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Serves KMIP on `listener` until `shutdown` becomes true.
+///
+/// The accept loop never waits on a client: each connection runs in its own task, where the TLS handshake happens
+/// under `handshake_timeout`. A client certificate that names no known identity is refused after the handshake
+/// (Authentication Not Successful on its first message), and so is a connection beyond the identity's
+/// `max_connections_per_identity` (Permission Denied). See [`ServerLimits`] for what happens at `max_connections`.
 pub async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
@@ -246,7 +390,10 @@ pub async fn serve(
     limits: ServerLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let permits = Arc::new(Semaphore::new(
+        limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    let identities = IdentitySlots::new(limits.max_connections_per_identity);
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
@@ -266,21 +413,14 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let service = service.clone();
+        let identities = identities.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            // Declared first, so dropped last: the connection is closed before its slot goes to the next client.
             let _permit = permit;
-            let tls =
-                match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::info!(%addr, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::info!(%addr, "TLS handshake timed out");
-                        return;
-                    }
-                };
+            let Some(tls) = handshake(&acceptor, tcp, addr, &limits).await else {
+                return;
+            };
             let identity = tls
                 .get_ref()
                 .1
@@ -289,11 +429,36 @@ pub async fn serve(
                 .and_then(|c| PeerIdentity::from_certificate(c));
             let Some(peer) = identity else {
                 tracing::info!(%addr, "client certificate names no OpenKCM identity; refusing");
-                refuse_unknown_identity(tls, &limits).await;
+                refuse_first_message(
+                    tls,
+                    &limits,
+                    KmipError::new(
+                        openkcm_kmip::enums::result_reason::AUTHENTICATION_NOT_SUCCESSFUL,
+                        "the client certificate names no OpenKCM identity (URI SAN spiffe://openkcm/tenant/<t>/service/<s> or CN <tenant>/<service>)",
+                    ),
+                )
+                .await;
+                return;
+            };
+            let Some(slot) = identities.take(&peer) else {
+                let limit = limits.max_connections_per_identity;
+                tracing::warn!(%addr, peer = %peer, limit, "refusing a connection: the identity has reached its connection limit");
+                // Permission Denied: the client caused it (KMIP 1.x has no "limit exceeded" reason).
+                refuse_first_message(
+                    tls,
+                    &limits,
+                    KmipError::new(
+                        openkcm_kmip::enums::result_reason::PERMISSION_DENIED,
+                        format!(
+                            "too many connections: {peer} already has {limit} open, the most this server allows per client identity (max connections per identity); reuse or close an existing connection"
+                        ),
+                    ),
+                )
+                .await;
                 return;
             };
             tracing::debug!(%addr, peer = %peer, "connection authenticated");
-            connection(tls, peer, service, limits, shutdown).await;
+            connection(tls, peer, slot, service, limits, shutdown).await;
         });
     }
 }
