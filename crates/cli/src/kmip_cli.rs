@@ -55,6 +55,13 @@ pub struct KmipArgs {
     /// KMIP protocol version to speak (1.0-1.4, 2.0).
     #[arg(long = "kmip-version", default_value = "1.4", global = true)]
     version: String,
+    /// Also print the request and response messages in the KMIP XML encoding on stderr (byte strings are shown
+    /// as their length; add --xml-secrets to print them in hex, key material included).
+    #[arg(long, global = true)]
+    xml: bool,
+    /// With --xml, print byte strings (keys, ciphertexts) in full.
+    #[arg(long, global = true, requires = "xml")]
+    xml_secrets: bool,
     #[command(subcommand)]
     command: KmipCommand,
 }
@@ -302,8 +309,19 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
             )
         }
     };
-    let message = RequestMessage::new(version, vec![(operation, request)]);
-    let reply = client.call(&message.into_item()).await.map_err(|e| {
+    let message = RequestMessage::new(version, vec![(operation, request)]).into_item();
+    let dump = |label: &str, item: &Item| {
+        if args.xml {
+            let text = if args.xml_secrets {
+                openkcm_kmip::xml::to_xml(item)
+            } else {
+                openkcm_kmip::xml::to_xml_redacted(item)
+            };
+            eprintln!("<!-- {label} -->\n{text}");
+        }
+    };
+    dump("request", &message);
+    let reply = client.call(&message).await.map_err(|e| {
         let hint = if e.to_string().contains("alert") {
             " (the server rejected this client's certificate: is it issued by the server's CA and still valid?)"
         } else {
@@ -311,6 +329,7 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
         };
         anyhow!("{e}{hint}")
     })?;
+    dump("response", &reply);
     let response = ResponseMessage::parse(&reply)?;
     let result = response
         .items

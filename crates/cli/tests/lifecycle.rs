@@ -351,3 +351,61 @@ fn a_new_development_ca_reissues_every_certificate() {
     assert!(dev.kmip("demo", &["create"]).is_ok());
     dev.stop();
 }
+
+#[test]
+fn kmip_cli_dumps_messages_as_kmip_xml_with_secrets_redacted_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let uid = s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
+    let run = |extra: &[&str]| {
+        let (cert, key) = dev.cert("demo");
+        let out = std::process::Command::new(common::BIN)
+            .args(["kmip", "--addr", &dev.edge, "--ca"])
+            .arg(&dev.ca)
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .args(extra)
+            .args(["get", &uid])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (stdout, xml) = run(&["--xml"]);
+    let key_hex = s(&serde_json::from_str(&stdout).unwrap(), "key_hex");
+    assert!(
+        xml.contains("<!-- request -->") && xml.contains("<!-- response -->"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<Operation type="Enumeration" value="Get"/>"#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<KeyMaterial type="ByteString" value="[32 bytes redacted]"/>"#),
+        "{xml}"
+    );
+    assert!(
+        !xml.contains(&key_hex),
+        "the key leaked into the redacted dump"
+    );
+    let (_, full) = run(&["--xml", "--xml-secrets"]);
+    assert!(
+        full.contains(&key_hex),
+        "--xml-secrets prints the key material"
+    );
+    // The full dump parses back with the XML decoder of the kmip crate.
+    let response_xml = full.split("<!-- response -->").nth(1).unwrap();
+    let parsed = openkcm_kmip::xml::from_xml(response_xml).unwrap();
+    assert_eq!(parsed[0].tag, openkcm_kmip::tags::RESPONSE_MESSAGE);
+    dev.stop();
+}
