@@ -510,10 +510,7 @@ async fn run_file(dev: &Dev, path: &Path, service: &str) -> (Outcome, usize, usi
         };
         let actual = match client.call(&item).await {
             Ok(a) => a,
-            Err(e) => {
-                client = client_for(dev, service).await;
-                return (fail(format!("transport: {e}")), i, total);
-            }
+            Err(e) => return (fail(format!("transport: {e}")), i, total),
         };
         let Some(expected) = resp else { continue };
         // Objects the server generates key material for, by operation and returned identifier.

@@ -18,6 +18,7 @@ async fn core(dir: &std::path::Path, ttl: Duration) -> (Arc<Core>, Arc<dyn KeySt
         sovereign_ttl: ttl,
         l1_outage_grace: Duration::ZERO,
         allow_new_ivk: true,
+        auto_provision_services: false,
     };
     let core = Arc::new(Core::open(store.clone(), &mk, l1, config).await.unwrap());
     core.provision("acme", "acme-system", "billing")
@@ -160,6 +161,7 @@ async fn concurrent_requests_for_a_cold_system_hydrate_once() {
         sovereign_ttl: Duration::ZERO,
         l1_outage_grace: Duration::ZERO,
         allow_new_ivk: true,
+        auto_provision_services: false,
     };
     let core = Arc::new(Core::open(store, &mk, l1.clone(), config).await.unwrap());
     core.provision("acme", "acme-system", "billing")

@@ -240,7 +240,7 @@ pub fn aes_crypt(
     use aws_lc_rs::cipher::{DecryptingKey, EncryptingKey};
     let k = any_aes_key(key)?;
     let iv_ctx = |iv: Option<&[u8; BLOCK_LEN]>| -> Result<FixedLength<16>, CryptoError> {
-        iv.map(|v| FixedLength::from(v))
+        iv.map(FixedLength::from)
             .ok_or(CryptoError::InvalidNonce { actual: 0 })
     };
     let fail = |operation: &'static str| CryptoError::Internal { operation };

@@ -60,7 +60,7 @@ pub fn key_bytes(algorithm: u32, bits: i32) -> Result<usize, KmipError> {
             _ => bad("80"),
         },
         a if is_symmetric(a) => {
-            if bits >= 8 && bits <= 4096 && bits % 8 == 0 {
+            if (8..=4096).contains(&bits) && bits % 8 == 0 {
                 Ok(bits as usize / 8)
             } else {
                 bad("a multiple of 8 from 8 to 4096")

@@ -509,7 +509,7 @@ pub fn format_datetime(secs: i64) -> String {
 }
 
 fn hex_decode(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("hex value of odd length {}", s.len()));
     }
     let bytes = s.as_bytes();
