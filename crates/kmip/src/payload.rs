@@ -291,18 +291,6 @@ pub fn key_material(payload: &Item) -> Option<Vec<u8>> {
 
 /// The Key Format Type a Get request asks for (Raw when absent).
 pub fn requested_key_format(payload: &Item) -> Result<u32, KmipError> {
-    if payload.child(t::KEY_WRAPPING_SPECIFICATION).is_some() {
-        return Err(KmipError::new(
-            crate::enums::result_reason::FEATURE_NOT_SUPPORTED,
-            "Get with a Key Wrapping Specification is not supported yet",
-        ));
-    }
-    if payload.child(t::KEY_COMPRESSION_TYPE).is_some() {
-        return Err(KmipError::new(
-            crate::enums::result_reason::FEATURE_NOT_SUPPORTED,
-            "key compression does not apply to symmetric keys",
-        ));
-    }
     Ok(requested_key_format_opt(payload)?.unwrap_or(key_format_type::RAW))
 }
 
