@@ -200,15 +200,15 @@ async fn create_validates_attributes_and_honours_dates() {
             "y- prefix",
         ),
         (
-            vec![Attribute::new("Cryptographic Length", Value::Integer(128))],
-            "128-bit",
+            vec![Attribute::new("Cryptographic Length", Value::Integer(100))],
+            "AES length that does not exist",
         ),
         (
-            vec![Attribute::new(
-                "Cryptographic Algorithm",
-                Value::Enumeration(2),
-            )],
-            "3DES",
+            vec![
+                Attribute::new("Cryptographic Algorithm", Value::Enumeration(4)),
+                Attribute::new("Cryptographic Length", Value::Integer(2048)),
+            ],
+            "RSA (asymmetric) through Create",
         ),
         (
             vec![
