@@ -259,9 +259,15 @@ fn from_parts_matches_a_remote_aes_gcm_with_the_header_as_aad() {
 
 #[test]
 fn empty_and_every_truncation_is_rejected_by_from_stored() {
+    // The hierarchy's own keys (MK-sealed, IVK, L2, L3) are exactly one wrapped 256-bit key: every truncation
+    // and extension is refused before cryptography runs.
     let kek = SecretKey::generate().unwrap();
     let key = SecretKey::generate().unwrap();
-    let w = wrap(&kek, &header(), &key).unwrap();
+    let l3 = EnvelopeHeader {
+        layer: Layer::L3,
+        ..header()
+    };
+    let w = wrap(&kek, &l3, &key).unwrap();
     let full = w.as_bytes();
     for len in 0..full.len() {
         assert!(
@@ -276,6 +282,20 @@ fn empty_and_every_truncation_is_rejected_by_from_stored() {
     extended.push(0);
     assert!(WrappedKey::from_stored(extended).is_err());
     assert!(WrappedKey::from_stored(full.to_vec()).is_ok());
+
+    // An L4 carries 1 B to 64 KiB (keys of any algorithm, secret data, opaque objects): anything shorter than
+    // nonce + 1 byte + tag is refused up front; a longer truncation parses but fails authentication.
+    let l4 = wrap(&kek, &header(), &key).unwrap();
+    let full = l4.as_bytes();
+    let header_len = full.len() - 12 - 48;
+    for len in 0..header_len + 12 + 17 {
+        assert!(
+            WrappedKey::from_stored(full[..len].to_vec()).is_err(),
+            "L4 length {len} must be rejected"
+        );
+    }
+    let truncated = WrappedKey::from_stored(full[..full.len() - 1].to_vec()).unwrap();
+    assert!(unwrap(&kek, &truncated, &header()).is_err());
 }
 
 #[test]
