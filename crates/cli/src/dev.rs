@@ -338,12 +338,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             files.key.display()
         );
     }
+    // Signal handlers exist before READY is printed: a supervisor may send SIGTERM right after reading it.
+    let signals = Signals::install()?;
     println!(
         "OPENKCM READY edge={edge_addr} core={core_addr} ca={}",
         pki.ca_path().display()
     );
 
-    wait_for_signal().await?;
+    signals.wait().await?;
     tracing::info!("shutting down: closing listeners and zeroizing keys");
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
@@ -360,14 +362,27 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-        _ = term.recv() => {}
-        _ = hup.recv() => {}
+/// SIGTERM, SIGHUP and Ctrl-C handlers, installed before the process announces it is ready.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) -> anyhow::Result<()> {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = self.term.recv() => {}
+            _ = self.hup.recv() => {}
+        }
+        Ok(())
+    }
 }
