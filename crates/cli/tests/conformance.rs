@@ -143,6 +143,8 @@ fn unsupported_reason(name: &str, messages: &[Node]) -> Option<String> {
 struct Bindings {
     values: HashMap<String, Value>,
     server_generated: HashSet<String>,
+    /// Date-Times sent by the client: only these are compared exactly in responses.
+    client_dates: HashSet<i64>,
 }
 
 fn now_secs() -> i64 {
@@ -296,6 +298,17 @@ impl Cmp<'_> {
         if want == act.value {
             return Ok(());
         }
+        // A Date-Time the client never sent was chosen by the server (Initial Date, Last Change Date, the
+        // Activation Date Activate sets …): recorded runs carry their own clock.
+        if let (Value::DateTime(w), Value::DateTime(_)) = (&want, &act.value) {
+            if !self.b.client_dates.contains(w) {
+                return Ok(());
+            }
+        }
+        // The Random Number Generator attribute describes the server's generator.
+        if self.attr_name.as_deref() == Some("Random Number Generator") {
+            return Ok(());
+        }
         if self.generated && KEY_DEPENDENT.contains(&tag) {
             if let (Value::ByteString(w), Value::ByteString(a)) = (&want, &act.value) {
                 if w.len() == a.len() {
@@ -330,9 +343,15 @@ impl Cmp<'_> {
         // identifiers Locate returns, when all of them are already known.
         let unordered = exp.name == "ResponsePayload"
             && exp.children.iter().all(|c| {
-                c.name == "UniqueIdentifier" || c.name == "Attribute" || c.name == "LocatedItems"
+                matches!(
+                    c.name.as_str(),
+                    "UniqueIdentifier" | "Attribute" | "AttributeName" | "LocatedItems"
+                )
             })
-            && exp.children.iter().any(|c| c.name == "Attribute")
+            && exp
+                .children
+                .iter()
+                .any(|c| c.name == "Attribute" || c.name == "AttributeName")
             || exp.name == "ResponsePayload"
                 && exp
                     .children
@@ -360,6 +379,11 @@ impl Cmp<'_> {
             let said = act
                 .iter()
                 .find(|i| i.tag == t::RESULT_MESSAGE)
+                .or_else(|| {
+                    act.iter()
+                        .filter(|i| i.tag == t::BATCH_ITEM)
+                        .find_map(|bi| bi.child(t::RESULT_MESSAGE))
+                })
                 .and_then(Item::as_text)
                 .map(|m| format!(" (server said: {m})"))
                 .unwrap_or_default();
@@ -476,10 +500,13 @@ async fn run_file(dev: &Dev, path: &Path, service: &str) -> (Outcome, usize, usi
         Ok(t) => t,
         Err(e) => return (Outcome::Fail(format!("cannot read: {e}")), 0, 0),
     };
-    let doc = match xml::parse_document(&text) {
+    let mut doc = match xml::parse_document(&text) {
         Ok(d) => d,
         Err(e) => return (Outcome::Fail(format!("malformed test case: {e}")), 0, 0),
     };
+    for m in &mut doc.messages {
+        collapse_attribute_names(m);
+    }
     let name = path.file_name().unwrap().to_string_lossy().to_string();
     let pairs: Vec<(&Node, Option<&Node>)> = {
         let mut v = Vec::new();
@@ -508,6 +535,7 @@ async fn run_file(dev: &Dev, path: &Path, service: &str) -> (Outcome, usize, usi
             Ok(i) => i,
             Err(e) => return (fail(format!("request: {e}")), i, total),
         };
+        collect_datetimes(&item, &mut b.client_dates);
         let actual = match client.call(&item).await {
             Ok(a) => a,
             Err(e) => return (fail(format!("transport: {e}")), i, total),
@@ -530,6 +558,30 @@ async fn run_file(dev: &Dev, path: &Path, service: &str) -> (Outcome, usize, usi
     }
     // A file of an unimplemented profile that happens to pass is reported as passing.
     (Outcome::Pass, total, total)
+}
+
+/// Some 1.0–1.2 files carry attribute names with runs of spaces left from their PDF origin ("Cryptographic   Length");
+/// they are read as the names they stand for.
+fn collapse_attribute_names(n: &mut Node) {
+    if n.name == "AttributeName" {
+        if let Some(v) = &mut n.value {
+            *v = v.split_whitespace().collect::<Vec<_>>().join(" ");
+        }
+    }
+    for c in &mut n.children {
+        collapse_attribute_names(c);
+    }
+}
+
+/// Date-Times the client sent in the requests of this file so far.
+fn collect_datetimes(item: &Item, out: &mut HashSet<i64>) {
+    match &item.value {
+        Value::DateTime(d) => {
+            out.insert(*d);
+        }
+        Value::Structure(c) => c.iter().for_each(|i| collect_datetimes(i, out)),
+        _ => {}
+    }
 }
 
 fn mark_generated(req: &Node, actual: &Item, b: &mut Bindings) {

@@ -3,6 +3,7 @@
 use openkcm_kmip::attributes::Attribute;
 use openkcm_kmip::enums::{algorithm, object_type, state};
 use openkcm_kmip::tags as t;
+use openkcm_kmip::ProtocolVersion;
 use openkcm_ttlv::{Item, Value};
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,15 @@ pub struct L4Meta {
     /// SHA-256 of the object's bytes (the Digest attribute), hex.
     #[serde(default)]
     pub digest: Option<String>,
+    /// Fresh: not yet served to a client by Get (KMIP 1.1).
+    #[serde(default)]
+    pub fresh: bool,
+    /// Whether the server generated the key material (then the Random Number Generator attribute applies).
+    #[serde(default)]
+    pub server_generated: bool,
+    /// Original Creation Date (KMIP 1.2): when the object first existed, kept across Re-key.
+    #[serde(default)]
+    pub original_creation_date: Option<i64>,
     pub state: u32,
     pub names: Vec<String>,
     pub algorithm: u32,
@@ -53,6 +63,11 @@ pub struct L4Meta {
     pub extra: Vec<ExtraAttr>,
 }
 
+/// Lease Time every object carries: how long a client may use a key it obtained before asking again.
+pub const LEASE_TIME_SECS: u32 = 3600;
+const RNG_ALGORITHM_DRBG: u32 = 0x03;
+const DRBG_ALGORITHM_CTR: u32 = 0x05;
+
 fn default_object_type() -> u32 {
     object_type::SYMMETRIC_KEY
 }
@@ -72,7 +87,53 @@ impl L4Meta {
     }
 
     /// Every attribute of the key, as Get Attributes returns them.
+    /// Every attribute of the key, as Get Attributes returns them, limited to those `version` defines.
     pub fn attributes(&self, uid: &str, now: i64) -> Vec<Attribute> {
+        self.attributes_for(uid, now, ProtocolVersion::new(2, 0))
+    }
+
+    /// Every attribute of the object that exists in `version`.
+    pub fn attributes_for(&self, uid: &str, now: i64, version: ProtocolVersion) -> Vec<Attribute> {
+        let mut a = self.base_attributes(uid, now, version);
+        let at_least = |major, minor| version >= ProtocolVersion::new(major, minor);
+        a.push(Attribute::new(
+            "Lease Time",
+            Value::Interval(LEASE_TIME_SECS),
+        ));
+        if at_least(1, 1) {
+            a.push(Attribute::new("Fresh", Value::Boolean(self.fresh)));
+        }
+        if at_least(1, 2) {
+            a.push(Attribute::new(
+                "Original Creation Date",
+                Value::DateTime(self.original_creation_date.unwrap_or(self.initial_date)),
+            ));
+        }
+        if at_least(1, 3) && self.server_generated {
+            a.push(Attribute::new(
+                "Random Number Generator",
+                Value::Structure(vec![
+                    // aws-lc's CTR_DRBG with AES-256 (NIST SP 800-90A).
+                    Item::new(t::RNG_ALGORITHM, Value::Enumeration(RNG_ALGORITHM_DRBG)),
+                    Item::new(
+                        t::CRYPTOGRAPHIC_ALGORITHM,
+                        Value::Enumeration(algorithm::AES),
+                    ),
+                    Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer(256)),
+                    Item::new(t::DRBG_ALGORITHM, Value::Enumeration(DRBG_ALGORITHM_CTR)),
+                ]),
+            ));
+        }
+        if at_least(1, 4) && self.object_type == object_type::SYMMETRIC_KEY {
+            a.push(Attribute::new("Sensitive", Value::Boolean(false)));
+            a.push(Attribute::new("Always Sensitive", Value::Boolean(false)));
+            a.push(Attribute::new("Extractable", Value::Boolean(true)));
+            a.push(Attribute::new("Never Extractable", Value::Boolean(false)));
+        }
+        a
+    }
+
+    fn base_attributes(&self, uid: &str, now: i64, version: ProtocolVersion) -> Vec<Attribute> {
         let mut a = vec![
             Attribute::new("Unique Identifier", Value::TextString(uid.into())),
             Attribute::new("Object Type", Value::Enumeration(self.object_type)),
@@ -90,18 +151,20 @@ impl L4Meta {
             ));
         }
         if let Some(d) = self.digest.as_deref().and_then(|d| hex::decode(d).ok()) {
-            a.push(Attribute::new(
-                "Digest",
-                Value::Structure(vec![
-                    // SHA-256 over the object in the format it is kept in.
-                    Item::new(t::HASHING_ALGORITHM, Value::Enumeration(6)),
-                    Item::new(t::DIGEST_VALUE, Value::ByteString(d)),
-                    Item::new(
-                        t::KEY_FORMAT_TYPE,
-                        Value::Enumeration(self.key_format.unwrap_or(1)),
-                    ),
-                ]),
-            ));
+            // SHA-256 over the object in the format it is kept in; the Key Format Type field exists from 1.1.
+            let mut digest = vec![
+                Item::new(t::HASHING_ALGORITHM, Value::Enumeration(6)),
+                Item::new(t::DIGEST_VALUE, Value::ByteString(d)),
+            ];
+            if version >= ProtocolVersion::new(1, 1)
+                && self.object_type != object_type::OPAQUE_OBJECT
+            {
+                digest.push(Item::new(
+                    t::KEY_FORMAT_TYPE,
+                    Value::Enumeration(self.key_format.unwrap_or(1)),
+                ));
+            }
+            a.push(Attribute::new("Digest", Value::Structure(digest)));
         }
         a.extend([
             Attribute::new("Cryptographic Usage Mask", Value::Integer(self.usage_mask)),
@@ -161,6 +224,9 @@ impl L4Meta {
             key_format: None,
             data_type: None,
             digest: None,
+            fresh: true,
+            server_generated: false,
+            original_creation_date: Some(now),
             state: state::PRE_ACTIVE,
             names: Vec::new(),
             algorithm: algorithm::AES,

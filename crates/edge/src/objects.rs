@@ -92,6 +92,24 @@ pub fn generate(algorithm: u32, bits: i32) -> Result<SecretBytes, KmipError> {
     Ok(SecretBytes::new(buf))
 }
 
+/// The Digest value of an object: SHA-256 over the key material in the format it is kept in (Raw bytes, or the
+/// TTLV encoding of the Transparent Symmetric Key's Key Material structure).
+pub fn digest(object_type: u32, format: Option<u32>, material: &[u8]) -> [u8; 32] {
+    if object_type == object_type::SYMMETRIC_KEY
+        && format == Some(key_format_type::TRANSPARENT_SYMMETRIC_KEY)
+    {
+        let km = Item::structure(
+            t::KEY_MATERIAL,
+            vec![Item::new(t::KEY, Value::ByteString(material.to_vec()))],
+        );
+        let mut bytes = openkcm_ttlv::encode(&km);
+        let d = openkcm_crypto::aes::sha256(&bytes);
+        zeroize::Zeroize::zeroize(&mut bytes);
+        return d;
+    }
+    openkcm_crypto::aes::sha256(material)
+}
+
 /// The object of a Register request.
 pub struct Registered {
     /// Object Type.

@@ -50,7 +50,6 @@ const SERVER_ONLY: &[&str] = &[
     "Object Type",
     "Compromise Occurrence Date",
     "Digest",
-    "Fresh",
     "Key Value Present",
     "Lease Time",
     "Original Creation Date",
@@ -270,6 +269,7 @@ impl EdgeOps<'_> {
             _ => return Err(KmipError::missing("Cryptographic Length")),
         };
         let material = objects::generate(alg, len)?;
+        meta.server_generated = true;
         meta.algorithm = alg;
         meta.length = len;
         let uid = self.store_new(tenant, service, meta, &material).await?;
@@ -322,7 +322,11 @@ impl EdgeOps<'_> {
         material: &openkcm_crypto::SecretBytes,
     ) -> Result<String, KmipError> {
         let uid = uuid::Uuid::new_v4().to_string();
-        meta.digest = Some(hex::encode(aes::sha256(material.expose())));
+        meta.digest = Some(hex::encode(objects::digest(
+            meta.object_type,
+            meta.key_format,
+            material.expose(),
+        )));
         let wrapped = self
             .edge
             .core
@@ -415,6 +419,7 @@ impl EdgeOps<'_> {
                         .ok_or_else(|| bad_type("a Name structure"))?
                         .to_owned(),
                 ),
+                "Fresh" => meta.fresh = a.value.as_bool().ok_or_else(|| bad_type("a Boolean"))?,
                 "Activation Date" => {
                     meta.activation_date = Some(
                         a.value
@@ -465,6 +470,15 @@ impl EdgeOps<'_> {
             "a revoked, compromised or destroyed key is not served",
         )?;
         let material = self.edge.key_of(tenant, service, &uid, &stored).await?;
+        if stored.meta.fresh {
+            // Served once: no longer Fresh (KMIP 1.1).
+            self.edge
+                .update(tenant, service, &uid, |s, _| {
+                    s.meta.fresh = false;
+                    Ok(())
+                })
+                .await?;
+        }
         let m = &stored.meta;
         objects::get_response(
             &uid,
@@ -488,7 +502,7 @@ impl EdgeOps<'_> {
         let stored = self.edge.load(tenant, service, &uid).await?;
         let mut names: Vec<String> = stored
             .meta
-            .attributes(&uid, now())
+            .attributes_for(&uid, now(), ctx.version)
             .into_iter()
             .map(|a| a.name)
             .collect();
@@ -509,7 +523,7 @@ impl EdgeOps<'_> {
         let names = attributes::requested_names(payload)?;
         let attrs: Vec<Attribute> = stored
             .meta
-            .attributes(&uid, now())
+            .attributes_for(&uid, now(), ctx.version)
             .into_iter()
             .filter(|a| names.is_empty() || names.contains(&a.name))
             .collect();
