@@ -27,6 +27,10 @@ pub const EDGE_OPERATIONS: &[u32] = &[
     op::GET,
     op::GET_ATTRIBUTES,
     op::GET_ATTRIBUTE_LIST,
+    op::ADD_ATTRIBUTE,
+    op::MODIFY_ATTRIBUTE,
+    op::DELETE_ATTRIBUTE,
+    op::SET_ATTRIBUTE,
     op::LOCATE,
     op::ACTIVATE,
     op::REVOKE,
@@ -456,6 +460,156 @@ impl EdgeOps<'_> {
             meta.state = state::ACTIVE;
         }
         Ok((alg, len))
+    }
+
+    async fn edit_attribute(
+        &self,
+        ctx: &ItemContext,
+        payload: &Item,
+        operation: u32,
+    ) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let uid = ctx.uid(payload)?;
+        let v2_attr = |tag: u32, what: &str| -> Result<Attribute, KmipError> {
+            let holder = payload.child(tag).ok_or_else(|| KmipError::missing(what))?;
+            let first = holder
+                .children()
+                .first()
+                .ok_or_else(|| KmipError::missing(what))?;
+            Attribute::from_v2(first)
+        };
+        // (attribute to write, or name/index to delete; for 2.x the current value locating the instance)
+        let (edit, mut attr, current): (Option<Edit>, Attribute, Option<Attribute>) = if ctx
+            .version
+            .is_v2()
+        {
+            match operation {
+                op::ADD_ATTRIBUTE => (
+                    Some(Edit::Add),
+                    v2_attr(t::NEW_ATTRIBUTE, "New Attribute")?,
+                    None,
+                ),
+                op::SET_ATTRIBUTE => (
+                    Some(Edit::Set),
+                    v2_attr(t::NEW_ATTRIBUTE, "New Attribute")?,
+                    None,
+                ),
+                op::MODIFY_ATTRIBUTE => {
+                    let current = payload
+                        .child(t::CURRENT_ATTRIBUTE)
+                        .map(|_| v2_attr(t::CURRENT_ATTRIBUTE, "Current Attribute"))
+                        .transpose()?;
+                    (
+                        Some(Edit::Modify),
+                        v2_attr(t::NEW_ATTRIBUTE, "New Attribute")?,
+                        current,
+                    )
+                }
+                _ => {
+                    if payload.child(t::CURRENT_ATTRIBUTE).is_some() {
+                        let c = v2_attr(t::CURRENT_ATTRIBUTE, "Current Attribute")?;
+                        (None, c.clone(), Some(c))
+                    } else {
+                        let r = payload.child(t::ATTRIBUTE_REFERENCE).ok_or_else(|| {
+                            KmipError::missing("Current Attribute or Attribute Reference")
+                        })?;
+                        let name = match &r.value {
+                            Value::Enumeration(tag) => {
+                                openkcm_kmip::attribute_names::name_for_tag(*tag)
+                                    .ok_or_else(|| {
+                                        KmipError::invalid_field(
+                                            "the Attribute Reference names no attribute",
+                                        )
+                                    })?
+                                    .to_owned()
+                            }
+                            _ => r
+                                .child(t::ATTRIBUTE_NAME)
+                                .and_then(Item::as_text)
+                                .ok_or_else(|| {
+                                    KmipError::missing("Attribute Name in the Attribute Reference")
+                                })?
+                                .to_owned(),
+                        };
+                        (
+                            None,
+                            Attribute {
+                                name,
+                                index: None,
+                                value: Item::new(t::ATTRIBUTE_VALUE, Value::Structure(vec![])),
+                            },
+                            None,
+                        )
+                    }
+                }
+            }
+        } else if operation == op::DELETE_ATTRIBUTE {
+            let name = payload
+                .child(t::ATTRIBUTE_NAME)
+                .and_then(Item::as_text)
+                .ok_or_else(|| KmipError::missing("Attribute Name"))?
+                .to_owned();
+            let index = payload.child(t::ATTRIBUTE_INDEX).and_then(Item::as_i32);
+            (
+                None,
+                Attribute {
+                    name,
+                    index,
+                    value: Item::new(t::ATTRIBUTE_VALUE, Value::Structure(vec![])),
+                },
+                None,
+            )
+        } else {
+            let a = payload
+                .child(t::ATTRIBUTE)
+                .ok_or_else(|| KmipError::missing("Attribute"))?;
+            let edit = if operation == op::ADD_ATTRIBUTE {
+                Edit::Add
+            } else {
+                Edit::Modify
+            };
+            (Some(edit), Attribute::from_v1(a)?, None)
+        };
+        if let Some(cur) = &current {
+            // 2.x names the instance by its value: find its index.
+            let stored = self.edge.load(tenant, service, &uid).await?;
+            let pos = stored
+                .meta
+                .attributes(&uid, now())
+                .into_iter()
+                .filter(|a| a.name == cur.name)
+                .position(|a| a.value.value == cur.value.value)
+                .ok_or_else(|| {
+                    KmipError::new(
+                        rr::ITEM_NOT_FOUND,
+                        format!(
+                            "the object has no {:?} with the given current value",
+                            cur.name
+                        ),
+                    )
+                })?;
+            attr.index = Some(pos as i32);
+        }
+        let result: std::sync::Mutex<Option<Attribute>> = std::sync::Mutex::new(None);
+        self.edge
+            .update(tenant, service, &uid, |stored, now| {
+                let out = match edit {
+                    Some(e) => apply_edit(&mut stored.meta, &attr, e, now)?,
+                    None => delete_attr(&mut stored.meta, &attr.name, attr.index, &uid, now)?,
+                };
+                if let Ok(mut r) = result.lock() {
+                    *r = Some(out);
+                }
+                Ok(())
+            })
+            .await?;
+        let mut children = vec![Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid))];
+        if !ctx.version.is_v2() {
+            if let Some(a) = result.lock().ok().and_then(|mut r| r.take()) {
+                children.push(a.to_v1());
+            }
+        }
+        Ok(Item::structure(t::RESPONSE_PAYLOAD, children))
     }
 
     async fn get(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
@@ -896,6 +1050,9 @@ impl OperationHandler for EdgeOps<'_> {
             }
             op::CREATE => self.create(payload).await,
             op::REGISTER => self.register(payload).await,
+            op::ADD_ATTRIBUTE | op::MODIFY_ATTRIBUTE | op::DELETE_ATTRIBUTE | op::SET_ATTRIBUTE => {
+                self.edit_attribute(ctx, payload, operation).await
+            }
             op::GET => self.get(ctx, payload).await,
             op::GET_ATTRIBUTES => self.get_attributes(ctx, payload).await,
             op::GET_ATTRIBUTE_LIST => self.get_attribute_list(ctx, payload).await,
@@ -918,4 +1075,264 @@ impl OperationHandler for EdgeOps<'_> {
         }
         result
     }
+}
+
+/// How an attribute edit treats an existing instance.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Edit {
+    /// Add Attribute: a new instance (an error for a single-valued attribute already present).
+    Add,
+    /// Modify Attribute: replace an existing instance.
+    Modify,
+    /// Set Attribute (2.x): replace or create.
+    Set,
+}
+
+/// Attributes a client may never set or change after creation (besides [`SERVER_ONLY`]).
+const READ_ONLY: &[&str] = &[
+    "Object Type",
+    "Cryptographic Algorithm",
+    "Cryptographic Length",
+    "Sensitive",
+    "Always Sensitive",
+    "Extractable",
+    "Never Extractable",
+];
+
+fn is_multi(name: &str) -> bool {
+    MULTI_VALUED.contains(&name) || name.starts_with("x-")
+}
+
+fn check_editable(name: &str) -> Result<(), KmipError> {
+    if SERVER_ONLY.contains(&name) || READ_ONLY.contains(&name) {
+        return Err(KmipError::new(
+            rr::PERMISSION_DENIED,
+            format!("attribute {name:?} is set by the server and cannot be changed by a client"),
+        ));
+    }
+    if name.starts_with("y-") {
+        return Err(KmipError::new(
+            rr::PERMISSION_DENIED,
+            format!("attribute {name:?}: names starting with y- are reserved for servers"),
+        ));
+    }
+    if openkcm_kmip::attribute_names::tag_for_name(name).is_none() && !name.starts_with("x-") {
+        return Err(KmipError::invalid_field(format!(
+            "attribute {name:?} is not a KMIP attribute; custom attributes start with x-"
+        )));
+    }
+    Ok(())
+}
+
+fn date_field<'m>(meta: &'m mut L4Meta, name: &str) -> Option<&'m mut Option<i64>> {
+    match name {
+        "Activation Date" => Some(&mut meta.activation_date),
+        "Deactivation Date" => Some(&mut meta.deactivation_date),
+        _ => None,
+    }
+}
+
+/// Applies one attribute edit to `meta`; returns the attribute as stored (with its index when not the first).
+fn apply_edit(
+    meta: &mut L4Meta,
+    a: &Attribute,
+    edit: Edit,
+    now: i64,
+) -> Result<Attribute, KmipError> {
+    let name = a.name.as_str();
+    check_editable(name)?;
+    let index = a.index.unwrap_or(0);
+    if index < 0 {
+        return Err(KmipError::invalid_field(
+            "an Attribute Index is never negative",
+        ));
+    }
+    let idx = index as usize;
+    let bad_type =
+        |what: &str| KmipError::invalid_field(format!("attribute {name:?} must be {what}"));
+    let missing = || {
+        KmipError::new(
+            rr::ITEM_NOT_FOUND,
+            format!("the object has no attribute {name:?} with index {index}"),
+        )
+    };
+    let exists = |what: &str| {
+        KmipError::new(
+            rr::ILLEGAL_OPERATION,
+            format!("the object already has {what} {name:?}; use Modify Attribute"),
+        )
+    };
+    let mut out = Attribute {
+        name: name.to_owned(),
+        index: None,
+        value: a.value.clone(),
+    };
+    match name {
+        "Name" => {
+            let text = a
+                .name_text()
+                .filter(|n| {
+                    !n.trim().is_empty() && !n.chars().any(char::is_control) && n.len() <= 1024
+                })
+                .ok_or_else(|| bad_type("a Name structure with visible text"))?
+                .to_owned();
+            match edit {
+                Edit::Add => {
+                    meta.names.push(text);
+                    let i = meta.names.len() - 1;
+                    out.index = (i > 0).then_some(i as i32);
+                }
+                Edit::Modify | Edit::Set => {
+                    if edit == Edit::Set && meta.names.is_empty() {
+                        meta.names.push(text);
+                    } else {
+                        *meta.names.get_mut(idx).ok_or_else(missing)? = text;
+                        out.index = (idx > 0).then_some(idx as i32);
+                    }
+                }
+            }
+        }
+        "Cryptographic Usage Mask" => {
+            let v = a.value.as_i32().ok_or_else(|| bad_type("an Integer"))?;
+            if edit == Edit::Add {
+                return Err(exists("an attribute"));
+            }
+            meta.usage_mask = v;
+        }
+        "Fresh" => {
+            return Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                "Fresh is set by the server after creation",
+            ))
+        }
+        n if date_field(meta, n).is_some() => {
+            let v = a
+                .value
+                .as_datetime()
+                .ok_or_else(|| bad_type("a Date-Time"))?;
+            let state = meta.effective_state(now);
+            let field = date_field(meta, n).ok_or_else(missing)?;
+            match (edit, field.is_some()) {
+                (Edit::Add, true) => return Err(exists("an attribute")),
+                (Edit::Modify, false) => return Err(missing()),
+                _ => {}
+            }
+            // A date that has taken effect is history: only a Pre-Active object's dates may change.
+            if field.is_some() && state != openkcm_kmip::enums::state::PRE_ACTIVE {
+                return Err(KmipError::wrong_state(format!(
+                    "{n} can change only while the object is Pre-Active"
+                )));
+            }
+            *field = Some(v);
+            if n == "Activation Date"
+                && v <= now
+                && meta.state == openkcm_kmip::enums::state::PRE_ACTIVE
+            {
+                meta.state = openkcm_kmip::enums::state::ACTIVE;
+            }
+        }
+        _ => {
+            let encoded = hex::encode(openkcm_ttlv::encode(&a.value));
+            let positions: Vec<usize> = meta
+                .extra
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.name == name)
+                .map(|(i, _)| i)
+                .collect();
+            match edit {
+                Edit::Add => {
+                    if !positions.is_empty() && !is_multi(name) {
+                        return Err(exists("an attribute"));
+                    }
+                    meta.extra.push(ExtraAttr {
+                        name: name.to_owned(),
+                        value_ttlv: encoded,
+                    });
+                    out.index = (!positions.is_empty()).then_some(positions.len() as i32);
+                }
+                Edit::Modify | Edit::Set => match positions.get(idx) {
+                    Some(&p) => {
+                        if let Some(e) = meta.extra.get_mut(p) {
+                            e.value_ttlv = encoded;
+                        }
+                        out.index = (idx > 0).then_some(idx as i32);
+                    }
+                    None if edit == Edit::Set && positions.is_empty() => {
+                        meta.extra.push(ExtraAttr {
+                            name: name.to_owned(),
+                            value_ttlv: encoded,
+                        })
+                    }
+                    None => return Err(missing()),
+                },
+            }
+        }
+    }
+    meta.last_change_date = now;
+    Ok(out)
+}
+
+/// Deletes one instance of an attribute; returns it.
+fn delete_attr(
+    meta: &mut L4Meta,
+    name: &str,
+    index: Option<i32>,
+    uid: &str,
+    now: i64,
+) -> Result<Attribute, KmipError> {
+    check_editable(name)?;
+    let idx = usize::try_from(index.unwrap_or(0))
+        .map_err(|_| KmipError::invalid_field("an Attribute Index is never negative"))?;
+    let missing = || {
+        KmipError::new(
+            rr::ITEM_NOT_FOUND,
+            format!("the object has no attribute {name:?} with index {idx}"),
+        )
+    };
+    let current: Vec<Attribute> = meta
+        .attributes(uid, now)
+        .into_iter()
+        .filter(|a| a.name == name)
+        .collect();
+    let mut deleted = current.get(idx).cloned().ok_or_else(missing)?;
+    deleted.index = (idx > 0).then_some(idx as i32);
+    match name {
+        "Name" => {
+            if idx < meta.names.len() {
+                meta.names.remove(idx);
+            } else {
+                return Err(missing());
+            }
+        }
+        "Cryptographic Usage Mask" => {
+            return Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                "the Cryptographic Usage Mask cannot be deleted",
+            ))
+        }
+        n if date_field(meta, n).is_some() => {
+            if meta.effective_state(now) != openkcm_kmip::enums::state::PRE_ACTIVE {
+                return Err(KmipError::wrong_state(format!(
+                    "{n} can be deleted only while the object is Pre-Active"
+                )));
+            }
+            if let Some(f) = date_field(meta, n) {
+                *f = None;
+            }
+        }
+        _ => {
+            let p = meta
+                .extra
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.name == name)
+                .map(|(i, _)| i)
+                .nth(idx)
+                .ok_or_else(missing)?;
+            meta.extra.remove(p);
+        }
+    }
+    meta.last_change_date = now;
+    Ok(deleted)
 }

@@ -22,6 +22,13 @@ pub mod operation {
     pub const MAC: u32 = 0x23;
     pub const MAC_VERIFY: u32 = 0x24;
     pub const RNG_RETRIEVE: u32 = 0x25;
+    pub const RNG_SEED: u32 = 0x26;
+    pub const HASH: u32 = 0x27;
+    pub const ADD_ATTRIBUTE: u32 = 0x0D;
+    pub const MODIFY_ATTRIBUTE: u32 = 0x0E;
+    pub const DELETE_ATTRIBUTE: u32 = 0x0F;
+    pub const OBTAIN_LEASE: u32 = 0x10;
+    pub const SET_ATTRIBUTE: u32 = 0x31;
 
     const NAMES: &[&str] = &[
         "Create",
