@@ -157,16 +157,38 @@ fn kmip_cli_runs_the_whole_lifecycle_with_gcm_and_cbc() {
     let attrs = dev.kmip("demo", &["attributes", &uid]).unwrap();
     assert_eq!(attrs["attributes"]["State"], 2);
 
-    // Active keys cannot be destroyed; revoke first. After revocation Get fails.
+    // Active keys cannot be destroyed; revoke first. A revoked (Deactivated) key no longer encrypts but, as KMIP
+    // defines, still decrypts what it protected and can still be fetched.
     let err = dev.kmip("demo", &["destroy", &uid]).unwrap_err();
     assert!(err.contains("Active"), "{err}");
     dev.kmip("demo", &["revoke", &uid]).unwrap();
-    let err = dev.kmip("demo", &["get", &uid]).unwrap_err();
-    assert!(err.contains("Deactivated"), "{err}");
+    assert_eq!(
+        s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex"),
+        hex::encode(&key)
+    );
     let err = dev
         .kmip("demo", &["encrypt", &uid, "--text", "x"])
         .unwrap_err();
     assert!(err.contains("Deactivated"), "{err}");
+    let dec = dev
+        .kmip(
+            "demo",
+            &[
+                "decrypt",
+                &uid,
+                "--mode",
+                "cbc",
+                "--data-hex",
+                &ct,
+                "--iv",
+                &iv,
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        hex::decode(s(&dec, "data_hex")).unwrap(),
+        b"sixteen byte msg plus more"
+    );
     dev.kmip("demo", &["destroy", &uid]).unwrap();
     let err = dev.kmip("demo", &["get", &uid]).unwrap_err();
     assert!(

@@ -24,6 +24,7 @@ pub const EDGE_OPERATIONS: &[u32] = &[
     op::QUERY,
     op::CREATE,
     op::REGISTER,
+    op::REKEY,
     op::GET,
     op::GET_ATTRIBUTES,
     op::GET_ATTRIBUTE_LIST,
@@ -612,6 +613,117 @@ impl EdgeOps<'_> {
         Ok(Item::structure(t::RESPONSE_PAYLOAD, children))
     }
 
+    /// Re-key: a new key of the same algorithm and length with fresh material, the old key's attributes (names,
+    /// usage, custom attributes) plus those of the request, dates shifted by Offset, and Replacement/Replaced
+    /// Object links between the two.
+    async fn rekey(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let uid = ctx.uid(payload)?;
+        let old = self.edge.load(tenant, service, &uid).await?;
+        if old.meta.object_type != object_type::SYMMETRIC_KEY
+            || !old.meta.server_generated && old.meta.algorithm == 0
+        {
+            return Err(KmipError::new(
+                rr::ILLEGAL_OPERATION,
+                format!("object {uid:?} is not a symmetric key with a known algorithm; it cannot be re-keyed"),
+            ));
+        }
+        Edge::require_state(
+            &old.meta,
+            &uid,
+            &[
+                state::PRE_ACTIVE,
+                state::ACTIVE,
+                state::DEACTIVATED,
+                state::COMPROMISED,
+            ],
+            "a destroyed key cannot be re-keyed",
+        )?;
+        let offset = match payload.child(t::OFFSET) {
+            None => 0,
+            Some(o) => match o.value {
+                Value::Interval(v) => i64::from(v),
+                _ => return Err(KmipError::invalid_field("Offset must be an Interval")),
+            },
+        };
+        let now = now();
+        let mut meta = L4Meta::new_aes(service, now);
+        meta.algorithm = old.meta.algorithm;
+        meta.length = old.meta.length;
+        meta.usage_mask = old.meta.usage_mask;
+        meta.names = old.meta.names.clone();
+        meta.extra = old
+            .meta
+            .extra
+            .iter()
+            .filter(|e| e.name != "Link")
+            .cloned()
+            .collect();
+        meta.original_creation_date = old
+            .meta
+            .original_creation_date
+            .or(Some(old.meta.initial_date));
+        meta.server_generated = true;
+        // Dates: the new key starts Offset after now, keeping the old key's active lifetime.
+        if old.meta.activation_date.is_some() || payload.child(t::OFFSET).is_some() {
+            let start = now + offset;
+            meta.activation_date = Some(start);
+            if let (Some(a), Some(d)) = (old.meta.activation_date, old.meta.deactivation_date) {
+                meta.deactivation_date = Some(start + (d - a).max(0));
+            }
+        }
+        // Attributes of the request add to (or, for single-valued ones, replace) the copied ones.
+        let mut requested = L4Meta::new_aes(service, now);
+        requested.names.clear();
+        let (alg, len) = Self::client_attributes(payload, &mut requested, now)?;
+        if alg.is_some_and(|a| a != meta.algorithm) || len.is_some_and(|l| l != meta.length) {
+            return Err(KmipError::invalid_field(
+                "Re-key keeps the key's Cryptographic Algorithm and Length",
+            ));
+        }
+        meta.names.extend(requested.names);
+        meta.extra.extend(requested.extra);
+        if requested.activation_date.is_some() {
+            meta.activation_date = requested.activation_date;
+        }
+        if requested.deactivation_date.is_some() {
+            meta.deactivation_date = requested.deactivation_date;
+        }
+        if meta.activation_date.is_some_and(|d| d <= now) {
+            meta.state = state::ACTIVE;
+        }
+        let link = |kind: u32, to: &str| ExtraAttr {
+            name: "Link".into(),
+            value_ttlv: hex::encode(openkcm_ttlv::encode(&Item::structure(
+                t::ATTRIBUTE_VALUE,
+                vec![
+                    Item::new(t::LINK_TYPE, Value::Enumeration(kind)),
+                    Item::new(t::LINKED_OBJECT_IDENTIFIER, Value::TextString(to.into())),
+                ],
+            ))),
+        };
+        const REPLACEMENT_OBJECT_LINK: u32 = 0x0106;
+        const REPLACED_OBJECT_LINK: u32 = 0x0107;
+        meta.extra.push(link(REPLACED_OBJECT_LINK, &uid));
+        let material = objects::generate(meta.algorithm, meta.length)?;
+        let new_uid = self.store_new(tenant, service, meta, &material).await?;
+        drop(material);
+        let link_to_new = link(REPLACEMENT_OBJECT_LINK, &new_uid);
+        self.edge
+            .update(tenant, service, &uid, |stored, now| {
+                stored
+                    .meta
+                    .extra
+                    .retain(|e| !(e.name == "Link" && e.value_ttlv == link_to_new.value_ttlv));
+                stored.meta.extra.push(link_to_new.clone());
+                stored.meta.last_change_date = now;
+                Ok(())
+            })
+            .await?;
+        tracing::info!(tenant, service, uid, new_uid, "re-keyed data key");
+        Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &new_uid))
+    }
+
     async fn get(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
@@ -620,8 +732,13 @@ impl EdgeOps<'_> {
         Edge::require_state(
             &stored.meta,
             &uid,
-            &[state::PRE_ACTIVE, state::ACTIVE],
-            "a revoked, compromised or destroyed key is not served",
+            &[
+                state::PRE_ACTIVE,
+                state::ACTIVE,
+                state::DEACTIVATED,
+                state::COMPROMISED,
+            ],
+            "a destroyed object is not served",
         )?;
         let material = self.edge.key_of(tenant, service, &uid, &stored).await?;
         if stored.meta.fresh {
@@ -865,11 +982,22 @@ impl EdgeOps<'_> {
             None => ctx.uid(payload)?,
         };
         let stored = self.edge.load(tenant, service, &uid).await?;
+        // KMIP: only an Active key protects new data; a Deactivated or Compromised key still processes
+        // (decrypts) what it protected before.
+        let allowed: &[u32] = if encrypt {
+            &[state::ACTIVE]
+        } else {
+            &[state::ACTIVE, state::DEACTIVATED, state::COMPROMISED]
+        };
         Edge::require_state(
             &stored.meta,
             &uid,
-            &[state::ACTIVE],
-            "only an Active key encrypts or decrypts",
+            allowed,
+            if encrypt {
+                "only an Active key encrypts"
+            } else {
+                "only an Active, Deactivated or Compromised key decrypts"
+            },
         )?;
         let needed = if encrypt {
             usage_mask::ENCRYPT
@@ -1050,6 +1178,7 @@ impl OperationHandler for EdgeOps<'_> {
             }
             op::CREATE => self.create(payload).await,
             op::REGISTER => self.register(payload).await,
+            op::REKEY => self.rekey(ctx, payload).await,
             op::ADD_ATTRIBUTE | op::MODIFY_ATTRIBUTE | op::DELETE_ATTRIBUTE | op::SET_ATTRIBUTE => {
                 self.edit_attribute(ctx, payload, operation).await
             }
