@@ -556,6 +556,10 @@ async fn run_file(dev: &Dev, path: &Path, service: &str) -> (Outcome, usize, usi
             attr_name: None,
         };
         if let Err(why) = cmp.node(expected, &actual, "") {
+            if std::env::var_os("OPENKCM_CONFORMANCE_VERBOSE").is_some() {
+                eprintln!("--- {name} message {step}: request\n{}", xml::to_xml_redacted(&item));
+                eprintln!("--- {name} message {step}: actual response\n{}", xml::to_xml_redacted(&actual));
+            }
             if let Some(policy) = policy_refusal(&actual) {
                 return (Outcome::Policy(policy), i, total);
             }

@@ -716,6 +716,8 @@ impl EdgeOps<'_> {
                     .extra
                     .retain(|e| !(e.name == "Link" && e.value_ttlv == link_to_new.value_ttlv));
                 stored.meta.extra.push(link_to_new.clone());
+                // KMIP: the names move to the replacement key.
+                stored.meta.names.clear();
                 stored.meta.last_change_date = now;
                 Ok(())
             })
