@@ -405,3 +405,27 @@ pub fn gcm_open_any(
         }
     }
 }
+
+/// HMAC with SHA-256, SHA-384 or SHA-512 (`sha_bits` 256/384/512); `None` for another size.
+pub fn hmac_sha2(sha_bits: u32, key: &[u8], data: &[u8]) -> Option<Vec<u8>> {
+    let alg = match sha_bits {
+        256 => aws_lc_rs::hmac::HMAC_SHA256,
+        384 => aws_lc_rs::hmac::HMAC_SHA384,
+        512 => aws_lc_rs::hmac::HMAC_SHA512,
+        _ => return None,
+    };
+    let key = aws_lc_rs::hmac::Key::new(alg, key);
+    Some(aws_lc_rs::hmac::sign(&key, data).as_ref().to_vec())
+}
+
+/// Verifies an HMAC-SHA-2 tag in constant time.
+pub fn hmac_sha2_verify(sha_bits: u32, key: &[u8], data: &[u8], tag: &[u8]) -> Option<bool> {
+    let alg = match sha_bits {
+        256 => aws_lc_rs::hmac::HMAC_SHA256,
+        384 => aws_lc_rs::hmac::HMAC_SHA384,
+        512 => aws_lc_rs::hmac::HMAC_SHA512,
+        _ => return None,
+    };
+    let key = aws_lc_rs::hmac::Key::new(alg, key);
+    Some(aws_lc_rs::hmac::verify(&key, data, tag).is_ok())
+}

@@ -25,6 +25,10 @@ pub const EDGE_OPERATIONS: &[u32] = &[
     op::CREATE,
     op::REGISTER,
     op::REKEY,
+    op::MAC,
+    op::MAC_VERIFY,
+    op::RNG_RETRIEVE,
+    op::RNG_SEED,
     op::GET,
     op::GET_ATTRIBUTES,
     op::GET_ATTRIBUTE_LIST,
@@ -726,6 +730,102 @@ impl EdgeOps<'_> {
         Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &new_uid))
     }
 
+    /// MAC and MAC Verify with HMAC-SHA-256/384/512 keys (the key's algorithm, or the request's Cryptographic
+    /// Parameters when the key does not name one).
+    async fn mac(
+        &self,
+        ctx: &ItemContext,
+        payload: &Item,
+        verify: bool,
+    ) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let uid = ctx.uid(payload)?;
+        let stored = self.edge.load(tenant, service, &uid).await?;
+        let allowed: &[u32] = if verify {
+            &[state::ACTIVE, state::DEACTIVATED, state::COMPROMISED]
+        } else {
+            &[state::ACTIVE]
+        };
+        Edge::require_state(
+            &stored.meta,
+            &uid,
+            allowed,
+            "the key's state does not allow this MAC operation",
+        )?;
+        let needed = if verify {
+            usage_mask::MAC_VERIFY
+        } else {
+            usage_mask::MAC_GENERATE
+        };
+        if stored.meta.usage_mask & needed == 0 {
+            return Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                format!(
+                    "key {uid:?} does not allow {} (Cryptographic Usage Mask)",
+                    if verify { "MAC Verify" } else { "MAC Generate" }
+                ),
+            ));
+        }
+        let params = CryptoParams::parse(payload)?.unwrap_or_default();
+        let alg = match stored.meta.algorithm {
+            0 => params.algorithm.unwrap_or(0),
+            a => a,
+        };
+        let bits = match alg {
+            objects::alg::HMAC_SHA256 => 256,
+            objects::alg::HMAC_SHA384 => 384,
+            objects::alg::HMAC_SHA512 => 512,
+            other => {
+                return Err(KmipError::crypto(format!(
+                    "MAC supports HMAC-SHA-256/384/512 keys; algorithm 0x{other:X} is refused by policy \
+                     (legacy_crypto is off)"
+                )))
+            }
+        };
+        let data = payload
+            .child(t::DATA)
+            .and_then(Item::as_bytes)
+            .ok_or_else(|| KmipError::missing("Data"))?;
+        let material = self.edge.key_of(tenant, service, &uid, &stored).await?;
+        let mut children = vec![Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid))];
+        if verify {
+            let tag = payload
+                .child(t::MAC_DATA)
+                .and_then(Item::as_bytes)
+                .ok_or_else(|| KmipError::missing("MAC Data"))?;
+            let ok = aes::hmac_sha2_verify(bits, material.expose(), data, tag).unwrap_or(false);
+            // Validity Indicator: 1 Valid, 2 Invalid.
+            children.push(Item::new(
+                t::VALIDITY_INDICATOR,
+                Value::Enumeration(if ok { 1 } else { 2 }),
+            ));
+        } else {
+            let tag = aes::hmac_sha2(bits, material.expose(), data)
+                .ok_or_else(|| KmipError::general("unsupported HMAC size"))?;
+            children.push(Item::new(t::MAC_DATA, Value::ByteString(tag)));
+        }
+        Ok(Item::structure(t::RESPONSE_PAYLOAD, children))
+    }
+
+    /// RNG Retrieve: random bytes from the server's DRBG (aws-lc CTR_DRBG), at most 1 MiB per request.
+    fn rng_retrieve(payload: &Item) -> Result<Item, KmipError> {
+        let n = payload
+            .child(t::DATA_LENGTH)
+            .and_then(Item::as_i32)
+            .ok_or_else(|| KmipError::missing("Data Length"))?;
+        if !(1..=1 << 20).contains(&n) {
+            return Err(KmipError::invalid_field(
+                "Data Length must be 1 to 1048576 bytes",
+            ));
+        }
+        let mut buf = vec![0u8; n as usize];
+        aes::fill_random(&mut buf).map_err(|e| KmipError::crypto(e.to_string()))?;
+        Ok(Item::structure(
+            t::RESPONSE_PAYLOAD,
+            vec![Item::new(t::DATA, Value::ByteString(buf))],
+        ))
+    }
+
     async fn get(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
@@ -1181,6 +1281,13 @@ impl OperationHandler for EdgeOps<'_> {
             op::CREATE => self.create(payload).await,
             op::REGISTER => self.register(payload).await,
             op::REKEY => self.rekey(ctx, payload).await,
+            op::MAC => self.mac(ctx, payload, false).await,
+            op::MAC_VERIFY => self.mac(ctx, payload, true).await,
+            op::RNG_RETRIEVE => Self::rng_retrieve(payload),
+            op::RNG_SEED => Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                "RNG Seed is refused: the server's generator is seeded by the operating system and takes no client entropy",
+            )),
             op::ADD_ATTRIBUTE | op::MODIFY_ATTRIBUTE | op::DELETE_ATTRIBUTE | op::SET_ATTRIBUTE => {
                 self.edit_attribute(ctx, payload, operation).await
             }
