@@ -132,7 +132,7 @@ async fn protocol_versions_operations_and_batch_options_follow_kmip() {
             .len(),
         16
     );
-    // GCM with a 16-byte nonce is a field error, not a crypto failure.
+    // GCM with a 7-byte nonce (below the 8 bytes this server accepts) is a field error, not a crypto failure.
     let bad_nonce = CipherRequest {
         uid: Some(uid.clone()),
         params: Some(CryptoParams {
@@ -140,7 +140,7 @@ async fn protocol_versions_operations_and_batch_options_follow_kmip() {
             ..Default::default()
         }),
         data: b"x".to_vec(),
-        iv: Some(vec![0; 16]),
+        iv: Some(vec![0; 7]),
         ..Default::default()
     };
     assert_eq!(

@@ -258,7 +258,11 @@ impl CoreOps<'_> {
             .and_then(|m| usize::try_from(m).ok())
             .unwrap_or(usize::MAX);
         uids.truncate(max);
-        Ok(payload::locate_response(ctx.version, total, &uids))
+        Ok(payload::locate_response(
+            ctx.version,
+            (req.max_items.is_some() || req.offset_items.is_some()).then_some(total),
+            &uids,
+        ))
     }
 
     async fn get_attributes(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {

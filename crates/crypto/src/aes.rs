@@ -340,6 +340,7 @@ pub fn gcm_seal_any(
 ) -> Result<(Vec<u8>, [u8; TAG_LEN]), CryptoError> {
     let alg = match key.len() {
         16 => &aws_lc_rs::aead::AES_128_GCM,
+        24 => &aws_lc_rs::aead::AES_192_GCM,
         32 => &AES_256_GCM,
         n => {
             return Err(CryptoError::InvalidKeyLength {
@@ -374,6 +375,7 @@ pub fn gcm_open_any(
 ) -> Result<SecretBytes, CryptoError> {
     let alg = match key.len() {
         16 => &aws_lc_rs::aead::AES_128_GCM,
+        24 => &aws_lc_rs::aead::AES_192_GCM,
         32 => &AES_256_GCM,
         n => {
             return Err(CryptoError::InvalidKeyLength {
@@ -428,4 +430,111 @@ pub fn hmac_sha2_verify(sha_bits: u32, key: &[u8], data: &[u8], tag: &[u8]) -> O
     };
     let key = aws_lc_rs::hmac::Key::new(alg, key);
     Some(aws_lc_rs::hmac::verify(&key, data, tag).is_ok())
+}
+
+/// AES-GCM for what the aws-lc fast path does not cover: IVs of 8 to 16, 32, 60 or 64 bytes and tags of 12 to 16
+/// bytes (KMIP's IV Length and Tag Length), on RustCrypto's `aes-gcm`. Encryption returns ciphertext ‖ tag
+/// separately; decryption checks the (possibly truncated) tag in constant time.
+pub fn gcm_general(
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    data: &[u8],
+    tag: Option<&[u8]>,
+    tag_len: usize,
+) -> Result<(SecretBytes, Vec<u8>), CryptoError> {
+    use aes_gcm::aead::consts::{U10, U11, U12, U13, U14, U15, U16, U32, U60, U64, U8, U9};
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    use aes_gcm::aes::{Aes128, Aes192, Aes256};
+    use aes_gcm::AesGcm;
+
+    fn run<C, N, T>(
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        data: &[u8],
+        tag: Option<&[u8]>,
+    ) -> Result<(SecretBytes, Vec<u8>), CryptoError>
+    where
+        C: aes_gcm::aes::cipher::BlockCipher
+            + aes_gcm::aes::cipher::BlockSizeUser<BlockSize = U16>
+            + aes_gcm::aes::cipher::BlockEncrypt
+            + KeyInit,
+        N: aes_gcm::aead::generic_array::ArrayLength<u8>,
+        T: aes_gcm::TagSize,
+    {
+        let cipher =
+            AesGcm::<C, N, T>::new_from_slice(key).map_err(|_| CryptoError::InvalidKeyLength {
+                expected: 32,
+                actual: key.len(),
+            })?;
+        let nonce = aes_gcm::aead::generic_array::GenericArray::from_slice(nonce);
+        let mut buf = data.to_vec();
+        match tag {
+            None => {
+                let t = cipher
+                    .encrypt_in_place_detached(nonce, aad, &mut buf)
+                    .map_err(|_| CryptoError::Internal {
+                        operation: "encrypt with AES-GCM",
+                    })?;
+                Ok((SecretBytes::new(buf), t.to_vec()))
+            }
+            Some(t) => {
+                let t = aes_gcm::aead::generic_array::GenericArray::from_slice(t);
+                match cipher.decrypt_in_place_detached(nonce, aad, &mut buf, t) {
+                    Ok(()) => Ok((SecretBytes::new(buf), Vec::new())),
+                    Err(_) => {
+                        buf.zeroize();
+                        Err(CryptoError::AuthenticationFailed)
+                    }
+                }
+            }
+        }
+    }
+
+    macro_rules! by_tag {
+        ($c:ty, $n:ty) => {
+            match tag_len {
+                12 => run::<$c, $n, U12>(key, nonce, aad, data, tag),
+                13 => run::<$c, $n, U13>(key, nonce, aad, data, tag),
+                14 => run::<$c, $n, U14>(key, nonce, aad, data, tag),
+                15 => run::<$c, $n, U15>(key, nonce, aad, data, tag),
+                16 => run::<$c, $n, U16>(key, nonce, aad, data, tag),
+                n => Err(CryptoError::InvalidTag { actual: n }),
+            }
+        };
+    }
+    macro_rules! by_nonce {
+        ($c:ty) => {
+            match nonce.len() {
+                8 => by_tag!($c, U8),
+                9 => by_tag!($c, U9),
+                10 => by_tag!($c, U10),
+                11 => by_tag!($c, U11),
+                12 => by_tag!($c, U12),
+                13 => by_tag!($c, U13),
+                14 => by_tag!($c, U14),
+                15 => by_tag!($c, U15),
+                16 => by_tag!($c, U16),
+                32 => by_tag!($c, U32),
+                60 => by_tag!($c, U60),
+                64 => by_tag!($c, U64),
+                n => Err(CryptoError::InvalidNonce { actual: n }),
+            }
+        };
+    }
+    if tag.is_some_and(|t| t.len() != tag_len) {
+        return Err(CryptoError::InvalidTag {
+            actual: tag.map_or(0, <[u8]>::len),
+        });
+    }
+    match key.len() {
+        16 => by_nonce!(Aes128),
+        24 => by_nonce!(Aes192),
+        32 => by_nonce!(Aes256),
+        n => Err(CryptoError::InvalidKeyLength {
+            expected: 32,
+            actual: n,
+        }),
+    }
 }

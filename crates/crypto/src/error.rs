@@ -46,14 +46,14 @@ pub enum CryptoError {
     },
 
     /// A nonce of the wrong size was given.
-    #[error("an AES-GCM nonce must be 12 bytes long, but {actual} bytes were given")]
+    #[error("an AES-GCM nonce (IV) of {actual} bytes is not supported: use 12 bytes (or 8 to 16, 32, 60 or 64)")]
     InvalidNonce {
         /// Length given.
         actual: usize,
     },
 
     /// An authentication tag of the wrong size was given.
-    #[error("an AES-GCM tag must be 16 bytes long, but {actual} bytes were given")]
+    #[error("an AES-GCM tag of {actual} bytes is not supported: use 16 bytes (or 12 to 15)")]
     InvalidTag {
         /// Length given.
         actual: usize,

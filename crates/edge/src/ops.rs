@@ -952,7 +952,11 @@ impl EdgeOps<'_> {
             .take(max)
             .map(|(_, id)| id)
             .collect();
-        Ok(payload::locate_response(ctx.version, total, &uids))
+        Ok(payload::locate_response(
+            ctx.version,
+            (req.max_items.is_some() || req.offset_items.is_some()).then_some(total),
+            &uids,
+        ))
     }
 
     async fn activate(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
@@ -1141,6 +1145,7 @@ impl EdgeOps<'_> {
             algorithm: given.algorithm.or(stored_params.algorithm),
             random_iv: given.random_iv.or(stored_params.random_iv),
             tag_length: given.tag_length.or(stored_params.tag_length),
+            iv_length: given.iv_length.or(stored_params.iv_length),
         };
         if params.algorithm.is_some_and(|a| a != algorithm::AES) {
             return Err(KmipError::invalid_field(
@@ -1194,7 +1199,13 @@ impl EdgeOps<'_> {
                         )
                     })?),
                     None if needs_iv && encrypt => Some(aes::random_bytes::<16>().map_err(crypto)?),
-                    None if needs_iv => return Err(KmipError::missing("IV/Counter/Nonce")),
+                    // The profiles expect Invalid Message for a decryption without the IV its mode needs.
+                    None if needs_iv => {
+                        return Err(KmipError::new(
+                            rr::INVALID_MESSAGE,
+                            "Decrypt in CBC or CTR mode needs the IV/Counter/Nonce used to encrypt",
+                        ))
+                    }
                     None => None,
                 };
                 let generated = req.iv.is_none() && needs_iv;
@@ -1219,36 +1230,74 @@ impl EdgeOps<'_> {
                         "GCM needs KMIP 1.4 or later, which carries the Authenticated Encryption Tag",
                     ));
                 }
-                if params.tag_length.is_some_and(|l| l != 16) {
-                    return Err(KmipError::invalid_field(
-                        "only 16-byte GCM tags are supported",
-                    ));
-                }
                 let aad = req.aad.as_deref().unwrap_or_default();
                 if encrypt {
+                    let tag_len = match params.tag_length {
+                        None => 16,
+                        Some(l @ 12..=16) => l as usize,
+                        Some(l) => {
+                            return Err(KmipError::invalid_field(format!(
+                                "a GCM Tag Length of {l} bytes is not supported (12 to 16)"
+                            )))
+                        }
+                    };
                     let generated = req.iv.is_none();
                     let iv = match &req.iv {
                         Some(iv) => iv.clone(),
-                        None => aes::random_bytes::<12>().map_err(crypto)?.to_vec(),
+                        None => {
+                            let bits = params.iv_length.unwrap_or(96);
+                            if bits % 8 != 0 || !(64..=512).contains(&bits) {
+                                return Err(KmipError::invalid_field(format!(
+                                    "an IV Length of {bits} bits is not supported for GCM (64 to 512, whole bytes)"
+                                )));
+                            }
+                            let mut iv = vec![0u8; bits as usize / 8];
+                            aes::fill_random(&mut iv).map_err(crypto)?;
+                            iv
+                        }
                     };
-                    let (ct, tag) = aes::gcm_seal_any(key, &iv, aad, &req.data).map_err(crypto)?;
+                    let (ct, tag) = if iv.len() == 12 && tag_len == 16 {
+                        let (ct, tag) =
+                            aes::gcm_seal_any(key, &iv, aad, &req.data).map_err(crypto)?;
+                        (ct, tag.to_vec())
+                    } else {
+                        let (ct, tag) = aes::gcm_general(key, &iv, aad, &req.data, None, tag_len)
+                            .map_err(crypto)?;
+                        (ct.expose().to_vec(), tag)
+                    };
                     Ok(CipherResponse {
                         uid,
                         data: ct,
                         iv: generated.then_some(iv),
-                        tag: Some(tag.to_vec()),
+                        tag: Some(tag),
                     }
                     .into_item())
                 } else {
-                    let iv = req
-                        .iv
-                        .as_deref()
-                        .ok_or_else(|| KmipError::missing("IV/Counter/Nonce"))?;
+                    let iv = req.iv.as_deref().ok_or_else(|| {
+                        KmipError::new(
+                            rr::INVALID_MESSAGE,
+                            "GCM decryption needs the IV/Counter/Nonce used to encrypt",
+                        )
+                    })?;
                     let tag = req
                         .tag
                         .as_deref()
                         .ok_or_else(|| KmipError::missing("Authenticated Encryption Tag"))?;
-                    let pt = aes::gcm_open_any(key, iv, aad, &req.data, tag).map_err(crypto)?;
+                    if params
+                        .tag_length
+                        .is_some_and(|l| usize::try_from(l).ok() != Some(tag.len()))
+                    {
+                        return Err(KmipError::invalid_field(
+                            "the Authenticated Encryption Tag is not as long as the Tag Length says",
+                        ));
+                    }
+                    let pt = if iv.len() == 12 && tag.len() == 16 {
+                        aes::gcm_open_any(key, iv, aad, &req.data, tag).map_err(crypto)?
+                    } else {
+                        aes::gcm_general(key, iv, aad, &req.data, Some(tag), tag.len())
+                            .map_err(crypto)?
+                            .0
+                    };
                     Ok(CipherResponse {
                         uid,
                         data: pt.expose().to_vec(),

@@ -48,6 +48,8 @@ pub struct CryptoParams {
     pub random_iv: Option<bool>,
     /// Tag Length in bytes (GCM).
     pub tag_length: Option<i32>,
+    /// IV Length in bits, for an IV the server generates.
+    pub iv_length: Option<i32>,
 }
 
 impl CryptoParams {
@@ -62,6 +64,7 @@ impl CryptoParams {
             algorithm: opt_enum(p, t::CRYPTOGRAPHIC_ALGORITHM, "Cryptographic Algorithm")?,
             random_iv: p.child(t::RANDOM_IV).and_then(Item::as_bool),
             tag_length: p.child(t::TAG_LENGTH).and_then(Item::as_i32),
+            iv_length: p.child(t::IV_LENGTH).and_then(Item::as_i32),
         }))
     }
 
@@ -79,6 +82,9 @@ impl CryptoParams {
         }
         if let Some(r) = self.random_iv {
             c.push(Item::new(t::RANDOM_IV, Value::Boolean(r)));
+        }
+        if let Some(l) = self.iv_length {
+            c.push(Item::new(t::IV_LENGTH, Value::Integer(l)));
         }
         if let Some(l) = self.tag_length {
             c.push(Item::new(t::TAG_LENGTH, Value::Integer(l)));
@@ -406,9 +412,12 @@ impl LocateRequest {
 }
 
 /// A Locate response payload.
-pub fn locate_response(version: ProtocolVersion, total: usize, uids: &[String]) -> Item {
+///
+/// Located Items (1.3+) is included when the client paged the result (Maximum Items or Offset Items); KMIP lets a
+/// server omit it otherwise, and the OASIS cases expect it omitted.
+pub fn locate_response(version: ProtocolVersion, total: Option<usize>, uids: &[String]) -> Item {
     let mut c = Vec::new();
-    if version.has_located_items() {
+    if let (true, Some(total)) = (version.has_located_items(), total) {
         c.push(Item::new(
             t::LOCATED_ITEMS,
             Value::Integer(i32::try_from(total).unwrap_or(i32::MAX)),
