@@ -1335,7 +1335,7 @@ impl OperationHandler for EdgeOps<'_> {
             op::RNG_RETRIEVE => Self::rng_retrieve(payload),
             op::RNG_SEED => Err(KmipError::new(
                 rr::PERMISSION_DENIED,
-                "RNG Seed is refused: the server's generator is seeded by the operating system and takes no client entropy",
+                "RNG Seed is refused by policy: the server's generator is seeded by the operating system and takes no client entropy",
             )),
             op::ADD_ATTRIBUTE | op::MODIFY_ATTRIBUTE | op::DELETE_ATTRIBUTE | op::SET_ATTRIBUTE => {
                 self.edit_attribute(ctx, payload, operation).await

@@ -104,6 +104,8 @@ pub struct RequestBatchItem {
     pub batch_id: Option<Vec<u8>>,
     /// The Request Payload structure (an empty structure if the client sent none).
     pub payload: Item,
+    /// The vendor of a Message Extension marked critical, which this server does not recognise.
+    pub critical_extension: Option<String>,
 }
 
 /// A parsed Request Message.
@@ -130,6 +132,7 @@ impl RequestMessage {
             items: items
                 .into_iter()
                 .map(|(operation, payload)| RequestBatchItem {
+                    critical_extension: None,
                     operation,
                     batch_id: None,
                     payload,
@@ -177,7 +180,18 @@ impl RequestMessage {
                 .child(t::OPERATION)
                 .and_then(Item::as_enum)
                 .ok_or_else(|| invalid("a Batch Item has no Operation"))?;
+            // A Message Extension the server does not recognise is ignored unless the client marked it critical.
+            let critical_extension = b
+                .children_with(t::MESSAGE_EXTENSION)
+                .find(|e| e.child(t::CRITICALITY_INDICATOR).and_then(Item::as_bool) == Some(true))
+                .map(|e| {
+                    e.child(t::VENDOR_IDENTIFICATION)
+                        .and_then(Item::as_text)
+                        .unwrap_or("unnamed vendor")
+                        .to_owned()
+                });
             items.push(RequestBatchItem {
+                critical_extension,
                 operation,
                 batch_id: b
                     .child(t::UNIQUE_BATCH_ITEM_ID)
@@ -315,6 +329,8 @@ pub struct ResponseMessage {
     pub timestamp: i64,
     /// Client Correlation Value echoed back.
     pub client_correlation: Option<String>,
+    /// Server Correlation Value (KMIP 1.4+): this server's identifier of the exchange, for matching logs.
+    pub server_correlation: Option<String>,
     /// Batch items.
     pub items: Vec<ResponseBatchItem>,
 }
@@ -333,6 +349,9 @@ impl ResponseMessage {
         ];
         if let Some(c) = self.client_correlation {
             header.push(Item::new(t::CLIENT_CORRELATION_VALUE, Value::TextString(c)));
+        }
+        if let Some(c) = self.server_correlation {
+            header.push(Item::new(t::SERVER_CORRELATION_VALUE, Value::TextString(c)));
         }
         header.push(Item::new(
             t::BATCH_COUNT,
@@ -397,6 +416,10 @@ impl ResponseMessage {
                 .child(t::CLIENT_CORRELATION_VALUE)
                 .and_then(Item::as_text)
                 .map(str::to_owned),
+            server_correlation: h
+                .child(t::SERVER_CORRELATION_VALUE)
+                .and_then(Item::as_text)
+                .map(str::to_owned),
             items,
         })
     }
@@ -458,12 +481,27 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// A Server Correlation Value: this process's start time and a counter, unique per exchange.
+fn next_correlation_value() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    format!("{start:x}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
 /// The response to a message that could not be parsed at all: one failed item, Invalid Message.
 pub fn error_response(version: ProtocolVersion, error: KmipError) -> Item {
     ResponseMessage {
         version,
         timestamp: now(),
         client_correlation: None,
+        server_correlation: None,
         items: vec![ResponseBatchItem {
             operation: None,
             batch_id: None,
@@ -534,6 +572,11 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
         .max_response_size
         .and_then(|m| usize::try_from(m).ok())
         .map_or(MAX_RESPONSE_BYTES, |m| m.min(MAX_RESPONSE_BYTES));
+    // Server Correlation Value (1.4+): unique per exchange, for matching this server's logs to the client's; sent
+    // when the client correlates too (it sent a Client Correlation Value), as the OASIS cases expect.
+    let server_correlation = (version >= ProtocolVersion::new(1, 4)
+        && message.header.client_correlation.is_some())
+    .then(next_correlation_value);
     let mut ctx = ItemContext {
         version,
         header: message.header.clone(),
@@ -549,6 +592,7 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
             version,
             timestamp: 0,
             client_correlation: message.header.client_correlation.clone(),
+            server_correlation: server_correlation.clone(),
             items: vec![],
         }
         .to_item(),
@@ -570,6 +614,11 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
             Err(KmipError::new(
                 rr::OPERATION_NOT_SUPPORTED,
                 format!("{} is not defined in KMIP {version}", name(b.operation)),
+            ))
+        } else if let Some(vendor) = &b.critical_extension {
+            Err(KmipError::new(
+                rr::FEATURE_NOT_SUPPORTED,
+                format!("Critical Message Extension not recognized (vendor {vendor:?})"),
             ))
         } else {
             handler.handle(&ctx, b.operation, &b.payload).await
@@ -627,6 +676,7 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
         version,
         timestamp: now(),
         client_correlation: message.header.client_correlation,
+        server_correlation,
         items,
     }
     .into_item()

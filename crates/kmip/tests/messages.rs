@@ -22,6 +22,7 @@ fn msg(version: ProtocolVersion, continuation: u32, items: Vec<(u32, Item)>) -> 
             .into_iter()
             .enumerate()
             .map(|(i, (operation, payload))| RequestBatchItem {
+                critical_extension: None,
                 operation,
                 batch_id: Some(vec![i as u8]),
                 payload,
