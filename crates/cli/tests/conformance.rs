@@ -303,6 +303,8 @@ impl Cmp<'_> {
             || tag == t::TIME_STAMP
             || tag == t::RESULT_MESSAGE
             || tag == t::SERVER_CORRELATION_VALUE
+            || tag == t::LEASE_TIME
+            || self.attr_name.as_deref() == Some("Lease Time")
         {
             return Ok(());
         }

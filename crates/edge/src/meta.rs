@@ -68,6 +68,18 @@ pub const LEASE_TIME_SECS: u32 = 3600;
 const RNG_ALGORITHM_DRBG: u32 = 0x03;
 const DRBG_ALGORITHM_CTR: u32 = 0x05;
 
+/// The Usage Limits structure: total, count left, unit.
+pub fn usage_limits_item(total: i64, count: i64, unit: u32) -> Item {
+    Item::structure(
+        t::ATTRIBUTE_VALUE,
+        vec![
+            Item::new(t::USAGE_LIMITS_TOTAL, Value::LongInteger(total)),
+            Item::new(t::USAGE_LIMITS_COUNT, Value::LongInteger(count)),
+            Item::new(t::USAGE_LIMITS_UNIT, Value::Enumeration(unit)),
+        ],
+    )
+}
+
 fn default_object_type() -> u32 {
     object_type::SYMMETRIC_KEY
 }
@@ -214,6 +226,37 @@ impl L4Meta {
             }
         }
         a
+    }
+
+    /// The Usage Limits attribute as (total, count left, unit), if the object has one.
+    pub fn usage_limits(&self) -> Option<(i64, i64, u32)> {
+        let e = self.extra.iter().find(|e| e.name == "Usage Limits")?;
+        let item = hex::decode(&e.value_ttlv)
+            .ok()
+            .and_then(|b| openkcm_ttlv::decode(&b, &openkcm_ttlv::Limits::default()).ok())?;
+        let total = item.child(t::USAGE_LIMITS_TOTAL).and_then(Item::as_i64)?;
+        let count = item
+            .child(t::USAGE_LIMITS_COUNT)
+            .and_then(Item::as_i64)
+            .unwrap_or(total);
+        let unit = item
+            .child(t::USAGE_LIMITS_UNIT)
+            .and_then(Item::as_enum)
+            .unwrap_or(0);
+        Some((total, count, unit))
+    }
+
+    /// Stores Usage Limits with `count` left.
+    pub fn set_usage_limits(&mut self, total: i64, count: i64, unit: u32) {
+        let item = usage_limits_item(total, count, unit);
+        let value_ttlv = hex::encode(openkcm_ttlv::encode(&item));
+        match self.extra.iter_mut().find(|e| e.name == "Usage Limits") {
+            Some(e) => e.value_ttlv = value_ttlv,
+            None => self.extra.push(ExtraAttr {
+                name: "Usage Limits".into(),
+                value_ttlv,
+            }),
+        }
     }
 
     /// A new Pre-Active (or Active) AES key's attributes.

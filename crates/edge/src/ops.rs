@@ -25,6 +25,9 @@ pub const EDGE_OPERATIONS: &[u32] = &[
     op::CREATE,
     op::REGISTER,
     op::REKEY,
+    op::OBTAIN_LEASE,
+    op::CHECK,
+    op::GET_USAGE_ALLOCATION,
     op::MAC,
     op::MAC_VERIFY,
     op::RNG_RETRIEVE,
@@ -43,6 +46,9 @@ pub const EDGE_OPERATIONS: &[u32] = &[
     op::ENCRYPT,
     op::DECRYPT,
 ];
+
+/// Usage Limits Unit: Byte.
+const USAGE_UNIT_BYTE: u32 = 1;
 
 /// Vault record kind of data keys.
 const KIND_L4: &str = "l4";
@@ -189,6 +195,33 @@ impl Edge {
                 e
             }
         })
+    }
+
+    /// Takes `bytes` (Byte unit) or one use (Object unit) from the object's Usage Limits, if it has any; refuses
+    /// with Permission Denied when not enough is left.
+    async fn consume_usage(
+        &self,
+        tenant: &str,
+        service: &str,
+        uid: &str,
+        bytes: usize,
+        what: &str,
+    ) -> Result<(), KmipError> {
+        self.update(tenant, service, uid, |stored, _| {
+            let Some((total, count, unit)) = stored.meta.usage_limits() else {
+                return Ok(());
+            };
+            let amount = if unit == USAGE_UNIT_BYTE { i64::try_from(bytes).unwrap_or(i64::MAX) } else { 1 };
+            if amount > count {
+                return Err(KmipError::new(
+                    rr::PERMISSION_DENIED,
+                    format!("key {uid:?} has used up its Usage Limits ({count} of {total} left, {what} needs {amount})"),
+                ));
+            }
+            stored.meta.set_usage_limits(total, count - amount, unit);
+            Ok(())
+        })
+        .await
     }
 
     fn require_state(
@@ -442,6 +475,10 @@ impl EdgeOps<'_> {
                             .as_datetime()
                             .ok_or_else(|| bad_type("a Date-Time"))?,
                     )
+                }
+                "Usage Limits" => {
+                    let (total, count, unit) = parse_usage_limits(&a.value)?;
+                    meta.set_usage_limits(total, count, unit);
                 }
                 n if SERVER_ONLY.contains(&n) => {
                     return Err(KmipError::invalid_field(format!(
@@ -826,6 +863,95 @@ impl EdgeOps<'_> {
         ))
     }
 
+    /// Obtain Lease: a lease of Lease Time on an object that may be used (not Compromised, Deactivated or
+    /// Destroyed).
+    async fn obtain_lease(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let uid = ctx.uid(payload)?;
+        let stored = self.edge.load(tenant, service, &uid).await?;
+        let s = stored.meta.effective_state(now());
+        if !matches!(s, state::PRE_ACTIVE | state::ACTIVE) {
+            return Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                format!("object {uid:?} is {}; no lease is given", state::name(s)),
+            ));
+        }
+        Ok(Item::structure(
+            t::RESPONSE_PAYLOAD,
+            vec![
+                Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid)),
+                Item::new(t::LEASE_TIME, Value::Interval(crate::meta::LEASE_TIME_SECS)),
+                Item::new(
+                    t::LAST_CHANGE_DATE,
+                    Value::DateTime(stored.meta.last_change_date),
+                ),
+            ],
+        ))
+    }
+
+    /// Check (would the object allow this use?) and Get Usage Allocation (reserve part of its Usage Limits).
+    async fn check_or_allocate(
+        &self,
+        ctx: &ItemContext,
+        payload: &Item,
+        allocate: bool,
+    ) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let uid = ctx.uid(payload)?;
+        let stored = self.edge.load(tenant, service, &uid).await?;
+        let wanted = payload.child(t::USAGE_LIMITS_COUNT).and_then(Item::as_i64);
+        if allocate {
+            let n = wanted.ok_or_else(|| KmipError::missing("Usage Limits Count"))?;
+            if stored.meta.usage_limits().is_none() {
+                return Err(KmipError::new(
+                    rr::PERMISSION_DENIED,
+                    format!("object {uid:?} has no Usage Limits to allocate from"),
+                ));
+            }
+            self.edge
+                .update(tenant, service, &uid, |s, _| {
+                    let (total, count, unit) = s.meta.usage_limits().unwrap_or((0, 0, 0));
+                    if n < 0 || n > count {
+                        return Err(KmipError::new(
+                            rr::PERMISSION_DENIED,
+                            format!("unable to allocate {n}: {count} of {total} left"),
+                        ));
+                    }
+                    s.meta.set_usage_limits(total, count - n, unit);
+                    Ok(())
+                })
+                .await?;
+        } else {
+            if let (Some(n), Some((total, count, _))) = (wanted, stored.meta.usage_limits()) {
+                if n > count {
+                    return Err(KmipError::new(
+                        rr::PERMISSION_DENIED,
+                        format!("Check: {n} exceeds what is left of the Usage Limits ({count} of {total})"),
+                    ));
+                }
+            }
+            if let Some(mask) = payload
+                .child(t::CRYPTOGRAPHIC_USAGE_MASK)
+                .and_then(Item::as_i32)
+            {
+                if mask & !stored.meta.usage_mask != 0 {
+                    return Err(KmipError::new(
+                        rr::PERMISSION_DENIED,
+                        "Check: the object's Cryptographic Usage Mask does not allow that use",
+                    ));
+                }
+            }
+            let s = stored.meta.effective_state(now());
+            if matches!(s, state::DESTROYED | state::DESTROYED_COMPROMISED) {
+                return Err(KmipError::new(
+                    rr::OBJECT_DESTROYED,
+                    format!("object {uid:?} has been destroyed"),
+                ));
+            }
+        }
+        Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
+    }
+
     async fn get(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
@@ -1119,6 +1245,11 @@ impl EdgeOps<'_> {
                 ),
             ));
         }
+        if encrypt && stored.meta.usage_limits().is_some() {
+            self.edge
+                .consume_usage(tenant, service, &uid, req.data.len(), "this encryption")
+                .await?;
+        }
         let material = self.edge.key_of(tenant, service, &uid, &stored).await?;
         // The request's Cryptographic Parameters, completed by those stored with the key (KMIP: the key's
         // attribute supplies what the request leaves out).
@@ -1330,6 +1461,9 @@ impl OperationHandler for EdgeOps<'_> {
             op::CREATE => self.create(payload).await,
             op::REGISTER => self.register(payload).await,
             op::REKEY => self.rekey(ctx, payload).await,
+            op::OBTAIN_LEASE => self.obtain_lease(ctx, payload).await,
+            op::CHECK => self.check_or_allocate(ctx, payload, false).await,
+            op::GET_USAGE_ALLOCATION => self.check_or_allocate(ctx, payload, true).await,
             op::MAC => self.mac(ctx, payload, false).await,
             op::MAC_VERIFY => self.mac(ctx, payload, true).await,
             op::RNG_RETRIEVE => Self::rng_retrieve(payload),
@@ -1409,6 +1543,30 @@ fn check_editable(name: &str) -> Result<(), KmipError> {
         )));
     }
     Ok(())
+}
+
+/// Reads a Usage Limits value: Total (required), Count (defaults to Total), Unit (required).
+fn parse_usage_limits(v: &Item) -> Result<(i64, i64, u32), KmipError> {
+    let total = v
+        .child(t::USAGE_LIMITS_TOTAL)
+        .and_then(Item::as_i64)
+        .ok_or_else(|| {
+            KmipError::invalid_field("Usage Limits needs a Usage Limits Total (Long Integer)")
+        })?;
+    let unit = v
+        .child(t::USAGE_LIMITS_UNIT)
+        .and_then(Item::as_enum)
+        .ok_or_else(|| KmipError::invalid_field("Usage Limits needs a Usage Limits Unit"))?;
+    let count = v
+        .child(t::USAGE_LIMITS_COUNT)
+        .and_then(Item::as_i64)
+        .unwrap_or(total);
+    if total < 0 || count < 0 || count > total {
+        return Err(KmipError::invalid_field(
+            "Usage Limits counts are never negative and the Count never exceeds the Total",
+        ));
+    }
+    Ok((total, count, unit))
 }
 
 fn date_field<'m>(meta: &'m mut L4Meta, name: &str) -> Option<&'m mut Option<i64>> {
@@ -1491,6 +1649,16 @@ fn apply_edit(
                 rr::PERMISSION_DENIED,
                 "Fresh is set by the server after creation",
             ))
+        }
+        "Usage Limits" => {
+            let (total, count, unit) = parse_usage_limits(&a.value)?;
+            match (edit, meta.usage_limits().is_some()) {
+                (Edit::Add, true) => return Err(exists("an attribute")),
+                (Edit::Modify, false) => return Err(missing()),
+                _ => {}
+            }
+            meta.set_usage_limits(total, count, unit);
+            out.value = crate::meta::usage_limits_item(total, count, unit);
         }
         n if date_field(meta, n).is_some() => {
             let v = a

@@ -28,6 +28,7 @@ pub mod operation {
     pub const MODIFY_ATTRIBUTE: u32 = 0x0E;
     pub const DELETE_ATTRIBUTE: u32 = 0x0F;
     pub const OBTAIN_LEASE: u32 = 0x10;
+    pub const GET_USAGE_ALLOCATION: u32 = 0x11;
     pub const SET_ATTRIBUTE: u32 = 0x31;
 
     const NAMES: &[&str] = &[
