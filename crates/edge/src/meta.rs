@@ -42,6 +42,10 @@ pub struct L4Meta {
     /// Original Creation Date (KMIP 1.2): when the object first existed, kept across Re-key.
     #[serde(default)]
     pub original_creation_date: Option<i64>,
+    /// The Key Wrapping Data (TTLV, hex) of a key registered wrapped: Get with Key Wrap Type As Registered wraps
+    /// it the same way again.
+    #[serde(default)]
+    pub registered_wrapping: Option<String>,
     pub state: u32,
     pub names: Vec<String>,
     pub algorithm: u32,
@@ -270,6 +274,7 @@ impl L4Meta {
             fresh: true,
             server_generated: false,
             original_creation_date: Some(now),
+            registered_wrapping: None,
             state: state::PRE_ACTIVE,
             names: Vec::new(),
             algorithm: algorithm::AES,

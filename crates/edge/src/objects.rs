@@ -110,6 +110,87 @@ pub fn digest(object_type: u32, format: Option<u32>, material: &[u8]) -> [u8; 32
     openkcm_crypto::aes::sha256(material)
 }
 
+/// How a key is (to be) wrapped: KMIP Key Wrapping Specification or Key Wrapping Data.
+pub struct WrapSpec {
+    /// The wrapping key.
+    pub kek_uid: String,
+    /// RFC 5649 (AES Key Wrap with Padding) rather than RFC 3394 (NIST Key Wrap).
+    pub padded: bool,
+    /// The Key Wrapping Data to return with the wrapped key.
+    pub data: Item,
+}
+
+/// Block Cipher Mode: AES Key Wrap with Padding (RFC 5649).
+const MODE_KWP: u32 = 0x0C;
+/// Block Cipher Mode: NIST Key Wrap (RFC 3394).
+const MODE_KW: u32 = 0x0D;
+
+/// Reads a Key Wrapping Specification (Get) or Key Wrapping Data (Register): method Encrypt with an AES key
+/// wrap key, no MAC/signature key, Encoding Option No Encoding.
+pub fn parse_wrapping(item: &Item) -> Result<WrapSpec, KmipError> {
+    let unsupported = |m: &str| {
+        KmipError::new(
+            openkcm_kmip::enums::result_reason::FEATURE_NOT_SUPPORTED,
+            m.to_string(),
+        )
+    };
+    let method = item
+        .child(t::WRAPPING_METHOD)
+        .and_then(Item::as_enum)
+        .ok_or_else(|| KmipError::missing("Wrapping Method"))?;
+    if method != 1 {
+        return Err(unsupported(
+            "only the Wrapping Method Encrypt is supported (AES key wrap)",
+        ));
+    }
+    if item.child(t::MAC_SIGNATURE_KEY_INFORMATION).is_some() {
+        return Err(unsupported(
+            "MAC/Signature Key Information is not supported; wrap with Encrypt only",
+        ));
+    }
+    if item
+        .child(t::ENCODING_OPTION)
+        .and_then(Item::as_enum)
+        .is_some_and(|e| e != 1)
+    {
+        return Err(unsupported("only Encoding Option No Encoding is supported"));
+    }
+    let info = item
+        .child(t::ENCRYPTION_KEY_INFORMATION)
+        .ok_or_else(|| KmipError::missing("Encryption Key Information"))?;
+    let kek_uid = info
+        .child(t::UNIQUE_IDENTIFIER)
+        .and_then(Item::as_text)
+        .ok_or_else(|| KmipError::missing("Unique Identifier of the wrapping key"))?
+        .to_owned();
+    let mode = info
+        .child(t::CRYPTOGRAPHIC_PARAMETERS)
+        .and_then(|p| p.child(t::BLOCK_CIPHER_MODE))
+        .and_then(Item::as_enum);
+    let padded = match mode {
+        None | Some(MODE_KW) => false,
+        Some(MODE_KWP) => true,
+        Some(m) => {
+            return Err(unsupported(&format!(
+                "Block Cipher Mode 0x{m:X} cannot wrap keys here; use NIST Key Wrap (RFC 3394) or AES Key Wrap with Padding (RFC 5649)"
+            )))
+        }
+    };
+    // The Key Wrapping Data returned: method, key information and encoding option as given.
+    let mut data = vec![
+        Item::new(t::WRAPPING_METHOD, Value::Enumeration(method)),
+        info.clone(),
+    ];
+    if let Some(e) = item.child(t::ENCODING_OPTION) {
+        data.push(e.clone());
+    }
+    Ok(WrapSpec {
+        kek_uid,
+        padded,
+        data: Item::structure(t::KEY_WRAPPING_DATA, data),
+    })
+}
+
 /// The object of a Register request.
 pub struct Registered {
     /// Object Type.
@@ -124,6 +205,10 @@ pub struct Registered {
     pub key_format: Option<u32>,
     /// Secret Data Type or Opaque Data Type.
     pub data_type: Option<u32>,
+    /// The Key Wrapping Data of a Key Block registered wrapped (then `material` is the wrapped bytes).
+    pub wrapping: Option<Item>,
+    /// Whether the wrapped Key Value came as a structure with Key Material (rather than bare bytes).
+    pub wrapped_in_key_material: bool,
 }
 
 fn key_block_material(block: &Item) -> Result<(Vec<u8>, u32), KmipError> {
@@ -131,12 +216,6 @@ fn key_block_material(block: &Item) -> Result<(Vec<u8>, u32), KmipError> {
         .child(t::KEY_FORMAT_TYPE)
         .and_then(Item::as_enum)
         .ok_or_else(|| KmipError::missing("Key Format Type"))?;
-    if block.child(t::KEY_WRAPPING_DATA).is_some() {
-        return Err(KmipError::new(
-            openkcm_kmip::enums::result_reason::FEATURE_NOT_SUPPORTED,
-            "registering a wrapped Key Block is not supported; register the key unwrapped over this mTLS connection",
-        ));
-    }
     if block.child(t::KEY_COMPRESSION_TYPE).is_some() {
         return Err(KmipError::invalid_field(
             "Key Compression Type applies to elliptic-curve keys only",
@@ -145,6 +224,23 @@ fn key_block_material(block: &Item) -> Result<(Vec<u8>, u32), KmipError> {
     let value = block
         .child(t::KEY_VALUE)
         .ok_or_else(|| KmipError::missing("Key Value"))?;
+    // A wrapped Key Value is the wrapped bytes (No Encoding), directly or as its Key Material.
+    if block.child(t::KEY_WRAPPING_DATA).is_some() {
+        let wrapped = match &value.value {
+            Value::ByteString(b) => Some(b),
+            _ => value.child(t::KEY_MATERIAL).and_then(|m| match &m.value {
+                Value::ByteString(b) => Some(b),
+                _ => None,
+            }),
+        };
+        return match wrapped {
+            Some(b) => Ok((b.clone(), format)),
+            None => Err(KmipError::new(
+                openkcm_kmip::enums::result_reason::FEATURE_NOT_SUPPORTED,
+                "a wrapped Key Value must be the wrapped bytes (Encoding Option No Encoding)",
+            )),
+        };
+    }
     let material = value
         .child(t::KEY_MATERIAL)
         .ok_or_else(|| KmipError::missing("Key Material"))?;
@@ -197,7 +293,7 @@ pub fn parse_register(payload: &Item) -> Result<Registered, KmipError> {
                     )));
                 }
             }
-            if let Some(l) = length {
+            if let (Some(l), false) = (length, block.child(t::KEY_WRAPPING_DATA).is_some()) {
                 if usize::try_from(l).ok() != Some(bytes.len() * 8)
                     && !(algorithm == Some(alg::TRIPLE_DES) && l == 168 && bytes.len() == 24)
                     && !(algorithm == Some(alg::TRIPLE_DES) && l == 112 && bytes.len() == 16)
@@ -216,6 +312,8 @@ pub fn parse_register(payload: &Item) -> Result<Registered, KmipError> {
                 length,
                 key_format: Some(format),
                 data_type: None,
+                wrapping: block.child(t::KEY_WRAPPING_DATA).cloned(),
+                wrapped_in_key_material: block.child(t::KEY_VALUE).is_some_and(|v| v.child(t::KEY_MATERIAL).is_some()),
             })
         }
         object_type::SECRET_DATA => {
@@ -234,6 +332,8 @@ pub fn parse_register(payload: &Item) -> Result<Registered, KmipError> {
                 length: None,
                 key_format: Some(format),
                 data_type: Some(kind),
+                wrapping: block.child(t::KEY_WRAPPING_DATA).cloned(),
+                wrapped_in_key_material: block.child(t::KEY_VALUE).is_some_and(|v| v.child(t::KEY_MATERIAL).is_some()),
             })
         }
         object_type::OPAQUE_OBJECT => {
@@ -255,6 +355,8 @@ pub fn parse_register(payload: &Item) -> Result<Registered, KmipError> {
                 length: None,
                 key_format: None,
                 data_type: Some(kind),
+                wrapping: None,
+                wrapped_in_key_material: false,
             })
         }
         other => Err(KmipError::invalid_field(format!(
@@ -275,9 +377,70 @@ pub fn get_response(
     stored_format: Option<u32>,
     requested_format: Option<u32>,
     data_type: Option<u32>,
+    wrapped: Option<(Vec<u8>, Item, bool)>,
 ) -> Result<Item, KmipError> {
+    let wrapped_block =
+        |format: u32, algorithm: u32, length: i32, wrapped: (Vec<u8>, Item, bool)| {
+            let key_value = if wrapped.2 {
+                Item::structure(
+                    t::KEY_VALUE,
+                    vec![Item::new(t::KEY_MATERIAL, Value::ByteString(wrapped.0))],
+                )
+            } else {
+                Item::new(t::KEY_VALUE, Value::ByteString(wrapped.0))
+            };
+            let mut block = vec![
+                Item::new(t::KEY_FORMAT_TYPE, Value::Enumeration(format)),
+                key_value,
+            ];
+            if algorithm != 0 {
+                block.push(Item::new(
+                    t::CRYPTOGRAPHIC_ALGORITHM,
+                    Value::Enumeration(algorithm),
+                ));
+            }
+            if length != 0 {
+                block.push(Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer(length)));
+            }
+            block.push(wrapped.1);
+            Item::structure(t::KEY_BLOCK, block)
+        };
     let bytes = |tag, b: &[u8]| Item::new(tag, Value::ByteString(b.to_vec()));
     let object = match object_type {
+        object_type::SYMMETRIC_KEY if wrapped.is_some() => {
+            let format = requested_format
+                .or(stored_format)
+                .unwrap_or(key_format_type::RAW);
+            if format != key_format_type::RAW && format != key_format_type::OPAQUE {
+                return Err(KmipError::new(
+                    openkcm_kmip::enums::result_reason::KEY_FORMAT_TYPE_NOT_SUPPORTED,
+                    "a wrapped symmetric key is returned in Raw format",
+                ));
+            }
+            let w = wrapped.ok_or_else(|| KmipError::general("wrapping lost"))?;
+            Item::structure(
+                t::SYMMETRIC_KEY,
+                vec![wrapped_block(format, algorithm, length, w)],
+            )
+        }
+        object_type::SECRET_DATA if wrapped.is_some() => {
+            let w = wrapped.ok_or_else(|| KmipError::general("wrapping lost"))?;
+            Item::structure(
+                t::SECRET_DATA,
+                vec![
+                    Item::new(
+                        t::SECRET_DATA_TYPE,
+                        Value::Enumeration(data_type.unwrap_or(1)),
+                    ),
+                    wrapped_block(stored_format.unwrap_or(key_format_type::OPAQUE), 0, 0, w),
+                ],
+            )
+        }
+        object_type::OPAQUE_OBJECT if wrapped.is_some() => {
+            return Err(KmipError::invalid_field(
+                "an Opaque Object has no Key Block and cannot be wrapped",
+            ))
+        }
         object_type::SYMMETRIC_KEY => {
             let format = requested_format
                 .or(stored_format)

@@ -47,6 +47,9 @@ pub const EDGE_OPERATIONS: &[u32] = &[
     op::DECRYPT,
 ];
 
+/// Key Wrap Type: As Registered.
+const KEY_WRAP_TYPE_AS_REGISTERED: u32 = 2;
+
 /// Usage Limits Unit: Byte.
 const USAGE_UNIT_BYTE: u32 = 1;
 
@@ -330,10 +333,44 @@ impl EdgeOps<'_> {
 
     async fn register(&self, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
-        let reg = objects::parse_register(payload)?;
+        let mut reg = objects::parse_register(payload)?;
+        let registered_wrapping = match reg.wrapping.take() {
+            Some(data) => {
+                // Registered wrapped: unwrap with the caller's key-encryption key so that the key can be used, and
+                // keep how it was wrapped for Get As Registered.
+                let spec = objects::parse_wrapping(&data)?;
+                let kek = self
+                    .wrapping_key(
+                        tenant,
+                        service,
+                        &spec.kek_uid,
+                        usage_mask::WRAP_KEY | usage_mask::UNWRAP_KEY,
+                    )
+                    .await?;
+                reg.material = aes::key_unwrap(kek.expose(), reg.material.expose(), spec.padded)
+                    .map_err(|e| {
+                        KmipError::crypto(format!(
+                            "unwrapping the registered key with {:?} failed: {e}",
+                            spec.kek_uid
+                        ))
+                    })?;
+                // "s:" marks a Key Value that came as a structure holding the Key Material.
+                let form = if reg.wrapped_in_key_material {
+                    "s:"
+                } else {
+                    ""
+                };
+                Some(format!(
+                    "{form}{}",
+                    hex::encode(openkcm_ttlv::encode(&spec.data))
+                ))
+            }
+            None => None,
+        };
         let now = now();
         let mut meta = L4Meta::new_aes(service, now);
         meta.object_type = reg.object_type;
+        meta.registered_wrapping = registered_wrapping;
         meta.key_format = reg.key_format;
         meta.data_type = reg.data_type;
         // Without a Cryptographic Usage Mask a registered object gets none: it can be stored and returned, and
@@ -952,6 +989,37 @@ impl EdgeOps<'_> {
         Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
     }
 
+    /// The material of a key-encryption key of the caller: an Active AES key whose usage mask allows `usage`.
+    async fn wrapping_key(
+        &self,
+        tenant: &str,
+        service: &str,
+        kek_uid: &str,
+        usage: i32,
+    ) -> Result<openkcm_crypto::SecretBytes, KmipError> {
+        let kek = self.edge.load(tenant, service, kek_uid).await?;
+        Edge::require_state(
+            &kek.meta,
+            kek_uid,
+            &[state::ACTIVE],
+            "only an Active key wraps or unwraps keys",
+        )?;
+        if kek.meta.object_type != object_type::SYMMETRIC_KEY
+            || kek.meta.algorithm != algorithm::AES
+        {
+            return Err(KmipError::invalid_field(format!(
+                "wrapping key {kek_uid:?} is not an AES key"
+            )));
+        }
+        if kek.meta.usage_mask & usage == 0 {
+            return Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                format!("key {kek_uid:?} does not allow key wrapping (Cryptographic Usage Mask)"),
+            ));
+        }
+        self.edge.key_of(tenant, service, kek_uid, &kek).await
+    }
+
     async fn get(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
@@ -978,6 +1046,45 @@ impl EdgeOps<'_> {
                 })
                 .await?;
         }
+        // Key Wrapping Specification, or As Registered for a key registered wrapped.
+        let as_registered = stored
+            .meta
+            .registered_wrapping
+            .as_deref()
+            .is_some_and(|h| h.starts_with("s:"));
+        let wrap_item = match payload.child(t::KEY_WRAPPING_SPECIFICATION) {
+            Some(spec) => Some(spec.clone()),
+            None if payload.child(t::KEY_WRAP_TYPE).and_then(Item::as_enum)
+                == Some(KEY_WRAP_TYPE_AS_REGISTERED) =>
+            {
+                stored
+                    .meta
+                    .registered_wrapping
+                    .as_deref()
+                    .and_then(|h| hex::decode(h.trim_start_matches("s:")).ok())
+                    .and_then(|b| openkcm_ttlv::decode(&b, &openkcm_ttlv::Limits::default()).ok())
+            }
+            None => None,
+        };
+        let wrapped = match wrap_item {
+            Some(item) => {
+                let spec = objects::parse_wrapping(&item)?;
+                let kek = self
+                    .wrapping_key(tenant, service, &spec.kek_uid, usage_mask::WRAP_KEY)
+                    .await?;
+                let w =
+                    aes::key_wrap(kek.expose(), material.expose(), spec.padded).map_err(|e| {
+                        KmipError::crypto(format!(
+                            "wrapping {uid:?} under {:?} failed: {e}",
+                            spec.kek_uid
+                        ))
+                    })?;
+                let structured =
+                    payload.child(t::KEY_WRAPPING_SPECIFICATION).is_none() && as_registered;
+                Some((w, spec.data, structured))
+            }
+            None => None,
+        };
         let m = &stored.meta;
         objects::get_response(
             &uid,
@@ -988,6 +1095,7 @@ impl EdgeOps<'_> {
             m.key_format,
             format,
             m.data_type,
+            wrapped,
         )
     }
 

@@ -295,19 +295,20 @@ pub fn key_material(payload: &Item) -> Option<Vec<u8>> {
         .map(<[u8]>::to_vec)
 }
 
-/// The Key Format Type a Get request asks for (Raw when absent).
+/// The Key Format Type a Get request asks for (Raw when absent); a Key Wrapping Specification is refused (for
+/// servers that do not wrap).
 pub fn requested_key_format(payload: &Item) -> Result<u32, KmipError> {
-    Ok(requested_key_format_opt(payload)?.unwrap_or(key_format_type::RAW))
-}
-
-/// The Key Format Type a Get asks for, if any (same refusals as [`requested_key_format`]).
-pub fn requested_key_format_opt(payload: &Item) -> Result<Option<u32>, KmipError> {
     if payload.child(t::KEY_WRAPPING_SPECIFICATION).is_some() {
         return Err(KmipError::new(
             crate::enums::result_reason::FEATURE_NOT_SUPPORTED,
-            "Get with a Key Wrapping Specification is not supported yet",
+            "Get with a Key Wrapping Specification is not supported by this server",
         ));
     }
+    Ok(requested_key_format_opt(payload)?.unwrap_or(key_format_type::RAW))
+}
+
+/// The Key Format Type a Get asks for, if any.
+pub fn requested_key_format_opt(payload: &Item) -> Result<Option<u32>, KmipError> {
     if payload.child(t::KEY_COMPRESSION_TYPE).is_some() {
         return Err(KmipError::new(
             crate::enums::result_reason::FEATURE_NOT_SUPPORTED,
