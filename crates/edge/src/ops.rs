@@ -1474,8 +1474,9 @@ impl EdgeOps<'_> {
                     let tag_len = match params.tag_length {
                         None => 16,
                         Some(l @ 12..=16) => l as usize,
+                        // The GCM profile cases expect General Failure for a tag length GCM does not define.
                         Some(l) => {
-                            return Err(KmipError::invalid_field(format!(
+                            return Err(KmipError::general(format!(
                                 "a GCM Tag Length of {l} bytes is not supported (12 to 16)"
                             )))
                         }

@@ -194,6 +194,14 @@ pub fn requested_names(payload: &Item) -> Result<Vec<String>, KmipError> {
             KmipError::invalid_field("an Attribute Reference names no known attribute")
         })?);
     }
+    for (i, n) in names.iter().enumerate() {
+        if names.iter().skip(i + 1).any(|m| m == n) {
+            return Err(KmipError::new(
+                crate::enums::result_reason::INVALID_MESSAGE,
+                format!("Attribute Name specified more than once: {n}"),
+            ));
+        }
+    }
     Ok(names)
 }
 
