@@ -46,6 +46,9 @@ pub struct L4Meta {
     /// it the same way again.
     #[serde(default)]
     pub registered_wrapping: Option<String>,
+    /// When Locate last handed this object out as a Group Member Default (round robin), in nanoseconds.
+    #[serde(default)]
+    pub last_located_nanos: Option<u64>,
     pub state: u32,
     pub names: Vec<String>,
     pub algorithm: u32,
@@ -125,7 +128,12 @@ impl L4Meta {
                 Value::DateTime(self.original_creation_date.unwrap_or(self.initial_date)),
             ));
         }
-        if at_least(1, 3) && self.server_generated {
+        // A registered key may carry the client's description of its generator (kept with the custom attributes).
+        let client_rng = self
+            .extra
+            .iter()
+            .any(|e| e.name == "Random Number Generator");
+        if at_least(1, 3) && self.server_generated && !client_rng {
             a.push(Attribute::new(
                 "Random Number Generator",
                 Value::Structure(vec![
@@ -275,6 +283,7 @@ impl L4Meta {
             server_generated: false,
             original_creation_date: Some(now),
             registered_wrapping: None,
+            last_located_nanos: None,
             state: state::PRE_ACTIVE,
             names: Vec::new(),
             algorithm: algorithm::AES,

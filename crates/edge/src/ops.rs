@@ -47,6 +47,14 @@ pub const EDGE_OPERATIONS: &[u32] = &[
     op::DECRYPT,
 ];
 
+/// Object Group Member: Group Member Fresh / Group Member Default.
+const GROUP_MEMBER_FRESH: u32 = 1;
+const GROUP_MEMBER_DEFAULT: u32 = 2;
+/// The object group whose fresh members the server makes on demand.
+const DEFAULT_GROUP: &str = "default";
+/// Storage Status Mask: On-line Storage.
+const STORAGE_ONLINE: i32 = 1;
+
 /// Key Wrap Type: As Registered.
 const KEY_WRAP_TYPE_AS_REGISTERED: u32 = 2;
 
@@ -73,7 +81,6 @@ const SERVER_ONLY: &[&str] = &[
     "Original Creation Date",
     "Always Sensitive",
     "Never Extractable",
-    "Random Number Generator",
 ];
 
 /// Standard attributes a key may carry several instances of; every other attribute may appear once.
@@ -313,6 +320,15 @@ impl EdgeOps<'_> {
             (algorithm::AES, None) => 256,
             _ => return Err(KmipError::missing("Cryptographic Length")),
         };
+        if meta
+            .extra
+            .iter()
+            .any(|e| e.name == "Random Number Generator")
+        {
+            return Err(KmipError::invalid_field(
+                "the Random Number Generator of a key the server generates is set by the server",
+            ));
+        }
         let material = objects::generate(alg, len)?;
         meta.server_generated = true;
         meta.algorithm = alg;
@@ -1142,8 +1158,41 @@ impl EdgeOps<'_> {
     async fn locate(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
         let req = LocateRequest::parse(payload)?;
+        let group_member = payload
+            .child(t::OBJECT_GROUP_MEMBER)
+            .and_then(Item::as_enum);
+        // Storage Status Mask: every object here is on-line (bit 1); none is archived.
+        if let Some(mask) = payload.child(t::STORAGE_STATUS_MASK).and_then(Item::as_i32) {
+            if mask & STORAGE_ONLINE == 0 {
+                return Ok(payload::locate_response(ctx.version, Some(0), &[]));
+            }
+        }
         let now = now();
-        let mut found = Vec::new();
+        // Two filters on the same Date-Time attribute are a range (KMIP Locate); other filters match exactly.
+        let mut ranges: Vec<(String, i64, i64)> = Vec::new();
+        let mut exact: Vec<&Attribute> = Vec::new();
+        for want in &req.attributes {
+            let same: Vec<&Attribute> = req
+                .attributes
+                .iter()
+                .filter(|a| a.name == want.name)
+                .collect();
+            match (same.as_slice(), &want.value.value) {
+                ([x, y], Value::DateTime(_)) => {
+                    if !ranges.iter().any(|r| r.0 == want.name) {
+                        let (Some(p), Some(q)) = (x.value.as_datetime(), y.value.as_datetime())
+                        else {
+                            return Err(KmipError::invalid_field(
+                                "a date range needs two Date-Times",
+                            ));
+                        };
+                        ranges.push((want.name.clone(), p.min(q), p.max(q)));
+                    }
+                }
+                _ => exact.push(want),
+            }
+        }
+        let mut found: Vec<(u64, u64, String)> = Vec::new();
         for record in self
             .edge
             .vault
@@ -1159,18 +1208,63 @@ impl EdgeOps<'_> {
             {
                 continue;
             }
-            let attrs = meta.attributes(&record.id, now);
-            let matches = req.attributes.iter().all(|want| {
+            if group_member == Some(GROUP_MEMBER_FRESH) && !meta.fresh {
+                continue;
+            }
+            let attrs = meta.attributes_for(&record.id, now, ctx.version);
+            let matches = exact.iter().all(|want| {
                 attrs
                     .iter()
                     .any(|have| have.name == want.name && have.value.value == want.value.value)
+            }) && ranges.iter().all(|(name, lo, hi)| {
+                attrs.iter().any(|have| {
+                    have.name == *name
+                        && have
+                            .value
+                            .as_datetime()
+                            .is_some_and(|d| (*lo..=*hi).contains(&d))
+                })
             });
             if matches {
-                found.push((meta.created_nanos, record.id));
+                found.push((
+                    meta.created_nanos,
+                    meta.last_located_nanos.unwrap_or(0),
+                    record.id,
+                ));
             }
         }
-        // Newest first, as clients locating by name usually want the latest key.
-        found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        match group_member {
+            // Fresh members in the order they were made; Default members round robin (least recently handed out).
+            Some(GROUP_MEMBER_FRESH) => {
+                found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)))
+            }
+            Some(GROUP_MEMBER_DEFAULT) => found.sort_by(|a, b| {
+                a.1.cmp(&b.1)
+                    .then(a.0.cmp(&b.0))
+                    .then_with(|| a.2.cmp(&b.2))
+            }),
+            // Newest first, as clients locating by name usually want the latest key.
+            _ => found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.cmp(&b.2))),
+        }
+        // The default group always has a fresh member: one is made on demand (an AES-256 key).
+        let in_default_group = req
+            .attributes
+            .iter()
+            .any(|a| a.name == "Object Group" && a.value.as_text() == Some(DEFAULT_GROUP));
+        if found.is_empty() && group_member == Some(GROUP_MEMBER_FRESH) && in_default_group {
+            let mut meta = L4Meta::new_aes(service, now);
+            meta.server_generated = true;
+            meta.extra.push(ExtraAttr {
+                name: "Object Group".into(),
+                value_ttlv: hex::encode(openkcm_ttlv::encode(&Item::new(
+                    t::ATTRIBUTE_VALUE,
+                    Value::TextString(DEFAULT_GROUP.into()),
+                ))),
+            });
+            let material = objects::generate(algorithm::AES, 256)?;
+            let uid = self.store_new(tenant, service, meta, &material).await?;
+            found.push((0, 0, uid));
+        }
         let total = found.len();
         let offset = req
             .offset_items
@@ -1184,8 +1278,22 @@ impl EdgeOps<'_> {
             .into_iter()
             .skip(offset)
             .take(max)
-            .map(|(_, id)| id)
+            .map(|(_, _, id)| id)
             .collect();
+        if group_member == Some(GROUP_MEMBER_DEFAULT) {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+                .unwrap_or(0);
+            for uid in &uids {
+                self.edge
+                    .update(tenant, service, uid, |s, _| {
+                        s.meta.last_located_nanos = Some(stamp);
+                        Ok(())
+                    })
+                    .await?;
+            }
+        }
         Ok(payload::locate_response(
             ctx.version,
             (req.max_items.is_some() || req.offset_items.is_some()).then_some(total),
@@ -1620,6 +1728,7 @@ enum Edit {
 
 /// Attributes a client may never set or change after creation (besides [`SERVER_ONLY`]).
 const READ_ONLY: &[&str] = &[
+    "Random Number Generator",
     "Object Type",
     "Cryptographic Algorithm",
     "Cryptographic Length",
