@@ -678,18 +678,29 @@ fn mark_generated(req: &Node, actual: &Item, b: &mut Bindings) {
         })
         .collect();
     for (i, bi) in actual.children_with(t::BATCH_ITEM).enumerate() {
-        if !matches!(
-            ops.get(i),
-            Some(&"Create") | Some(&"ReKey") | Some(&"DeriveKey") | Some(&"CreateKeyPair")
-        ) {
+        let op = ops.get(i).copied().unwrap_or("");
+        let Some(p) = bi.child(t::RESPONSE_PAYLOAD) else {
             continue;
-        }
-        if let Some(p) = bi.child(t::RESPONSE_PAYLOAD) {
-            for uid in p
-                .children_with(t::UNIQUE_IDENTIFIER)
-                .filter_map(Item::as_text)
-            {
-                b.server_generated.insert(uid.to_string());
+        };
+        for uid in p
+            .children_with(t::UNIQUE_IDENTIFIER)
+            .filter_map(Item::as_text)
+        {
+            // Objects the client registered carry its own bytes; objects it created, re-keyed or derived — or
+            // found with Locate without having registered them (a server-made default-group member, a key an
+            // earlier file of the series created) — carry the server's.
+            let registered = format!("registered:{uid}");
+            match op {
+                "Register" => {
+                    b.server_generated.insert(registered);
+                }
+                "Create" | "ReKey" | "DeriveKey" | "CreateKeyPair" => {
+                    b.server_generated.insert(uid.to_string());
+                }
+                "Locate" if !b.server_generated.contains(&registered) => {
+                    b.server_generated.insert(uid.to_string());
+                }
+                _ => {}
             }
         }
     }

@@ -454,10 +454,15 @@ impl ItemContext {
                 .as_text()
                 .map(str::to_owned)
                 .ok_or_else(|| KmipError::invalid_field("Unique Identifier must be a Text String")),
-            None => self
-                .id_placeholder
-                .clone()
-                .ok_or_else(|| KmipError::missing("Unique Identifier")),
+            None => match self.id_placeholder.as_deref() {
+                // A Locate earlier in the batch found nothing: the item has no object to act on.
+                Some("") => Err(KmipError::new(
+                    crate::enums::result_reason::ITEM_NOT_FOUND,
+                    "no object: the Locate before this item (the ID Placeholder) found none",
+                )),
+                Some(uid) => Ok(uid.to_owned()),
+                None => Err(KmipError::missing("Unique Identifier")),
+            },
         }
     }
 }
@@ -631,6 +636,8 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
                 .child(t::UNIQUE_IDENTIFIER)
                 .and_then(Item::as_text)
                 .map(str::to_owned)
+                // A Locate that found nothing leaves an empty placeholder (later items fail with Item Not Found).
+                .or_else(|| (b.operation == crate::enums::operation::LOCATE).then(String::new))
                 .or(ctx.id_placeholder.take()),
             Err(_) => None,
         };
