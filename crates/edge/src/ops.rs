@@ -1461,6 +1461,30 @@ impl EdgeOps<'_> {
                 ),
             ));
         }
+        // Protect Stop Date: no new protection after it; Process Start Date: no processing before it.
+        let date_of = |name: &str| {
+            stored
+                .meta
+                .extra
+                .iter()
+                .find(|e| e.name == name)
+                .and_then(|e| hex::decode(&e.value_ttlv).ok())
+                .and_then(|b| openkcm_ttlv::decode(&b, &openkcm_ttlv::Limits::default()).ok())
+                .and_then(|i| i.as_datetime())
+        };
+        let now_s = now();
+        if encrypt && date_of("Protect Stop Date").is_some_and(|d| now_s > d) {
+            return Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                format!("key {uid:?} is past its Protect Stop Date: it no longer encrypts"),
+            ));
+        }
+        if !encrypt && date_of("Process Start Date").is_some_and(|d| now_s < d) {
+            return Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                format!("key {uid:?} is before its Process Start Date: it does not decrypt yet"),
+            ));
+        }
         if encrypt && stored.meta.usage_limits().is_some() {
             self.edge
                 .consume_usage(tenant, service, &uid, req.data.len(), "this encryption")
