@@ -634,3 +634,14 @@ mod key_wrap_tests {
         assert!(key_wrap(&kek, b"seven b", false).is_err());
     }
 }
+
+/// SHA-2 digest (`bits` 256, 384 or 512); `None` for another size.
+pub fn sha2(bits: u32, data: &[u8]) -> Option<Vec<u8>> {
+    let alg = match bits {
+        256 => &aws_lc_rs::digest::SHA256,
+        384 => &aws_lc_rs::digest::SHA384,
+        512 => &aws_lc_rs::digest::SHA512,
+        _ => return None,
+    };
+    Some(aws_lc_rs::digest::digest(alg, data).as_ref().to_vec())
+}

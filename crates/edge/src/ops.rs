@@ -25,6 +25,8 @@ pub const EDGE_OPERATIONS: &[u32] = &[
     op::CREATE,
     op::REGISTER,
     op::REKEY,
+    op::DERIVE_KEY,
+    op::HASH,
     op::OBTAIN_LEASE,
     op::CHECK,
     op::GET_USAGE_ALLOCATION,
@@ -54,6 +56,19 @@ const GROUP_MEMBER_DEFAULT: u32 = 2;
 const DEFAULT_GROUP: &str = "default";
 /// Storage Status Mask: On-line Storage.
 const STORAGE_ONLINE: i32 = 1;
+
+/// Derivation Method: HASH.
+const DERIVATION_HASH: u32 = 0x05;
+
+/// The SHA-2 size of a Hashing Algorithm value (SHA-256 6, SHA-384 7, SHA-512 8).
+fn sha2_by_enum(alg: u32) -> Option<u32> {
+    match alg {
+        6 => Some(256),
+        7 => Some(384),
+        8 => Some(512),
+        _ => None,
+    }
+}
 
 /// Key Wrap Type: As Registered.
 const KEY_WRAP_TYPE_AS_REGISTERED: u32 = 2;
@@ -856,11 +871,21 @@ impl EdgeOps<'_> {
                 ),
             ));
         }
+        // The MAC algorithm: the request's Cryptographic Parameters, else those stored with the key, else the
+        // key's own algorithm (an HMAC key).
         let params = CryptoParams::parse(payload)?.unwrap_or_default();
-        let alg = match stored.meta.algorithm {
-            0 => params.algorithm.unwrap_or(0),
-            a => a,
-        };
+        let stored_alg = stored
+            .meta
+            .extra
+            .iter()
+            .find(|e| e.name == "Cryptographic Parameters")
+            .and_then(|e| hex::decode(&e.value_ttlv).ok())
+            .and_then(|b| openkcm_ttlv::decode(&b, &openkcm_ttlv::Limits::default()).ok())
+            .and_then(|v| v.child(t::CRYPTOGRAPHIC_ALGORITHM).and_then(Item::as_enum));
+        let alg = params
+            .algorithm
+            .or(stored_alg)
+            .unwrap_or(stored.meta.algorithm);
         let bits = match alg {
             objects::alg::HMAC_SHA256 => 256,
             objects::alg::HMAC_SHA384 => 384,
@@ -1034,6 +1059,113 @@ impl EdgeOps<'_> {
             ));
         }
         self.edge.key_of(tenant, service, kek_uid, &kek).await
+    }
+
+    /// Hash (KMIP 1.2): SHA-256, SHA-384 or SHA-512 of the Data; older hashes are refused by policy.
+    fn hash(payload: &Item) -> Result<Item, KmipError> {
+        let alg = payload
+            .child(t::CRYPTOGRAPHIC_PARAMETERS)
+            .and_then(|p| p.child(t::HASHING_ALGORITHM))
+            .and_then(Item::as_enum)
+            .ok_or_else(|| {
+                KmipError::missing("Hashing Algorithm (in the Cryptographic Parameters)")
+            })?;
+        let data = payload
+            .child(t::DATA)
+            .and_then(Item::as_bytes)
+            .ok_or_else(|| KmipError::missing("Data"))?;
+        let digest = sha2_by_enum(alg)
+            .and_then(|bits| aes::sha2(bits, data))
+            .ok_or_else(|| {
+                KmipError::crypto(format!(
+                "Hashing Algorithm 0x{alg:X} is refused by policy: use SHA-256, SHA-384 or SHA-512"
+            ))
+            })?;
+        Ok(Item::structure(
+            t::RESPONSE_PAYLOAD,
+            vec![Item::new(t::DATA, Value::ByteString(digest))],
+        ))
+    }
+
+    /// Derive Key with the HASH method: the new key is the SHA-2 digest of the base key's material, truncated to
+    /// the requested Cryptographic Length.
+    async fn derive_key(&self, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let ot = payload
+            .child(t::OBJECT_TYPE)
+            .and_then(Item::as_enum)
+            .ok_or_else(|| KmipError::missing("Object Type"))?;
+        if ot != object_type::SYMMETRIC_KEY {
+            return Err(KmipError::invalid_field(
+                "Derive Key makes symmetric keys only",
+            ));
+        }
+        let bases: Vec<&str> = payload
+            .children_with(t::UNIQUE_IDENTIFIER)
+            .filter_map(Item::as_text)
+            .collect();
+        let [base] = bases.as_slice() else {
+            return Err(KmipError::invalid_field(
+                "the HASH derivation takes exactly one base key (Unique Identifier)",
+            ));
+        };
+        let method = payload
+            .child(t::DERIVATION_METHOD)
+            .and_then(Item::as_enum)
+            .ok_or_else(|| KmipError::missing("Derivation Method"))?;
+        if method != DERIVATION_HASH {
+            return Err(KmipError::new(
+                rr::FEATURE_NOT_SUPPORTED,
+                format!("Derivation Method 0x{method:X} is not supported; use HASH"),
+            ));
+        }
+        let hash = payload
+            .child(t::DERIVATION_PARAMETERS)
+            .and_then(|p| p.child(t::CRYPTOGRAPHIC_PARAMETERS))
+            .and_then(|p| p.child(t::HASHING_ALGORITHM))
+            .and_then(Item::as_enum)
+            .ok_or_else(|| {
+                KmipError::missing("Hashing Algorithm (in the Derivation Parameters)")
+            })?;
+        let bits = sha2_by_enum(hash).ok_or_else(|| {
+            KmipError::crypto(format!("Hashing Algorithm 0x{hash:X} is refused by policy: use SHA-256, SHA-384 or SHA-512"))
+        })?;
+        let stored = self.edge.load(tenant, service, base).await?;
+        Edge::require_state(
+            &stored.meta,
+            base,
+            &[state::ACTIVE],
+            "only an Active key derives keys",
+        )?;
+        if stored.meta.usage_mask & usage_mask::DERIVE_KEY == 0 {
+            return Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                format!("key {base:?} does not allow Derive Key (Cryptographic Usage Mask)"),
+            ));
+        }
+        let now = now();
+        let mut meta = L4Meta::new_aes(service, now);
+        let (alg, len) = Self::client_attributes(payload, &mut meta, now)?;
+        let alg = alg.ok_or_else(|| KmipError::missing("Cryptographic Algorithm"))?;
+        let len = len.ok_or_else(|| KmipError::missing("Cryptographic Length"))?;
+        let n = objects::key_bytes(alg, len)?;
+        let material = self.edge.key_of(tenant, service, base, &stored).await?;
+        let mut digest =
+            aes::sha2(bits, material.expose()).ok_or_else(|| KmipError::general("hash failed"))?;
+        drop(material);
+        if n > digest.len() {
+            zeroize::Zeroize::zeroize(&mut digest);
+            return Err(KmipError::invalid_field(format!(
+                "a {len}-bit key cannot be derived from a {bits}-bit hash"
+            )));
+        }
+        digest.truncate(n);
+        let derived = openkcm_crypto::SecretBytes::new(digest);
+        meta.algorithm = alg;
+        meta.length = len;
+        let uid = self.store_new(tenant, service, meta, &derived).await?;
+        tracing::info!(tenant, service, base, uid, "derived key");
+        Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
     }
 
     async fn get(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
@@ -1702,6 +1834,8 @@ impl OperationHandler for EdgeOps<'_> {
             op::CREATE => self.create(payload).await,
             op::REGISTER => self.register(payload).await,
             op::REKEY => self.rekey(ctx, payload).await,
+            op::HASH => Self::hash(payload),
+            op::DERIVE_KEY => self.derive_key(payload).await,
             op::OBTAIN_LEASE => self.obtain_lease(ctx, payload).await,
             op::CHECK => self.check_or_allocate(ctx, payload, false).await,
             op::GET_USAGE_ALLOCATION => self.check_or_allocate(ctx, payload, true).await,

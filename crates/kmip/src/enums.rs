@@ -24,6 +24,7 @@ pub mod operation {
     pub const RNG_RETRIEVE: u32 = 0x25;
     pub const RNG_SEED: u32 = 0x26;
     pub const HASH: u32 = 0x27;
+    pub const DERIVE_KEY: u32 = 0x05;
     pub const ADD_ATTRIBUTE: u32 = 0x0D;
     pub const MODIFY_ATTRIBUTE: u32 = 0x0E;
     pub const DELETE_ATTRIBUTE: u32 = 0x0F;
@@ -249,4 +250,5 @@ pub mod usage_mask {
     pub const UNWRAP_KEY: i32 = 0x20;
     pub const MAC_GENERATE: i32 = 0x80;
     pub const MAC_VERIFY: i32 = 0x100;
+    pub const DERIVE_KEY: i32 = 0x200;
 }
