@@ -44,6 +44,10 @@ pub struct DevArgs {
     /// that does not exist yet (development convenience; services are otherwise created at start, `default`).
     #[arg(long, env = "OPENKCM_AUTO_PROVISION_SERVICES")]
     auto_provision_services: bool,
+    /// Allow Encrypt and Decrypt with legacy algorithms (Triple DES). Off by default: such keys can be created,
+    /// registered and fetched, but cryptographic operations with them are refused by policy.
+    #[arg(long, env = "OPENKCM_LEGACY_CRYPTO")]
+    legacy_crypto: bool,
     /// Edge vault backend.
     #[arg(long, env = "OPENKCM_EDGE_VAULT", value_enum, default_value = "sqlite")]
     edge_vault: VaultKind,
@@ -318,7 +322,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         tls::client_config(&edge_files)?,
         args.core_connections,
     );
-    let edge = Arc::new(Edge::new(vault, CoreLink::new(pool)));
+    let edge =
+        Arc::new(Edge::new(vault, CoreLink::new(pool)).with_legacy_crypto(args.legacy_crypto));
+    if args.legacy_crypto {
+        tracing::warn!("legacy_crypto is on: Encrypt and Decrypt accept Triple DES keys; use it only to read old data");
+    }
     let edge_listener = TcpListener::bind(&edge_addr_arg)
         .await
         .with_context(|| format!("cannot listen on {}", edge_addr_arg))?;

@@ -29,6 +29,7 @@
 pub mod aes;
 mod envelope;
 mod error;
+pub mod legacy;
 mod locked;
 mod secret;
 

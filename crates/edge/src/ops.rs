@@ -111,6 +111,8 @@ const MULTI_VALUED: &[&str] = &[
 pub struct Edge {
     vault: Arc<dyn KeyStore>,
     core: CoreLink,
+    /// Whether Encrypt/Decrypt may use legacy algorithms (Triple DES).
+    legacy_crypto: bool,
 }
 
 fn now() -> i64 {
@@ -134,7 +136,18 @@ struct Stored {
 impl Edge {
     /// An edge over `vault`, reaching the Core through `core`.
     pub fn new(vault: Arc<dyn KeyStore>, core: CoreLink) -> Self {
-        Self { vault, core }
+        Self {
+            vault,
+            core,
+            legacy_crypto: false,
+        }
+    }
+
+    /// Allows (or not) Encrypt and Decrypt with Triple DES keys. Off by default: legacy algorithms are only for
+    /// reading data older systems wrote.
+    pub fn with_legacy_crypto(mut self, enabled: bool) -> Self {
+        self.legacy_crypto = enabled;
+        self
     }
 
     async fn load(&self, tenant: &str, service: &str, uid: &str) -> Result<Stored, KmipError> {
@@ -1549,6 +1562,73 @@ impl EdgeOps<'_> {
         Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
     }
 
+    /// Triple DES Encrypt/Decrypt (ECB or CBC, PKCS5 or no padding), only with `legacy_crypto`.
+    fn tdes(
+        &self,
+        uid: String,
+        params: &CryptoParams,
+        req: &CipherRequest,
+        key: &[u8],
+        encrypt: bool,
+    ) -> Result<Item, KmipError> {
+        let mode = params.mode.unwrap_or(bcm::CBC);
+        if mode != bcm::CBC && mode != bcm::ECB {
+            return Err(KmipError::invalid_field(
+                "Triple DES supports ECB and CBC only",
+            ));
+        }
+        let pkcs5 = match params.padding {
+            Some(padding_method::PKCS5) => true,
+            Some(padding_method::NONE) => false,
+            None => mode == bcm::CBC,
+            Some(other) => {
+                return Err(KmipError::invalid_field(format!(
+                    "Padding Method 0x{other:X} is not supported for Triple DES; use None or PKCS5"
+                )))
+            }
+        };
+        let iv: Option<[u8; 8]> = match (&req.iv, mode) {
+            (Some(_), bcm::ECB) => {
+                return Err(KmipError::invalid_field("ECB takes no IV/Counter/Nonce"))
+            }
+            (Some(iv), _) => Some(
+                iv.as_slice()
+                    .try_into()
+                    .map_err(|_| KmipError::invalid_field("a Triple DES IV is 8 bytes"))?,
+            ),
+            (None, bcm::CBC) if encrypt => {
+                let mut iv = [0u8; 8];
+                aes::fill_random(&mut iv).map_err(|e| KmipError::crypto(e.to_string()))?;
+                Some(iv)
+            }
+            (None, bcm::CBC) => {
+                return Err(KmipError::new(
+                    rr::INVALID_MESSAGE,
+                    "Decrypt in CBC mode needs the IV/Counter/Nonce used to encrypt",
+                ))
+            }
+            (None, _) => None,
+        };
+        let out = openkcm_crypto::legacy::tdes_crypt(key, iv.as_ref(), pkcs5, &req.data, encrypt)
+            .map_err(|e| match e {
+            openkcm_crypto::CryptoError::InvalidCiphertextLength { .. } => {
+                KmipError::invalid_field(e.to_string())
+            }
+            other => KmipError::crypto(other.to_string()),
+        })?;
+        Ok(CipherResponse {
+            uid,
+            data: out.expose().to_vec(),
+            iv: if encrypt && req.iv.is_none() {
+                iv.map(|v| v.to_vec())
+            } else {
+                None
+            },
+            tag: None,
+        }
+        .into_item())
+    }
+
     async fn cipher(
         &self,
         ctx: &ItemContext,
@@ -1650,10 +1730,34 @@ impl EdgeOps<'_> {
             tag_length: given.tag_length.or(stored_params.tag_length),
             iv_length: given.iv_length.or(stored_params.iv_length),
         };
-        if params.algorithm.is_some_and(|a| a != algorithm::AES) {
-            return Err(KmipError::invalid_field(
-                "only AES is supported for Encrypt and Decrypt",
+        if stored.meta.object_type != object_type::SYMMETRIC_KEY {
+            return Err(KmipError::new(
+                rr::ILLEGAL_OPERATION,
+                format!("object {uid:?} is not a symmetric key"),
             ));
+        }
+        if params.algorithm.is_some_and(|a| a != stored.meta.algorithm) {
+            return Err(KmipError::invalid_field(
+                "the Cryptographic Algorithm of the parameters is not the key's",
+            ));
+        }
+        match stored.meta.algorithm {
+            algorithm::AES => {}
+            objects::alg::TRIPLE_DES if self.edge.legacy_crypto => {
+                return self.tdes(uid, &params, &req, material.expose(), encrypt);
+            }
+            objects::alg::TRIPLE_DES => {
+                return Err(KmipError::crypto(format!(
+                    "key {uid:?} is a Triple DES key: Encrypt and Decrypt with legacy algorithms are refused by \
+                     policy (legacy_crypto is off; the operator can enable it)"
+                )))
+            }
+            other => {
+                return Err(KmipError::crypto(format!(
+                    "key {uid:?} has algorithm 0x{other:X}: Encrypt and Decrypt use AES (and, with legacy_crypto, \
+                     Triple DES) only; this algorithm is refused by policy"
+                )))
+            }
         }
         // Default mode: GCM where the protocol can carry its tag (1.4+), else CBC with PKCS5 padding.
         let mode = params.mode.unwrap_or(if ctx.version.has_aead_fields() {
