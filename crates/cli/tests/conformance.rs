@@ -605,6 +605,10 @@ async fn run_pairs(
             Err(e) => return (fail(format!("request: {e}")), i, total),
         };
         collect_datetimes(&item, &mut b.client_dates);
+        // A new stream (Init Indicator) gets a new Correlation Value, though the files reuse the placeholder name.
+        if contains_tag(&item, t::INIT_INDICATOR) {
+            b.values.remove("CORRELATION_VALUE");
+        }
         let actual = match client.call(&item).await {
             Ok(a) => a,
             Err(e) => return (fail(format!("transport: {e}")), i, total),
@@ -651,6 +655,10 @@ fn collapse_attribute_names(n: &mut Node) {
     for c in &mut n.children {
         collapse_attribute_names(c);
     }
+}
+
+fn contains_tag(item: &Item, tag: u32) -> bool {
+    item.tag == tag || item.children().iter().any(|c| contains_tag(c, tag))
 }
 
 /// Date-Times the client sent in the requests of this file so far.

@@ -113,6 +113,8 @@ pub struct Edge {
     core: CoreLink,
     /// Whether Encrypt/Decrypt may use legacy algorithms (Triple DES).
     legacy_crypto: bool,
+    /// Streamed Encrypt/Decrypt operations in progress, by Correlation Value.
+    streams: std::sync::Mutex<std::collections::HashMap<Vec<u8>, StreamState>>,
 }
 
 fn now() -> i64 {
@@ -140,6 +142,7 @@ impl Edge {
             vault,
             core,
             legacy_crypto: false,
+            streams: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -1765,160 +1768,194 @@ impl EdgeOps<'_> {
         } else {
             bcm::CBC
         });
-        let crypto = |e: openkcm_crypto::CryptoError| match e {
-            openkcm_crypto::CryptoError::InvalidNonce { .. }
-            | openkcm_crypto::CryptoError::InvalidTag { .. }
-            | openkcm_crypto::CryptoError::InvalidCiphertextLength { .. } => {
-                KmipError::invalid_field(e.to_string())
-            }
-            other => KmipError::crypto(other.to_string()),
-        };
         let key = material.expose();
-        match mode {
-            bcm::CBC | bcm::ECB | bcm::CTR => {
-                let aes_mode = match mode {
-                    bcm::CBC => aes::AesMode::Cbc,
-                    bcm::ECB => aes::AesMode::Ecb,
-                    _ => aes::AesMode::Ctr,
-                };
-                // CBC without a Padding Method keeps this server's default (PKCS5); ECB and CTR default to none.
-                let pkcs7 = match params.padding {
-                    Some(padding_method::PKCS5) => true,
-                    Some(padding_method::NONE) => false,
-                    None => mode == bcm::CBC,
-                    Some(other) => {
-                        return Err(KmipError::invalid_field(format!(
-                            "Padding Method 0x{other:X} is not supported for AES; use None or PKCS5"
+        let init = payload.child(t::INIT_INDICATOR).and_then(Item::as_bool) == Some(true);
+        let last = payload.child(t::FINAL_INDICATOR).and_then(Item::as_bool) == Some(true);
+        let correlation = payload
+            .child(t::CORRELATION_VALUE)
+            .and_then(Item::as_bytes)
+            .map(<[u8]>::to_vec);
+        if init || correlation.is_some() {
+            let stream = StreamRequest {
+                init,
+                last,
+                correlation,
+            };
+            return self.edge.stream(
+                tenant,
+                service,
+                uid,
+                ctx.version,
+                &params,
+                mode,
+                key,
+                req,
+                encrypt,
+                stream,
+            );
+        }
+        Ok(aes_once(ctx.version, &params, mode, key, &req, encrypt, uid)?.into_item())
+    }
+}
+
+/// One AES Encrypt or Decrypt of a whole message.
+fn aes_once(
+    version: openkcm_kmip::ProtocolVersion,
+    params: &CryptoParams,
+    mode: u32,
+    key: &[u8],
+    req: &CipherRequest,
+    encrypt: bool,
+    uid: String,
+) -> Result<CipherResponse, KmipError> {
+    let crypto = |e: openkcm_crypto::CryptoError| match e {
+        openkcm_crypto::CryptoError::InvalidNonce { .. }
+        | openkcm_crypto::CryptoError::InvalidTag { .. }
+        | openkcm_crypto::CryptoError::InvalidCiphertextLength { .. } => {
+            KmipError::invalid_field(e.to_string())
+        }
+        other => KmipError::crypto(other.to_string()),
+    };
+    match mode {
+        bcm::CBC | bcm::ECB | bcm::CTR => {
+            let aes_mode = match mode {
+                bcm::CBC => aes::AesMode::Cbc,
+                bcm::ECB => aes::AesMode::Ecb,
+                _ => aes::AesMode::Ctr,
+            };
+            // CBC without a Padding Method keeps this server's default (PKCS5); ECB and CTR default to none.
+            let pkcs7 = match params.padding {
+                Some(padding_method::PKCS5) => true,
+                Some(padding_method::NONE) => false,
+                None => mode == bcm::CBC,
+                Some(other) => {
+                    return Err(KmipError::invalid_field(format!(
+                        "Padding Method 0x{other:X} is not supported for AES; use None or PKCS5"
+                    )))
+                }
+            };
+            if pkcs7 && mode == bcm::CTR {
+                return Err(KmipError::invalid_field("CTR mode takes no padding"));
+            }
+            let needs_iv = mode != bcm::ECB;
+            let iv: Option<[u8; 16]> = match &req.iv {
+                Some(_) if !needs_iv => {
+                    return Err(KmipError::invalid_field("ECB takes no IV/Counter/Nonce"))
+                }
+                Some(iv) => Some(iv.as_slice().try_into().map_err(|_| {
+                    KmipError::invalid_field(
+                        "the IV/Counter/Nonce must be 16 bytes for AES CBC and CTR",
+                    )
+                })?),
+                None if needs_iv && encrypt => Some(aes::random_bytes::<16>().map_err(crypto)?),
+                // The profiles expect Invalid Message for a decryption without the IV its mode needs.
+                None if needs_iv => {
+                    return Err(KmipError::new(
+                        rr::INVALID_MESSAGE,
+                        "Decrypt in CBC or CTR mode needs the IV/Counter/Nonce used to encrypt",
+                    ))
+                }
+                None => None,
+            };
+            let generated = req.iv.is_none() && needs_iv;
+            let out = aes::aes_crypt(key, aes_mode, pkcs7, iv.as_ref(), &req.data, encrypt)
+                .map_err(crypto)?;
+            Ok(CipherResponse {
+                uid,
+                data: out.expose().to_vec(),
+                iv: if encrypt && generated {
+                    iv.map(|v| v.to_vec())
+                } else {
+                    None
+                },
+                tag: None,
+            })
+        }
+        bcm::GCM => {
+            if !version.has_aead_fields() {
+                return Err(KmipError::new(
+                    rr::FEATURE_NOT_SUPPORTED,
+                    "GCM needs KMIP 1.4 or later, which carries the Authenticated Encryption Tag",
+                ));
+            }
+            let aad = req.aad.as_deref().unwrap_or_default();
+            if encrypt {
+                let tag_len = match params.tag_length {
+                    None => 16,
+                    Some(l @ 12..=16) => l as usize,
+                    // The GCM profile cases expect General Failure for a tag length GCM does not define.
+                    Some(l) => {
+                        return Err(KmipError::general(format!(
+                            "a GCM Tag Length of {l} bytes is not supported (12 to 16)"
                         )))
                     }
                 };
-                if pkcs7 && mode == bcm::CTR {
-                    return Err(KmipError::invalid_field("CTR mode takes no padding"));
-                }
-                let needs_iv = mode != bcm::ECB;
-                let iv: Option<[u8; 16]> = match &req.iv {
-                    Some(_) if !needs_iv => {
-                        return Err(KmipError::invalid_field("ECB takes no IV/Counter/Nonce"))
-                    }
-                    Some(iv) => Some(iv.as_slice().try_into().map_err(|_| {
-                        KmipError::invalid_field(
-                            "the IV/Counter/Nonce must be 16 bytes for AES CBC and CTR",
-                        )
-                    })?),
-                    None if needs_iv && encrypt => Some(aes::random_bytes::<16>().map_err(crypto)?),
-                    // The profiles expect Invalid Message for a decryption without the IV its mode needs.
-                    None if needs_iv => {
-                        return Err(KmipError::new(
-                            rr::INVALID_MESSAGE,
-                            "Decrypt in CBC or CTR mode needs the IV/Counter/Nonce used to encrypt",
-                        ))
-                    }
-                    None => None,
-                };
-                let generated = req.iv.is_none() && needs_iv;
-                let out = aes::aes_crypt(key, aes_mode, pkcs7, iv.as_ref(), &req.data, encrypt)
-                    .map_err(crypto)?;
-                Ok(CipherResponse {
-                    uid,
-                    data: out.expose().to_vec(),
-                    iv: if encrypt && generated {
-                        iv.map(|v| v.to_vec())
-                    } else {
-                        None
-                    },
-                    tag: None,
-                }
-                .into_item())
-            }
-            bcm::GCM => {
-                if !ctx.version.has_aead_fields() {
-                    return Err(KmipError::new(
-                        rr::FEATURE_NOT_SUPPORTED,
-                        "GCM needs KMIP 1.4 or later, which carries the Authenticated Encryption Tag",
-                    ));
-                }
-                let aad = req.aad.as_deref().unwrap_or_default();
-                if encrypt {
-                    let tag_len = match params.tag_length {
-                        None => 16,
-                        Some(l @ 12..=16) => l as usize,
-                        // The GCM profile cases expect General Failure for a tag length GCM does not define.
-                        Some(l) => {
-                            return Err(KmipError::general(format!(
-                                "a GCM Tag Length of {l} bytes is not supported (12 to 16)"
-                            )))
-                        }
-                    };
-                    let generated = req.iv.is_none();
-                    let iv = match &req.iv {
-                        Some(iv) => iv.clone(),
-                        None => {
-                            let bits = params.iv_length.unwrap_or(96);
-                            if bits % 8 != 0 || !(64..=512).contains(&bits) {
-                                return Err(KmipError::invalid_field(format!(
+                let generated = req.iv.is_none();
+                let iv = match &req.iv {
+                    Some(iv) => iv.clone(),
+                    None => {
+                        let bits = params.iv_length.unwrap_or(96);
+                        if bits % 8 != 0 || !(64..=512).contains(&bits) {
+                            return Err(KmipError::invalid_field(format!(
                                     "an IV Length of {bits} bits is not supported for GCM (64 to 512, whole bytes)"
                                 )));
-                            }
-                            let mut iv = vec![0u8; bits as usize / 8];
-                            aes::fill_random(&mut iv).map_err(crypto)?;
-                            iv
                         }
-                    };
-                    let (ct, tag) = if iv.len() == 12 && tag_len == 16 {
-                        let (ct, tag) =
-                            aes::gcm_seal_any(key, &iv, aad, &req.data).map_err(crypto)?;
-                        (ct, tag.to_vec())
-                    } else {
-                        let (ct, tag) = aes::gcm_general(key, &iv, aad, &req.data, None, tag_len)
-                            .map_err(crypto)?;
-                        (ct.expose().to_vec(), tag)
-                    };
-                    Ok(CipherResponse {
-                        uid,
-                        data: ct,
-                        iv: generated.then_some(iv),
-                        tag: Some(tag),
+                        let mut iv = vec![0u8; bits as usize / 8];
+                        aes::fill_random(&mut iv).map_err(crypto)?;
+                        iv
                     }
-                    .into_item())
+                };
+                let (ct, tag) = if iv.len() == 12 && tag_len == 16 {
+                    let (ct, tag) = aes::gcm_seal_any(key, &iv, aad, &req.data).map_err(crypto)?;
+                    (ct, tag.to_vec())
                 } else {
-                    let iv = req.iv.as_deref().ok_or_else(|| {
-                        KmipError::new(
-                            rr::INVALID_MESSAGE,
-                            "GCM decryption needs the IV/Counter/Nonce used to encrypt",
-                        )
-                    })?;
-                    let tag = req
-                        .tag
-                        .as_deref()
-                        .ok_or_else(|| KmipError::missing("Authenticated Encryption Tag"))?;
-                    if params
-                        .tag_length
-                        .is_some_and(|l| usize::try_from(l).ok() != Some(tag.len()))
-                    {
-                        return Err(KmipError::invalid_field(
-                            "the Authenticated Encryption Tag is not as long as the Tag Length says",
-                        ));
-                    }
-                    let pt = if iv.len() == 12 && tag.len() == 16 {
-                        aes::gcm_open_any(key, iv, aad, &req.data, tag).map_err(crypto)?
-                    } else {
-                        aes::gcm_general(key, iv, aad, &req.data, Some(tag), tag.len())
-                            .map_err(crypto)?
-                            .0
-                    };
-                    Ok(CipherResponse {
-                        uid,
-                        data: pt.expose().to_vec(),
-                        iv: None,
-                        tag: None,
-                    }
-                    .into_item())
+                    let (ct, tag) = aes::gcm_general(key, &iv, aad, &req.data, None, tag_len)
+                        .map_err(crypto)?;
+                    (ct.expose().to_vec(), tag)
+                };
+                Ok(CipherResponse {
+                    uid,
+                    data: ct,
+                    iv: generated.then_some(iv),
+                    tag: Some(tag),
+                })
+            } else {
+                let iv = req.iv.as_deref().ok_or_else(|| {
+                    KmipError::new(
+                        rr::INVALID_MESSAGE,
+                        "GCM decryption needs the IV/Counter/Nonce used to encrypt",
+                    )
+                })?;
+                let tag = req
+                    .tag
+                    .as_deref()
+                    .ok_or_else(|| KmipError::missing("Authenticated Encryption Tag"))?;
+                if params
+                    .tag_length
+                    .is_some_and(|l| usize::try_from(l).ok() != Some(tag.len()))
+                {
+                    return Err(KmipError::invalid_field(
+                        "the Authenticated Encryption Tag is not as long as the Tag Length says",
+                    ));
                 }
+                let pt = if iv.len() == 12 && tag.len() == 16 {
+                    aes::gcm_open_any(key, iv, aad, &req.data, tag).map_err(crypto)?
+                } else {
+                    aes::gcm_general(key, iv, aad, &req.data, Some(tag), tag.len())
+                        .map_err(crypto)?
+                        .0
+                };
+                Ok(CipherResponse {
+                    uid,
+                    data: pt.expose().to_vec(),
+                    iv: None,
+                    tag: None,
+                })
             }
-            other => Err(KmipError::invalid_field(format!(
-                "block cipher mode 0x{other:X} is not supported; use ECB, CBC, CTR or GCM"
-            ))),
         }
+        other => Err(KmipError::invalid_field(format!(
+            "block cipher mode 0x{other:X} is not supported; use ECB, CBC, CTR or GCM"
+        ))),
     }
 }
 
@@ -2270,4 +2307,227 @@ fn delete_attr(
     }
     meta.last_change_date = now;
     Ok(deleted)
+}
+
+/// The streaming fields of an Encrypt/Decrypt request (KMIP 1.3+).
+pub(crate) struct StreamRequest {
+    init: bool,
+    last: bool,
+    correlation: Option<Vec<u8>>,
+}
+
+/// A streamed Encrypt/Decrypt in progress: what the client sent so far and how much output it already has.
+struct StreamState {
+    tenant: String,
+    service: String,
+    uid: String,
+    encrypt: bool,
+    params: CryptoParams,
+    mode: u32,
+    iv: Option<Vec<u8>>,
+    iv_generated: bool,
+    aad: Option<Vec<u8>>,
+    data: Vec<u8>,
+    emitted: usize,
+    started: std::time::Instant,
+}
+
+impl Drop for StreamState {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.data);
+    }
+}
+
+/// Bytes one stream may carry in total.
+const STREAM_MAX_BYTES: usize = 1 << 20;
+/// Streams one identity may have open at once.
+const STREAMS_PER_IDENTITY: usize = 32;
+/// A stream not finished within this time is dropped.
+const STREAM_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Edge {
+    /// One step of a streamed Encrypt/Decrypt: Init starts a stream (answered with a Correlation Value), later
+    /// requests name it; each answer carries the output the data so far allows (whole blocks for ECB/CBC, all of it
+    /// for CTR and GCM encryption; GCM decryption releases plaintext only once the tag verifies), Final finishes.
+    #[allow(clippy::too_many_arguments)]
+    fn stream(
+        &self,
+        tenant: &str,
+        service: &str,
+        uid: String,
+        version: openkcm_kmip::ProtocolVersion,
+        params: &CryptoParams,
+        mode: u32,
+        key: &[u8],
+        req: CipherRequest,
+        encrypt: bool,
+        s: StreamRequest,
+    ) -> Result<Item, KmipError> {
+        let mut streams = self
+            .streams
+            .lock()
+            .map_err(|_| KmipError::general("stream table unavailable"))?;
+        streams.retain(|_, st| st.started.elapsed() < STREAM_TTL);
+        let (id, mut st) = if s.init {
+            let open = streams
+                .values()
+                .filter(|st| st.tenant == tenant && st.service == service)
+                .count();
+            if open >= STREAMS_PER_IDENTITY {
+                return Err(KmipError::new(
+                    rr::PERMISSION_DENIED,
+                    format!("at most {STREAMS_PER_IDENTITY} streamed operations may be open at once; finish one first"),
+                ));
+            }
+            // The IV is fixed at the start (client's, or made now for encryption).
+            let (iv, iv_generated) = match (&req.iv, mode) {
+                (Some(iv), _) => (Some(iv.clone()), false),
+                (None, bcm::ECB) => (None, false),
+                (None, bcm::GCM) if encrypt => {
+                    let mut iv = vec![0u8; 12];
+                    aes::fill_random(&mut iv).map_err(|e| KmipError::crypto(e.to_string()))?;
+                    (Some(iv), true)
+                }
+                (None, _) if encrypt => {
+                    let mut iv = vec![0u8; 16];
+                    aes::fill_random(&mut iv).map_err(|e| KmipError::crypto(e.to_string()))?;
+                    (Some(iv), true)
+                }
+                (None, _) => return Err(KmipError::new(
+                    rr::INVALID_MESSAGE,
+                    "a streamed decryption in this mode needs the IV/Counter/Nonce used to encrypt",
+                )),
+            };
+            let mut id = vec![0u8; 16];
+            aes::fill_random(&mut id).map_err(|e| KmipError::crypto(e.to_string()))?;
+            let st = StreamState {
+                tenant: tenant.into(),
+                service: service.into(),
+                uid: uid.clone(),
+                encrypt,
+                params: params.clone(),
+                mode,
+                iv,
+                iv_generated,
+                aad: req.aad.clone(),
+                data: Vec::new(),
+                emitted: 0,
+                started: std::time::Instant::now(),
+            };
+            (id, st)
+        } else {
+            let id = s.correlation.clone().unwrap_or_default();
+            let st = streams.remove(&id).ok_or_else(|| {
+                KmipError::invalid_field("the Correlation Value names no open streamed operation")
+            })?;
+            if st.tenant != tenant
+                || st.service != service
+                || st.uid != uid
+                || st.encrypt != encrypt
+            {
+                // Put it back: another caller's stream is not touched by a mismatched request.
+                let owner_ok = st.tenant == tenant && st.service == service;
+                streams.insert(id, st);
+                return Err(KmipError::invalid_field(if owner_ok {
+                    "the Correlation Value belongs to a stream of another key or operation"
+                } else {
+                    "the Correlation Value names no open streamed operation"
+                }));
+            }
+            (id, st)
+        };
+        if st.data.len() + req.data.len() > STREAM_MAX_BYTES {
+            return Err(KmipError::invalid_field(format!(
+                "a streamed operation carries at most {STREAM_MAX_BYTES} bytes"
+            )));
+        }
+        st.data.extend_from_slice(&req.data);
+        let whole = |data: Vec<u8>, tag: Option<Vec<u8>>, params: &CryptoParams| CipherRequest {
+            uid: None,
+            params: Some(params.clone()),
+            data,
+            iv: st.iv.clone(),
+            aad: st.aad.clone(),
+            tag,
+        };
+        let (out, tag) = if s.last {
+            let r = aes_once(
+                version,
+                &st.params,
+                st.mode,
+                key,
+                &whole(st.data.clone(), req.tag.clone(), &st.params),
+                st.encrypt,
+                uid.clone(),
+            )?;
+            (r.data, r.tag)
+        } else {
+            // Output the prefix that is already final.
+            let block = 16;
+            let ready = match (st.mode, st.encrypt) {
+                (bcm::ECB | bcm::CBC, true) => st.data.len() / block * block,
+                // Decryption with padding keeps the last block back: it may hold the padding.
+                (bcm::ECB | bcm::CBC, false) => st.data.len().saturating_sub(1) / block * block,
+                (bcm::GCM, false) => 0,
+                _ => st.data.len(),
+            };
+            if ready <= st.emitted {
+                (Vec::new(), None)
+            } else {
+                let mut unpadded = st.params.clone();
+                unpadded.padding = Some(padding_method::NONE);
+                let prefix = st.data.get(..ready).unwrap_or_default().to_vec();
+                let r = if st.mode == bcm::GCM {
+                    aes_once(
+                        version,
+                        &st.params,
+                        st.mode,
+                        key,
+                        &whole(prefix, None, &st.params),
+                        true,
+                        uid.clone(),
+                    )?
+                } else {
+                    aes_once(
+                        version,
+                        &unpadded,
+                        st.mode,
+                        key,
+                        &whole(prefix, None, &unpadded),
+                        st.encrypt,
+                        uid.clone(),
+                    )?
+                };
+                (r.data, None)
+            }
+        };
+        let fresh = out.get(st.emitted..).unwrap_or_default().to_vec();
+        st.emitted = st.emitted.max(out.len());
+        let mut children = vec![Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid))];
+        if !fresh.is_empty() {
+            children.push(Item::new(t::DATA, Value::ByteString(fresh)));
+        }
+        if s.init && st.iv_generated {
+            if let Some(iv) = &st.iv {
+                children.push(Item::new(
+                    t::IV_COUNTER_NONCE,
+                    Value::ByteString(iv.clone()),
+                ));
+            }
+        }
+        if !s.last {
+            children.push(Item::new(
+                t::CORRELATION_VALUE,
+                Value::ByteString(id.clone()),
+            ));
+            streams.insert(id, st);
+        }
+        if let Some(tag) = tag {
+            children.push(Item::new(
+                t::AUTHENTICATED_ENCRYPTION_TAG,
+                Value::ByteString(tag),
+            ));
+        }
+        Ok(Item::structure(t::RESPONSE_PAYLOAD, children))
+    }
 }

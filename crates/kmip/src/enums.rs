@@ -31,6 +31,18 @@ pub mod operation {
     pub const OBTAIN_LEASE: u32 = 0x10;
     pub const GET_USAGE_ALLOCATION: u32 = 0x11;
     pub const SET_ATTRIBUTE: u32 = 0x31;
+    /// KMIP 2.1.
+    pub const SET_DEFAULTS: u32 = 0x36;
+    /// KMIP 2.1.
+    pub const SET_CONSTRAINTS: u32 = 0x37;
+    /// KMIP 2.1.
+    pub const GET_CONSTRAINTS: u32 = 0x38;
+    /// KMIP 2.1.
+    pub const QUERY_ASYNCHRONOUS_REQUESTS: u32 = 0x39;
+    /// KMIP 2.1.
+    pub const PROCESS: u32 = 0x3A;
+    /// KMIP 2.1.
+    pub const PING: u32 = 0x3B;
 
     const NAMES: &[&str] = &[
         "Create",
@@ -86,6 +98,12 @@ pub mod operation {
         "PKCS#11",
         "Interop",
         "Re-Provision",
+        "Set Defaults",
+        "Set Constraints",
+        "Get Constraints",
+        "Query Asynchronous Requests",
+        "Process",
+        "Ping",
     ];
 
     /// The operation's name, for logs and errors.
@@ -105,9 +123,32 @@ pub mod operation {
             0x1F..=0x29 => V::new(1, 2),
             0x2A..=0x2B => V::new(1, 4),
             0x2C..=0x35 => V::new(2, 0),
+            0x36..=0x3B => V::new(2, 1),
             _ => return None,
         })
     }
+}
+
+/// Unique Identifier enumeration (KMIP 2.x): a request's Unique Identifier naming an object by how an earlier
+/// item of the same batch produced it.
+pub mod unique_identifier {
+    pub const ID_PLACEHOLDER: u32 = 0x01;
+    pub const CERTIFY: u32 = 0x02;
+    pub const CREATE: u32 = 0x03;
+    pub const CREATE_KEY_PAIR: u32 = 0x04;
+    pub const CREATE_KEY_PAIR_PRIVATE_KEY: u32 = 0x05;
+    pub const CREATE_KEY_PAIR_PUBLIC_KEY: u32 = 0x06;
+    pub const CREATE_SPLIT_KEY: u32 = 0x07;
+    pub const DERIVE_KEY: u32 = 0x08;
+    pub const IMPORT: u32 = 0x09;
+    pub const JOIN_SPLIT_KEY: u32 = 0x0A;
+    pub const LOCATE: u32 = 0x0B;
+    pub const REGISTER: u32 = 0x0C;
+    pub const REKEY: u32 = 0x0D;
+    pub const RECERTIFY: u32 = 0x0E;
+    pub const REKEY_KEY_PAIR: u32 = 0x0F;
+    pub const REKEY_KEY_PAIR_PRIVATE_KEY: u32 = 0x10;
+    pub const REKEY_KEY_PAIR_PUBLIC_KEY: u32 = 0x11;
 }
 
 /// Result Status enumeration.
@@ -135,6 +176,27 @@ pub mod result_reason {
     pub const WRONG_KEY_LIFECYCLE_STATE: u32 = 0x43;
     /// KMIP 2.0: the object has been destroyed.
     pub const OBJECT_DESTROYED: u32 = 0x36;
+    /// KMIP 2.0: an attribute value the server does not accept.
+    pub const INVALID_ATTRIBUTE_VALUE: u32 = 0x2D;
+    /// KMIP 2.1: the Object Group named does not exist.
+    pub const UNKNOWN_OBJECT_GROUP: u32 = 0x4A;
+    /// KMIP 2.1: a value breaks a constraint set with Set Constraints.
+    pub const CONSTRAINT_VIOLATION: u32 = 0x4B;
+    /// KMIP 2.1: a Process request for an asynchronous request already being processed.
+    pub const DUPLICATE_PROCESS_REQUEST: u32 = 0x4C;
+
+    /// The protocol version that introduced `reason` (1.0 for the reasons of every version).
+    pub fn introduced_in(reason: u32) -> crate::ProtocolVersion {
+        use crate::ProtocolVersion as V;
+        match reason {
+            0x12 => V::new(1, 1),
+            0x13..=0x15 => V::new(1, 2),
+            0x16..=0x18 => V::new(1, 4),
+            0x19..=0x49 => V::new(2, 0),
+            0x4A..=0x4C => V::new(2, 1),
+            _ => V::new(1, 0),
+        }
+    }
 
     /// The reason's name, for messages.
     pub fn name(reason: u32) -> &'static str {
@@ -154,6 +216,10 @@ pub mod result_reason {
             GENERAL_FAILURE => "General Failure",
             WRONG_KEY_LIFECYCLE_STATE => "Wrong Key Lifecycle State",
             OBJECT_DESTROYED => "Object Destroyed",
+            INVALID_ATTRIBUTE_VALUE => "Invalid Attribute Value",
+            UNKNOWN_OBJECT_GROUP => "Unknown Object Group",
+            CONSTRAINT_VIOLATION => "Constraint Violation",
+            DUPLICATE_PROCESS_REQUEST => "Duplicate Process Request",
             _ => "Operation Failed",
         }
     }

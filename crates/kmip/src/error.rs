@@ -49,7 +49,7 @@ impl KmipError {
             ),
         )
     }
-    /// Wrong lifecycle state (KMIP 2.0 reason; mapped to Permission Denied for 1.x clients).
+    /// Wrong lifecycle state (KMIP 2.x reason; mapped to Permission Denied for 1.x clients).
     pub fn wrong_state(message: impl Into<String>) -> Self {
         Self::new(rr::WRONG_KEY_LIFECYCLE_STATE, message)
     }
@@ -62,15 +62,29 @@ impl KmipError {
         Self::new(rr::GENERAL_FAILURE, message)
     }
 
-    /// The reason as it may be sent to a client speaking `version`: KMIP 1.x defines only reasons up to 0x18
-    /// and General Failure, so 2.x-only reasons are mapped to their closest 1.x equivalent.
+    /// The reason as it may be sent to a client speaking `version`. A reason is sent as it is to every client
+    /// whose version defines it: the 2.x reasons to every 2.x client (2.1 ones to 2.1 clients only), the 1.x
+    /// reasons (up to 0x18, and General Failure) to every client. Otherwise it is mapped to the closest reason the
+    /// client's version has: a 2.1-only reason first to its 2.0 equivalent, and a 2.x reason for a 1.x client to
+    /// its 1.x equivalent.
     pub fn reason_for(&self, version: ProtocolVersion) -> u32 {
-        if version.major >= 2 || self.reason <= 0x18 || self.reason == rr::GENERAL_FAILURE {
-            return self.reason;
+        let mut reason = self.reason;
+        if version < ProtocolVersion::new(2, 1)
+            && rr::introduced_in(reason) >= ProtocolVersion::new(2, 1)
+        {
+            reason = match reason {
+                rr::UNKNOWN_OBJECT_GROUP => rr::ITEM_NOT_FOUND,
+                rr::CONSTRAINT_VIOLATION => rr::INVALID_ATTRIBUTE_VALUE,
+                _ => rr::GENERAL_FAILURE,
+            };
         }
-        match self.reason {
+        if version.major >= 2 || reason <= 0x18 || reason == rr::GENERAL_FAILURE {
+            return reason;
+        }
+        match reason {
             rr::WRONG_KEY_LIFECYCLE_STATE => rr::PERMISSION_DENIED,
             rr::OBJECT_DESTROYED => rr::ITEM_NOT_FOUND,
+            rr::INVALID_ATTRIBUTE_VALUE => rr::INVALID_FIELD,
             _ => rr::GENERAL_FAILURE,
         }
     }

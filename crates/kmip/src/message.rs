@@ -72,6 +72,7 @@ impl std::fmt::Display for ProtocolVersion {
 
 /// The versions this server speaks, most preferred first.
 pub const SUPPORTED_VERSIONS: &[ProtocolVersion] = &[
+    ProtocolVersion::new(2, 1),
     ProtocolVersion::new(2, 0),
     ProtocolVersion::new(1, 4),
     ProtocolVersion::new(1, 3),

@@ -125,7 +125,17 @@ impl CipherRequest {
                 ),
             },
             params: CryptoParams::parse(payload)?,
-            data: opt_bytes(payload, t::DATA, "Data")?.ok_or_else(|| KmipError::missing("Data"))?,
+            // A streamed request (Init/Final Indicator, Correlation Value) may carry no Data.
+            data: match opt_bytes(payload, t::DATA, "Data")? {
+                Some(d) => d,
+                None if [t::INIT_INDICATOR, t::FINAL_INDICATOR, t::CORRELATION_VALUE]
+                    .iter()
+                    .any(|tag| payload.child(*tag).is_some()) =>
+                {
+                    Vec::new()
+                }
+                None => return Err(KmipError::missing("Data")),
+            },
             iv: opt_bytes(payload, t::IV_COUNTER_NONCE, "IV/Counter/Nonce")?,
             aad: opt_bytes(
                 payload,
