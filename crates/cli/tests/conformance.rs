@@ -147,6 +147,9 @@ struct Bindings {
     client_dates: HashSet<i64>,
     /// The latest value of each leaf field seen in a response.
     last_by_tag: HashMap<u32, Value>,
+    /// Time compression of a file that waits for a near-future date ($NOW+N, N ≤ 600 s): offsets are divided by
+    /// it and the recorded pauses between messages are replayed divided by it (1 otherwise).
+    time_scale: i64,
 }
 
 fn now_secs() -> i64 {
@@ -221,7 +224,10 @@ fn placeholder_item(node: &Node, b: &Bindings) -> Result<Item, String> {
             rest.parse()
                 .map_err(|_| format!("bad time placeholder {v}"))?
         };
-        return Ok(Item::new(tag, Value::DateTime(now_secs() + offset)));
+        return Ok(Item::new(
+            tag,
+            Value::DateTime(now_secs() + offset / b.time_scale.max(1)),
+        ));
     }
     let name = v.trim_start_matches('$');
     // Some files write the recorded value in a response and a placeholder in the next request: an unbound
@@ -575,6 +581,7 @@ async fn run_file(
     let unsupported = unsupported_reason(&name, &doc.messages);
     let mut b = Bindings {
         server_generated: std::mem::take(generated),
+        time_scale: if waits_for_near_future(&text) { 60 } else { 1 },
         ..Bindings::default()
     };
     let outcome = run_pairs(&pairs, &name, unsupported, dev, service, &mut b).await;
@@ -592,7 +599,21 @@ async fn run_pairs(
 ) -> (Outcome, usize, usize) {
     let total = pairs.len();
     let mut client = client_for(dev, service).await;
+    let mut last_stamp: Option<i64> = None;
     for (i, (req, resp)) in pairs.iter().enumerate() {
+        // Replay the pause the recorded run made before this exchange (time-compressed files only).
+        if b.time_scale > 1 {
+            if let Some(stamp) = resp.and_then(recorded_timestamp) {
+                if let Some(prev) = last_stamp {
+                    let gap = (stamp - prev).max(0) / b.time_scale;
+                    if gap > 0 {
+                        tokio::time::sleep(std::time::Duration::from_secs(gap.min(5) as u64 + 1))
+                            .await;
+                    }
+                }
+                last_stamp = Some(stamp);
+            }
+        }
         let step = i + 1;
         let fail = |why: String| -> Outcome {
             match &unsupported {
@@ -655,6 +676,24 @@ fn collapse_attribute_names(n: &mut Node) {
     for c in &mut n.children {
         collapse_attribute_names(c);
     }
+}
+
+/// The Time Stamp a recorded response carries (None for `$NOW`).
+fn recorded_timestamp(resp: &Node) -> Option<i64> {
+    let header = resp.children.iter().find(|c| c.name == "ResponseHeader")?;
+    let ts = header.children.iter().find(|c| c.name == "TimeStamp")?;
+    xml::parse_datetime(ts.value.as_deref()?).ok()
+}
+
+/// Whether a file waits for a date a few minutes ahead ($NOW+N with N ≤ 600 s in a request).
+fn waits_for_near_future(text: &str) -> bool {
+    text.match_indices("$NOW+").any(|(i, _)| {
+        let digits: String = text[i + 5..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse::<i64>().is_ok_and(|n| n <= 600)
+    })
 }
 
 fn contains_tag(item: &Item, tag: u32) -> bool {

@@ -25,6 +25,12 @@ pub mod operation {
     pub const RNG_SEED: u32 = 0x26;
     pub const HASH: u32 = 0x27;
     pub const DERIVE_KEY: u32 = 0x05;
+    pub const CERTIFY: u32 = 0x06;
+    pub const RECERTIFY: u32 = 0x07;
+    pub const REKEY_KEY_PAIR: u32 = 0x1D;
+    pub const CREATE_SPLIT_KEY: u32 = 0x28;
+    pub const JOIN_SPLIT_KEY: u32 = 0x29;
+    pub const IMPORT: u32 = 0x2A;
     pub const ADD_ATTRIBUTE: u32 = 0x0D;
     pub const MODIFY_ATTRIBUTE: u32 = 0x0E;
     pub const DELETE_ATTRIBUTE: u32 = 0x0F;

@@ -517,6 +517,98 @@ pub fn error_response(version: ProtocolVersion, error: KmipError) -> Item {
     .into_item()
 }
 
+/// KMIP 2.x lets a request name its object by a Unique Identifier enumeration instead of a Text String: ID
+/// Placeholder, or the operation of an earlier item of the same batch whose returned identifier is meant (Create,
+/// Register, Locate, Re-key …; the most recent such item that succeeded). Returns the payload with the reference
+/// resolved: ID Placeholder becomes an absent Unique Identifier (the handlers' ID Placeholder rule), the others the
+/// identifier that item returned. KMIP 1.x payloads, and Text String identifiers, are returned unchanged.
+fn resolve_uid_reference<'p>(
+    version: ProtocolVersion,
+    payload: &'p Item,
+    produced: &[(u32, Item)],
+) -> Result<std::borrow::Cow<'p, Item>, KmipError> {
+    use crate::enums::{operation as op, unique_identifier as u};
+    use std::borrow::Cow;
+    let Some(uid) = payload.child(t::UNIQUE_IDENTIFIER) else {
+        return Ok(Cow::Borrowed(payload));
+    };
+    let reference = match &uid.value {
+        Value::Enumeration(e) if version.is_v2() => *e,
+        Value::Integer(_) if version.is_v2() => {
+            return Err(KmipError::new(
+                rr::FEATURE_NOT_SUPPORTED,
+                "a Unique Identifier of type Integer is not supported by this server; send the identifier (Text \
+                 String) or a Unique Identifier enumeration such as ID Placeholder",
+            ))
+        }
+        _ => return Ok(Cow::Borrowed(payload)),
+    };
+    let rewrite = |replacement: Option<Item>| {
+        let mut p = payload.clone();
+        if let Value::Structure(children) = &mut p.value {
+            let pos = children.iter().position(|c| c.tag == t::UNIQUE_IDENTIFIER);
+            match (pos, replacement) {
+                (Some(i), Some(r)) => {
+                    if let Some(slot) = children.get_mut(i) {
+                        *slot = r;
+                    }
+                }
+                (Some(i), None) => {
+                    children.remove(i);
+                }
+                (None, _) => {}
+            }
+        }
+        Cow::Owned(p)
+    };
+    if reference == u::ID_PLACEHOLDER {
+        return Ok(rewrite(None));
+    }
+    let (operation, field) = match reference {
+        u::CERTIFY => (op::CERTIFY, t::UNIQUE_IDENTIFIER),
+        u::CREATE => (op::CREATE, t::UNIQUE_IDENTIFIER),
+        u::CREATE_KEY_PAIR => (op::CREATE_KEY_PAIR, t::UNIQUE_IDENTIFIER),
+        u::CREATE_KEY_PAIR_PRIVATE_KEY => (op::CREATE_KEY_PAIR, t::PRIVATE_KEY_UNIQUE_IDENTIFIER),
+        u::CREATE_KEY_PAIR_PUBLIC_KEY => (op::CREATE_KEY_PAIR, t::PUBLIC_KEY_UNIQUE_IDENTIFIER),
+        u::CREATE_SPLIT_KEY => (op::CREATE_SPLIT_KEY, t::UNIQUE_IDENTIFIER),
+        u::DERIVE_KEY => (op::DERIVE_KEY, t::UNIQUE_IDENTIFIER),
+        u::IMPORT => (op::IMPORT, t::UNIQUE_IDENTIFIER),
+        u::JOIN_SPLIT_KEY => (op::JOIN_SPLIT_KEY, t::UNIQUE_IDENTIFIER),
+        u::LOCATE => (op::LOCATE, t::UNIQUE_IDENTIFIER),
+        u::REGISTER => (op::REGISTER, t::UNIQUE_IDENTIFIER),
+        u::REKEY => (op::REKEY, t::UNIQUE_IDENTIFIER),
+        u::RECERTIFY => (op::RECERTIFY, t::UNIQUE_IDENTIFIER),
+        u::REKEY_KEY_PAIR => (op::REKEY_KEY_PAIR, t::UNIQUE_IDENTIFIER),
+        u::REKEY_KEY_PAIR_PRIVATE_KEY => (op::REKEY_KEY_PAIR, t::PRIVATE_KEY_UNIQUE_IDENTIFIER),
+        u::REKEY_KEY_PAIR_PUBLIC_KEY => (op::REKEY_KEY_PAIR, t::PUBLIC_KEY_UNIQUE_IDENTIFIER),
+        other => {
+            return Err(KmipError::invalid_field(format!(
+                "Unique Identifier enumeration value 0x{other:X} is not defined"
+            )))
+        }
+    };
+    let found = produced
+        .iter()
+        .rev()
+        .find(|(o, _)| *o == operation)
+        .and_then(|(_, ids)| ids.child(field))
+        .and_then(Item::as_text)
+        .ok_or_else(|| {
+            KmipError::new(
+                rr::ITEM_NOT_FOUND,
+                format!(
+                    "the Unique Identifier refers to the object an earlier {} of this batch returned, and no \
+                     earlier item returned one",
+                    crate::enums::operation::name(operation)
+                ),
+            )
+        })?;
+    Ok(rewrite(Some(Item::new(
+        t::UNIQUE_IDENTIFIER,
+        Value::TextString(found.to_owned()),
+    ))))
+}
+
 /// Largest response this server sends, whatever the client allows (8 MiB): a small request cannot make the server
 /// build an unbounded reply.
 pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
@@ -589,6 +681,8 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
         id_placeholder: None,
     };
     let mut items: Vec<ResponseBatchItem> = Vec::with_capacity(message.items.len().min(1024));
+    // The identifiers earlier items returned, for 2.x Unique Identifier enumerations (Create, Register …).
+    let mut produced: Vec<(u32, Item)> = Vec::new();
     // Bytes of response built so far: checked after every item, so a batch cannot make the server build (or
     // compute) far more than it will ever send.
     // Bytes of the response so far, header included: every answer counts, so the response message never grows
@@ -627,9 +721,33 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
                 format!("Critical Message Extension not recognized (vendor {vendor:?})"),
             ))
         } else {
-            handler.handle(&ctx, b.operation, &b.payload).await
+            match resolve_uid_reference(version, &b.payload, &produced) {
+                Ok(std::borrow::Cow::Borrowed(p)) => handler.handle(&ctx, b.operation, p).await,
+                Ok(std::borrow::Cow::Owned(p)) => handler.handle(&ctx, b.operation, &p).await,
+                Err(e) => Err(e),
+            }
         };
         let failed = result.is_err();
+        if let Ok(payload) = &result {
+            if version.is_v2() && produced.len() < 1024 {
+                let ids: Vec<Item> = payload
+                    .children()
+                    .iter()
+                    .filter(|i| {
+                        matches!(
+                            i.tag,
+                            t::UNIQUE_IDENTIFIER
+                                | t::PRIVATE_KEY_UNIQUE_IDENTIFIER
+                                | t::PUBLIC_KEY_UNIQUE_IDENTIFIER
+                        )
+                    })
+                    .cloned()
+                    .collect();
+                if !ids.is_empty() {
+                    produced.push((b.operation, Item::structure(t::RESPONSE_PAYLOAD, ids)));
+                }
+            }
+        }
         // The ID Placeholder carries the identifier of the item just before; after a failure it is empty, so an
         // item that relies on it fails instead of acting on an older object.
         ctx.id_placeholder = match &result {

@@ -358,8 +358,12 @@ fn tag_name_for(tag: u32) -> Option<&'static str> {
     tags::name(tag)
 }
 
-/// The named values of the enumeration carried by `tag`.
+/// The named values of the enumeration carried by `tag`. A KMIP 2.x Attribute Reference names an attribute by its
+/// tag, so its values are spelled as tag names (`State`, `CryptographicUsageMask`).
 pub fn enum_values(tag: u32) -> Option<&'static [(u32, &'static str)]> {
+    if tag == tags::ATTRIBUTE_REFERENCE {
+        return Some(tags::NAMES);
+    }
     let name = tag_name_for(tag)?;
     enum_names::ENUMS
         .iter()

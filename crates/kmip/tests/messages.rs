@@ -83,6 +83,14 @@ fn get(uid: &str) -> Item {
 fn versions_negotiate_down_to_the_nearest_supported_one() {
     assert_eq!(
         negotiate(ProtocolVersion::new(2, 1)),
+        ProtocolVersion::new(2, 1)
+    );
+    assert_eq!(
+        negotiate(ProtocolVersion::new(3, 0)),
+        ProtocolVersion::new(2, 1)
+    );
+    assert_eq!(
+        negotiate(ProtocolVersion::new(2, 0)),
         ProtocolVersion::new(2, 0)
     );
     assert_eq!(
