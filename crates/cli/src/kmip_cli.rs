@@ -52,7 +52,7 @@ pub struct KmipArgs {
     /// Server name to verify in its certificate.
     #[arg(long, default_value = "localhost", global = true)]
     server_name: String,
-    /// KMIP protocol version to speak (1.0-1.4, 2.0).
+    /// KMIP protocol version to speak (1.0-1.4, 2.0, 2.1).
     #[arg(long = "kmip-version", default_value = "1.4", global = true)]
     version: String,
     /// Also print the request and response messages in the KMIP XML encoding on stderr (byte strings are shown
@@ -157,10 +157,10 @@ enum KmipCommand {
 fn parse_version(s: &str) -> anyhow::Result<ProtocolVersion> {
     let (maj, min) = s
         .split_once('.')
-        .ok_or_else(|| anyhow!("--kmip-version must look like 1.4 or 2.0"))?;
+        .ok_or_else(|| anyhow!("--kmip-version must look like 1.4 or 2.1"))?;
     let v = ProtocolVersion::new(maj.parse()?, min.parse()?);
     if !openkcm_kmip::SUPPORTED_VERSIONS.contains(&v) {
-        bail!("KMIP version {v} is not supported; use one of 1.0, 1.1, 1.2, 1.3, 1.4, 2.0");
+        bail!("KMIP version {v} is not supported; use one of 1.0, 1.1, 1.2, 1.3, 1.4, 2.0, 2.1");
     }
     Ok(v)
 }

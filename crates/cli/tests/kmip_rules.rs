@@ -65,19 +65,24 @@ async fn protocol_versions_operations_and_batch_options_follow_kmip() {
     let (v, r) = send(
         &mut c,
         RequestMessage::new(
-            ProtocolVersion::new(2, 1),
+            ProtocolVersion::new(2, 2),
             vec![(op::DISCOVER_VERSIONS, empty()), (op::QUERY, empty())],
         ),
     )
     .await;
-    assert_eq!(v, ProtocolVersion::new(2, 0));
+    assert_eq!(v, ProtocolVersion::new(2, 1));
     assert!(r[0].is_ok());
     let versions: Vec<_> = r[0]
         .as_ref()
         .unwrap()
         .children_with(t::PROTOCOL_VERSION)
+        .map(|v| ProtocolVersion::from_item(v).unwrap())
         .collect();
-    assert_eq!(versions.len(), 6);
+    assert_eq!(
+        versions,
+        [(2, 1), (2, 0), (1, 4), (1, 3), (1, 2), (1, 1), (1, 0)]
+            .map(|(a, b)| ProtocolVersion::new(a, b))
+    );
     assert_eq!(r[1].as_ref().unwrap_err().reason, rr::INVALID_MESSAGE);
     let (_, r) = send(
         &mut c,

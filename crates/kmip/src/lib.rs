@@ -1,6 +1,6 @@
 //! KMIP messages, operations, attributes and enumerations, on top of the TTLV codec.
 //!
-//! This crate turns decoded TTLV trees into requests and responses for protocol versions 1.0–1.4 and 2.0, and
+//! This crate turns decoded TTLV trees into requests and responses for protocol versions 1.0–1.4, 2.0 and 2.1, and
 //! runs a server's batch loop ([`process`]) over an [`OperationHandler`]. It performs no I/O and holds no keys;
 //! it must never panic on a malformed message (every malformed field is a [`KmipError`] for that item).
 #![forbid(unsafe_code)]
