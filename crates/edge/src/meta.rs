@@ -46,6 +46,9 @@ pub struct L4Meta {
     /// it the same way again.
     #[serde(default)]
     pub registered_wrapping: Option<String>,
+    /// False for a key registered without its Key Value (KMIP 1.2 Key Value Present).
+    #[serde(default)]
+    pub key_value_absent: bool,
     /// When Locate last handed this object out as a Group Member Default (round robin), in nanoseconds.
     #[serde(default)]
     pub last_located_nanos: Option<u64>,
@@ -123,10 +126,13 @@ impl L4Meta {
             a.push(Attribute::new("Fresh", Value::Boolean(self.fresh)));
         }
         if at_least(1, 2) {
-            a.push(Attribute::new(
-                "Original Creation Date",
-                Value::DateTime(self.original_creation_date.unwrap_or(self.initial_date)),
-            ));
+            // Set for objects the server made and for registered objects whose client gave one.
+            if let Some(d) = self.original_creation_date {
+                a.push(Attribute::new("Original Creation Date", Value::DateTime(d)));
+            }
+            if self.key_value_absent {
+                a.push(Attribute::new("Key Value Present", Value::Boolean(false)));
+            }
         }
         // A registered key may carry the client's description of its generator (kept with the custom attributes).
         let client_rng = self
@@ -284,6 +290,7 @@ impl L4Meta {
             original_creation_date: Some(now),
             registered_wrapping: None,
             last_located_nanos: None,
+            key_value_absent: false,
             state: state::PRE_ACTIVE,
             names: Vec::new(),
             algorithm: algorithm::AES,

@@ -209,6 +209,8 @@ pub struct Registered {
     pub wrapping: Option<Item>,
     /// Whether the wrapped Key Value came as a structure with Key Material (rather than bare bytes).
     pub wrapped_in_key_material: bool,
+    /// False for a key registered without its Key Value (kept elsewhere, see Key Value Location).
+    pub value_present: bool,
 }
 
 fn key_block_material(block: &Item) -> Result<(Vec<u8>, u32), KmipError> {
@@ -282,8 +284,20 @@ pub fn parse_register(payload: &Item) -> Result<Registered, KmipError> {
         object_type::SYMMETRIC_KEY => {
             let obj = payload.child(t::SYMMETRIC_KEY).ok_or_else(|| KmipError::missing("Symmetric Key"))?;
             let block = obj.child(t::KEY_BLOCK).ok_or_else(|| KmipError::missing("Key Block"))?;
-            let (bytes, format) = key_block_material(block)?;
-            too_big(bytes.len())?;
+            // A Key Block without a Key Value registers a key kept elsewhere (KMIP 1.2 Key Value Location).
+            let value_present = block.child(t::KEY_VALUE).is_some();
+            let (bytes, format) = if value_present {
+                key_block_material(block)?
+            } else {
+                let format = block
+                    .child(t::KEY_FORMAT_TYPE)
+                    .and_then(Item::as_enum)
+                    .ok_or_else(|| KmipError::missing("Key Format Type"))?;
+                (Vec::new(), format)
+            };
+            if value_present {
+                too_big(bytes.len())?;
+            }
             let algorithm = block.child(t::CRYPTOGRAPHIC_ALGORITHM).and_then(Item::as_enum);
             let length = block.child(t::CRYPTOGRAPHIC_LENGTH).and_then(Item::as_i32);
             if let Some(a) = algorithm {
@@ -293,7 +307,7 @@ pub fn parse_register(payload: &Item) -> Result<Registered, KmipError> {
                     )));
                 }
             }
-            if let (Some(l), false) = (length, block.child(t::KEY_WRAPPING_DATA).is_some()) {
+            if let (Some(l), false, true) = (length, block.child(t::KEY_WRAPPING_DATA).is_some(), value_present) {
                 if usize::try_from(l).ok() != Some(bytes.len() * 8)
                     && !(algorithm == Some(alg::TRIPLE_DES) && l == 168 && bytes.len() == 24)
                     && !(algorithm == Some(alg::TRIPLE_DES) && l == 112 && bytes.len() == 16)
@@ -314,6 +328,7 @@ pub fn parse_register(payload: &Item) -> Result<Registered, KmipError> {
                 data_type: None,
                 wrapping: block.child(t::KEY_WRAPPING_DATA).cloned(),
                 wrapped_in_key_material: block.child(t::KEY_VALUE).is_some_and(|v| v.child(t::KEY_MATERIAL).is_some()),
+                value_present: block.child(t::KEY_VALUE).is_some(),
             })
         }
         object_type::SECRET_DATA => {
@@ -334,6 +349,7 @@ pub fn parse_register(payload: &Item) -> Result<Registered, KmipError> {
                 data_type: Some(kind),
                 wrapping: block.child(t::KEY_WRAPPING_DATA).cloned(),
                 wrapped_in_key_material: block.child(t::KEY_VALUE).is_some_and(|v| v.child(t::KEY_MATERIAL).is_some()),
+                value_present: block.child(t::KEY_VALUE).is_some(),
             })
         }
         object_type::OPAQUE_OBJECT => {
@@ -357,6 +373,7 @@ pub fn parse_register(payload: &Item) -> Result<Registered, KmipError> {
                 data_type: Some(kind),
                 wrapping: None,
                 wrapped_in_key_material: false,
+                value_present: true,
             })
         }
         other => Err(KmipError::invalid_field(format!(

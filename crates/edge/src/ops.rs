@@ -70,6 +70,9 @@ fn sha2_by_enum(alg: u32) -> Option<u32> {
     }
 }
 
+/// Result Reason: Key Value Not Present (KMIP 1.2).
+const KEY_VALUE_NOT_PRESENT: u32 = 0x13;
+
 /// Key Wrap Type: As Registered.
 const KEY_WRAP_TYPE_AS_REGISTERED: u32 = 2;
 
@@ -93,7 +96,6 @@ const SERVER_ONLY: &[&str] = &[
     "Digest",
     "Key Value Present",
     "Lease Time",
-    "Original Creation Date",
     "Always Sensitive",
     "Never Extractable",
 ];
@@ -212,6 +214,14 @@ impl Edge {
         uid: &str,
         stored: &Stored,
     ) -> Result<openkcm_crypto::SecretBytes, KmipError> {
+        if stored.meta.key_value_absent {
+            return Err(KmipError::new(
+                KEY_VALUE_NOT_PRESENT,
+                format!(
+                    "key {uid:?} was registered without its Key Value (see its Key Value Location)"
+                ),
+            ));
+        }
         let wrapped: &WrappedKey = stored.record.blob.as_ref().ok_or_else(|| {
             KmipError::new(
                 rr::OBJECT_DESTROYED,
@@ -417,6 +427,9 @@ impl EdgeOps<'_> {
         let now = now();
         let mut meta = L4Meta::new_aes(service, now);
         meta.object_type = reg.object_type;
+        meta.key_value_absent = !reg.value_present;
+        // The Original Creation Date of a registered object is the client's to give (none otherwise).
+        meta.original_creation_date = None;
         meta.registered_wrapping = registered_wrapping;
         meta.key_format = reg.key_format;
         meta.data_type = reg.data_type;
@@ -448,23 +461,29 @@ impl EdgeOps<'_> {
         material: &openkcm_crypto::SecretBytes,
     ) -> Result<String, KmipError> {
         let uid = uuid::Uuid::new_v4().to_string();
-        meta.digest = Some(hex::encode(objects::digest(
-            meta.object_type,
-            meta.key_format,
-            material.expose(),
-        )));
-        let wrapped = self
-            .edge
-            .core
-            .wrap(tenant, service, &uid, material.expose())
-            .await?;
+        // A key registered without its value (kept elsewhere) has no digest and nothing to wrap.
+        let wrapped = if meta.key_value_absent {
+            None
+        } else {
+            meta.digest = Some(hex::encode(objects::digest(
+                meta.object_type,
+                meta.key_format,
+                material.expose(),
+            )));
+            Some(
+                self.edge
+                    .core
+                    .wrap(tenant, service, &uid, material.expose())
+                    .await?,
+            )
+        };
         let record = Record {
             tenant: tenant.into(),
             kind: KIND_L4.into(),
             id: uid.clone(),
             version: 0,
             metadata: serde_json::to_value(&meta).map_err(|e| KmipError::general(e.to_string()))?,
-            blob: Some(wrapped),
+            blob: wrapped,
             revision: 0,
         };
         if !self
@@ -546,6 +565,10 @@ impl EdgeOps<'_> {
                         .to_owned(),
                 ),
                 "Fresh" => meta.fresh = a.value.as_bool().ok_or_else(|| bad_type("a Boolean"))?,
+                "Original Creation Date" => {
+                    meta.original_creation_date =
+                        Some(a.value.as_datetime().ok_or_else(|| bad_type("a Date-Time"))?)
+                }
                 "Activation Date" => {
                     meta.activation_date = Some(
                         a.value
@@ -1200,6 +1223,31 @@ impl EdgeOps<'_> {
             ],
             "a destroyed object is not served",
         )?;
+        if stored.meta.key_value_absent {
+            // Registered without its value: the Key Block carries no Key Value.
+            let m = &stored.meta;
+            let mut block = vec![Item::new(
+                t::KEY_FORMAT_TYPE,
+                Value::Enumeration(m.key_format.unwrap_or(1)),
+            )];
+            if m.algorithm != 0 {
+                block.push(Item::new(
+                    t::CRYPTOGRAPHIC_ALGORITHM,
+                    Value::Enumeration(m.algorithm),
+                ));
+            }
+            if m.length != 0 {
+                block.push(Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer(m.length)));
+            }
+            return Ok(Item::structure(
+                t::RESPONSE_PAYLOAD,
+                vec![
+                    Item::new(t::OBJECT_TYPE, Value::Enumeration(m.object_type)),
+                    Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid)),
+                    Item::structure(t::SYMMETRIC_KEY, vec![Item::structure(t::KEY_BLOCK, block)]),
+                ],
+            ));
+        }
         let material = self.edge.key_of(tenant, service, &uid, &stored).await?;
         if stored.meta.fresh {
             // Served once: no longer Fresh (KMIP 1.1).
