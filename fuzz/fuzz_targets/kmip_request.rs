@@ -191,7 +191,7 @@ impl OperationHandler for InMemory {
                 let skip = request.offset_items.unwrap_or(0) as usize;
                 let take = request.max_items.map_or(usize::MAX, |m| m as usize);
                 let page: Vec<String> = uids.iter().skip(skip).take(take).cloned().collect();
-                let response = payload::locate_response(version, uids.len(), &page);
+                let response = payload::locate_response(version, Some(uids.len()), &page);
                 assert_eq!(payload::uids(&response), page);
                 Ok(response)
             }
