@@ -21,6 +21,11 @@
 //! the server refused a legacy-algorithm operation (3DES, SKIPJACK …) because `legacy_crypto` is off.
 //! `docs/conformance.md` is rewritten from the results when `OPENKCM_WRITE_CONFORMANCE=1`.
 //! The test fails when a file listed in `tests/conformance/expected-pass.txt` does not pass.
+//!
+//! A second test replays the 1.4 files that pass, translated to KMIP 2.1 (Attributes instead of Template-Attribute,
+//! Attribute Reference, New Attribute, vendor attributes …; see `v21`), against its own `openkcm dev`, and adds a
+//! section "KMIP 2.1 (translated 1.4 cases)" to the same report; it fails when a file listed in
+//! `tests/conformance/expected-pass-v21.txt` does not pass.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -40,6 +45,8 @@ enum Outcome {
     Fail(String),
     NotSupported(String),
     Policy(String),
+    /// A translated case that KMIP 2.x cannot express (an attribute or field 2.0 removed).
+    NotApplicable(String),
 }
 
 impl Outcome {
@@ -49,6 +56,7 @@ impl Outcome {
             Outcome::Fail(_) => "FAIL",
             Outcome::NotSupported(_) => "not supported",
             Outcome::Policy(_) => "refused by policy",
+            Outcome::NotApplicable(_) => "not applicable in 2.x",
         }
     }
 }
@@ -150,6 +158,9 @@ struct Bindings {
     /// Time compression of a file that waits for a near-future date ($NOW+N, N ≤ 600 s): offsets are divided by
     /// it and the recorded pauses between messages are replayed divided by it (1 otherwise).
     time_scale: i64,
+    /// A 1.4 case translated to KMIP 2.x: an expected Result Reason also matches the 2.x reason a 2.x server sends in
+    /// its place (the 2.x-only reason the server maps to that 1.x reason for 1.x clients).
+    v14_reasons: bool,
 }
 
 fn now_secs() -> i64 {
@@ -274,9 +285,10 @@ impl Cmp<'_> {
                     .unwrap_or(format!("0x{:06X}", act.tag))
             ));
         }
-        // The Random Number Generator attribute describes the server's own generator.
+        // The Random Number Generator attribute describes the server's own generator (1.x and 2.x encodings).
         if exp.name == "AttributeValue"
             && self.attr_name.as_deref() == Some("Random Number Generator")
+            || exp.name == "RandomNumberGenerator"
         {
             return Ok(());
         }
@@ -323,6 +335,18 @@ impl Cmp<'_> {
         let want = single(exp, self.attr_name.as_deref())?;
         if want == act.value {
             return Ok(());
+        }
+        if let (true, true, Value::Enumeration(w), Value::Enumeration(a)) = (
+            self.b.v14_reasons,
+            tag == t::RESULT_REASON,
+            &want,
+            &act.value,
+        ) {
+            let as_v14 = openkcm_kmip::KmipError::new(*a, "")
+                .reason_for(openkcm_kmip::ProtocolVersion::new(1, 4));
+            if as_v14 == *w && as_v14 != *a {
+                return Ok(());
+            }
         }
         // A Date-Time the client never sent was chosen by the server (Initial Date, Last Change Date, the
         // Activation Date Activate sets …): recorded runs carry their own clock.
@@ -387,19 +411,26 @@ impl Cmp<'_> {
         } else {
             act
         };
-        // Unordered where the order is the server's business: the attributes of Get Attributes and the
-        // identifiers Locate returns, when all of them are already known.
+        // Unordered where the order is the server's business: the attributes of Get Attributes (and of the 2.x
+        // Attributes structure) and the identifiers Locate returns, when all of them are already known.
         let unordered = exp.name == "ResponsePayload"
             && exp.children.iter().all(|c| {
                 matches!(
                     c.name.as_str(),
-                    "UniqueIdentifier" | "Attribute" | "AttributeName" | "LocatedItems"
+                    "UniqueIdentifier"
+                        | "Attribute"
+                        | "AttributeName"
+                        | "AttributeReference"
+                        | "LocatedItems"
                 )
             })
-            && exp
-                .children
-                .iter()
-                .any(|c| c.name == "Attribute" || c.name == "AttributeName")
+            && exp.children.iter().any(|c| {
+                matches!(
+                    c.name.as_str(),
+                    "Attribute" | "AttributeName" | "AttributeReference"
+                )
+            })
+            || exp.name == "Attributes"
             || exp.name == "ResponsePayload"
                 && exp
                     .children
@@ -621,7 +652,7 @@ async fn run_pairs(
                 None => Outcome::Fail(format!("message {step}/{total}: {why}")),
             }
         };
-        let item = match request_item(req, &b) {
+        let item = match request_item(req, b) {
             Ok(i) => i,
             Err(e) => return (fail(format!("request: {e}")), i, total),
         };
@@ -846,15 +877,8 @@ async fn oasis_kmip_profiles() {
     }
     dev.stop();
 
-    let report = render(&results);
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("conformance.md");
-    std::fs::write(&out, &report).unwrap();
-    eprintln!("conformance report: {}", out.display());
-    if std::env::var("OPENKCM_WRITE_CONFORMANCE").is_ok_and(|v| v == "1") && only.is_none() {
-        let doc = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/conformance.md");
-        let existing = std::fs::read_to_string(&doc).unwrap_or_default();
-        std::fs::write(&doc, splice(&existing, &report)).unwrap();
-    }
+    // The report and docs/conformance.md also hold the KMIP 2.1 section the other test writes.
+    publish(Some(&render(&results)), None, only.is_none());
     let expected_pass = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/expected-pass.txt"),
     )
@@ -911,22 +935,39 @@ fn render(results: &BTreeMap<(String, String), (Outcome, usize, usize)>) -> Stri
             .entry(o.label())
             .or_default() += 1;
     }
+    // The KMIP 2.1 translation has one more outcome, shown in its own column.
+    let na = "not applicable in 2.x";
+    let with_na = totals.values().any(|m| m.contains_key(na));
     let _ = writeln!(out, "### Summary per version\n");
     let _ = writeln!(
         out,
-        "| version | files | pass | FAIL | not supported | refused by policy |"
+        "| version | files | pass | FAIL | not supported | refused by policy |{}",
+        if with_na {
+            " not applicable in 2.x |"
+        } else {
+            ""
+        }
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "|---|---|---|---|---|---|{}",
+        if with_na { "---|" } else { "" }
+    );
     for (v, m) in &totals {
         let n: usize = m.values().sum();
         let g = |k: &str| m.get(k).copied().unwrap_or(0);
         let _ = writeln!(
             out,
-            "| {v} | {n} | {} | {} | {} | {} |",
+            "| {v} | {n} | {} | {} | {} | {} |{}",
             g("pass"),
             g("FAIL"),
             g("not supported"),
-            g("refused by policy")
+            g("refused by policy"),
+            if with_na {
+                format!(" {} |", g(na))
+            } else {
+                String::new()
+            }
         );
     }
     let _ = writeln!(out, "\n### Per file\n");
@@ -938,9 +979,10 @@ fn render(results: &BTreeMap<(String, String), (Outcome, usize, usize)>) -> Stri
     for ((v, f), (o, done, total)) in results {
         let detail = match o {
             Outcome::Pass => String::new(),
-            Outcome::Fail(w) | Outcome::NotSupported(w) | Outcome::Policy(w) => {
-                w.replace('|', "\\|").replace('\n', " ")
-            }
+            Outcome::Fail(w)
+            | Outcome::NotSupported(w)
+            | Outcome::Policy(w)
+            | Outcome::NotApplicable(w) => w.replace('|', "\\|").replace('\n', " "),
         };
         let detail: String = detail.chars().take(300).collect();
         let _ = writeln!(
@@ -999,4 +1041,559 @@ fn placeholders_bind_and_substitute() {
         )
         .is_err());
     let _ = ItemType::Structure;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// KMIP 2.1: the 1.4 cases that pass, translated to KMIP 2.1 and replayed against a second `openkcm dev`.
+// ---------------------------------------------------------------------------------------------------------------
+
+const V21_BEGIN: &str = "<!-- BEGIN GENERATED: KMIP 2.1 translation -->";
+const V21_END: &str = "<!-- END GENERATED: KMIP 2.1 translation -->";
+
+/// The report file and the generated block of `docs/conformance.md` hold the 1.x results followed by the KMIP 2.1
+/// section. Each test rewrites its own part and keeps the other's; the two tests run at the same time, so the
+/// rewrite happens under a lock. `docs/conformance.md` is written only with `OPENKCM_WRITE_CONFORMANCE=1`, and not
+/// for a run limited by `OPENKCM_CONFORMANCE_ONLY` (`whole_run` false).
+fn publish(v1: Option<&str>, v21: Option<&str>, whole_run: bool) {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let combine = |existing: &str| -> String {
+        let (old_v1, old_v21) = match existing.find(V21_BEGIN) {
+            Some(i) => (&existing[..i], &existing[i..]),
+            None => (existing, ""),
+        };
+        let v21_block = match v21 {
+            Some(s) => format!("{V21_BEGIN}\n{s}{V21_END}\n"),
+            None => old_v21.to_string(),
+        };
+        format!("{}{v21_block}", v1.unwrap_or(old_v1))
+    };
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("conformance.md");
+    let existing = std::fs::read_to_string(&out).unwrap_or_default();
+    std::fs::write(&out, combine(&existing)).unwrap();
+    eprintln!("conformance report: {}", out.display());
+    if std::env::var("OPENKCM_WRITE_CONFORMANCE").is_ok_and(|v| v == "1") && whole_run {
+        let doc = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/conformance.md");
+        let existing = std::fs::read_to_string(&doc).unwrap_or_default();
+        let block = match (existing.find(BEGIN), existing.find(END)) {
+            (Some(a), Some(z)) if z > a => existing[a + BEGIN.len()..z].trim_start_matches('\n'),
+            _ => "",
+        };
+        std::fs::write(&doc, splice(&existing, &combine(block))).unwrap();
+    }
+}
+
+/// Rewriting of the KMIP 1.4 test-case messages as KMIP 2.1 (KMIP 2.1 specification: Attributes structure, Attribute
+/// Reference, New/Current Attribute, vendor attributes, no Attribute Index). `Err` says why a message cannot be
+/// expressed in 2.x.
+mod v21 {
+    use super::Node;
+    use openkcm_kmip::attribute_names::tag_for_name;
+    use openkcm_kmip::tags as t;
+
+    /// Attributes KMIP 2.0 removed, with the reason.
+    const REMOVED: &[(&str, &str)] = &[
+        (
+            "Operation Policy Name",
+            "the Operation Policy Name attribute was removed in KMIP 2.0",
+        ),
+        (
+            "Custom Attribute",
+            "the Custom Attribute tag is reserved in KMIP 2.0 (vendor attributes replace it)",
+        ),
+        (
+            "Certificate Identifier",
+            "the Certificate Identifier attribute was removed in KMIP 2.0",
+        ),
+        (
+            "Certificate Issuer",
+            "the Certificate Issuer attribute was removed in KMIP 2.0",
+        ),
+        (
+            "Certificate Subject",
+            "the Certificate Subject attribute was removed in KMIP 2.0",
+        ),
+    ];
+
+    fn leaf(name: &str, ty: &str, value: &str) -> Node {
+        Node {
+            name: name.into(),
+            tag_attr: None,
+            ty: Some(ty.into()),
+            value: Some(value.into()),
+            children: Vec::new(),
+        }
+    }
+
+    fn structure(name: &str, children: Vec<Node>) -> Node {
+        Node {
+            name: name.into(),
+            tag_attr: None,
+            ty: None,
+            value: None,
+            children,
+        }
+    }
+
+    fn child<'n>(n: &'n Node, name: &str) -> Option<&'n Node> {
+        n.children.iter().find(|c| c.name == name)
+    }
+
+    fn vendor(name: &str) -> &'static str {
+        if name.starts_with("y-") {
+            "y"
+        } else {
+            "x"
+        }
+    }
+
+    fn is_custom(name: &str) -> bool {
+        name.starts_with("x-") || name.starts_with("y-")
+    }
+
+    /// The element name KMIP 2.x gives the attribute called `name` in 1.x.
+    fn element(name: &str) -> Result<&'static str, String> {
+        if let Some((_, why)) = REMOVED.iter().find(|(n, _)| *n == name) {
+            return Err((*why).to_string());
+        }
+        tag_for_name(name)
+            .and_then(t::name)
+            .ok_or_else(|| format!("attribute {name:?} has no KMIP 2.x tag"))
+    }
+
+    /// A 1.x `Attribute {Name, Index?, Value}` as a child of a 2.x Attributes structure. An Attribute Index is
+    /// refused in requests (KMIP 2.0 removed it) and dropped in responses (2.x lists the instances in order).
+    fn attribute(a: &Node, request: bool) -> Result<Node, String> {
+        let name = child(a, "AttributeName")
+            .and_then(|n| n.value.clone())
+            .ok_or("an Attribute without its Attribute Name")?;
+        if request && child(a, "AttributeIndex").is_some() {
+            return Err(format!(
+                "the request names an instance of {name:?} by Attribute Index, which KMIP 2.0 removed"
+            ));
+        }
+        let value = child(a, "AttributeValue").ok_or("an Attribute without its value")?;
+        if is_custom(&name) {
+            // The vendor attribute form (openkcm_kmip::attributes::TAG_VENDOR_ATTRIBUTE).
+            return Ok(structure(
+                "Attribute",
+                vec![
+                    leaf("VendorIdentification", "TextString", vendor(&name)),
+                    leaf("AttributeName", "TextString", &name),
+                    value.clone(),
+                ],
+            ));
+        }
+        Ok(Node {
+            name: element(&name)?.to_string(),
+            ..value.clone()
+        })
+    }
+
+    /// A 1.x Attribute Name as a 2.x Attribute Reference: the attribute's tag, or a vendor reference.
+    fn reference(n: &Node) -> Result<Node, String> {
+        let name = n.value.clone().ok_or("an Attribute Name without a value")?;
+        if is_custom(&name) {
+            return Ok(structure(
+                "AttributeReference",
+                vec![
+                    leaf("VendorIdentification", "TextString", vendor(&name)),
+                    leaf("AttributeName", "TextString", &name),
+                ],
+            ));
+        }
+        Ok(leaf("AttributeReference", "Enumeration", element(&name)?))
+    }
+
+    fn attributes(list: &[&Node], request: bool) -> Result<Node, String> {
+        Ok(structure(
+            "Attributes",
+            list.iter()
+                .map(|a| attribute(a, request))
+                .collect::<Result<_, _>>()?,
+        ))
+    }
+
+    /// One payload of operation `op` (a Request Payload when `request`, else a Response Payload).
+    fn payload(p: &Node, op: &str, request: bool) -> Result<Node, String> {
+        let mut out: Vec<Node> = Vec::new();
+        let bare: Vec<&Node> = p
+            .children
+            .iter()
+            .filter(|c| c.name == "Attribute")
+            .collect();
+        let mut bare_done = false;
+        for c in &p.children {
+            match c.name.as_str() {
+                "TemplateAttribute"
+                | "CommonTemplateAttribute"
+                | "PrivateKeyTemplateAttribute"
+                | "PublicKeyTemplateAttribute" => {
+                    if child(c, "Name").is_some() {
+                        return Err("a named Template: KMIP 2.0 removed Template objects".into());
+                    }
+                    let name = match c.name.as_str() {
+                        "CommonTemplateAttribute" => "CommonAttributes",
+                        "PrivateKeyTemplateAttribute" => "PrivateKeyAttributes",
+                        "PublicKeyTemplateAttribute" => "PublicKeyAttributes",
+                        _ => "Attributes",
+                    };
+                    let list: Vec<&Node> = c
+                        .children
+                        .iter()
+                        .filter(|a| a.name == "Attribute")
+                        .collect();
+                    out.push(Node {
+                        name: name.into(),
+                        ..attributes(&list, request)?
+                    });
+                }
+                "Attribute" if bare_done => {}
+                "Attribute" => {
+                    bare_done = true;
+                    match (op, request) {
+                        // Locate's filters, and Get Attributes' answer: one Attributes structure.
+                        ("Locate", true) | ("GetAttributes", false) => {
+                            out.push(attributes(&bare, request)?)
+                        }
+                        ("AddAttribute" | "ModifyAttribute", true) => {
+                            if bare.len() != 1 {
+                                return Err(format!("{op} with {} attributes", bare.len()));
+                            }
+                            out.push(structure("NewAttribute", vec![attribute(bare[0], true)?]));
+                        }
+                        // 2.x answers Add/Modify/Delete Attribute with the Unique Identifier only.
+                        ("AddAttribute" | "ModifyAttribute" | "DeleteAttribute", false) => {}
+                        _ => {
+                            return Err(format!(
+                                "{op} carries a bare Attribute this translation does not know"
+                            ))
+                        }
+                    }
+                }
+                "AttributeName" => match (op, request) {
+                    ("GetAttributes" | "DeleteAttribute", true) | ("GetAttributeList", false) => {
+                        out.push(reference(c)?)
+                    }
+                    _ => {
+                        return Err(format!(
+                            "{op} carries an Attribute Name this translation does not know"
+                        ))
+                    }
+                },
+                "AttributeIndex" if op == "DeleteAttribute" && request => return Err(
+                    "Delete Attribute names an instance by Attribute Index, which KMIP 2.0 removed"
+                        .into(),
+                ),
+                _ => out.push(c.clone()),
+            }
+        }
+        // KMIP 2.x: Locate requires its Attributes (empty when the case filters on nothing but Locate's own
+        // fields), and Get Attributes answers with one Attributes structure even when none of the asked-for
+        // attributes exists.
+        if !bare_done && ((op == "Locate" && request) || (op == "GetAttributes" && !request)) {
+            out.push(structure("Attributes", Vec::new()));
+        }
+        Ok(Node {
+            children: out,
+            ..p.clone()
+        })
+    }
+
+    /// One Request or Response Message of a 1.4 case, as KMIP 2.1.
+    pub fn message(m: &Node) -> Result<Node, String> {
+        let request = m.name == "RequestMessage";
+        let mut out = m.clone();
+        for c in &mut out.children {
+            match c.name.as_str() {
+                "RequestHeader" | "ResponseHeader" => {
+                    for h in &mut c.children {
+                        if h.name == "ProtocolVersion" {
+                            *h = structure(
+                                "ProtocolVersion",
+                                vec![
+                                    leaf("ProtocolVersionMajor", "Integer", "2"),
+                                    leaf("ProtocolVersionMinor", "Integer", "1"),
+                                ],
+                            );
+                        }
+                    }
+                }
+                "BatchItem" => {
+                    let op = child(c, "Operation")
+                        .and_then(|o| o.value.clone())
+                        .unwrap_or_default();
+                    for p in &mut c.children {
+                        if p.name == "RequestPayload" || p.name == "ResponsePayload" {
+                            *p = payload(p, &op, request)?;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Runs one 1.4 file translated to KMIP 2.1 (see [`v21::message`]) as `service`.
+async fn run_file_v21(
+    dev: &Dev,
+    path: &Path,
+    service: &str,
+    generated: &mut HashSet<String>,
+) -> (Outcome, usize, usize) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return (Outcome::Fail(format!("cannot read: {e}")), 0, 0),
+    };
+    let mut doc = match xml::parse_document(&text) {
+        Ok(d) => d,
+        Err(e) => return (Outcome::Fail(format!("malformed test case: {e}")), 0, 0),
+    };
+    for m in &mut doc.messages {
+        collapse_attribute_names(m);
+    }
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    let unsupported = unsupported_reason(&name, &doc.messages);
+    let total = doc
+        .messages
+        .iter()
+        .filter(|m| m.name == "RequestMessage")
+        .count();
+    let mut messages = Vec::with_capacity(doc.messages.len());
+    for (i, m) in doc.messages.iter().enumerate() {
+        match v21::message(m) {
+            Ok(n) => messages.push(n),
+            Err(why) => {
+                let at = doc.messages[..i]
+                    .iter()
+                    .filter(|m| m.name == "RequestMessage")
+                    .count();
+                // A profile this server does not implement stays "not supported", whatever 2.x makes of it.
+                let outcome = match unsupported {
+                    Some(r) => Outcome::NotSupported(r),
+                    None => Outcome::NotApplicable(why),
+                };
+                return (outcome, at, total);
+            }
+        }
+    }
+    let mut pairs: Vec<(&Node, Option<&Node>)> = Vec::new();
+    let mut it = messages.iter().peekable();
+    while let Some(m) = it.next() {
+        if m.name == "RequestMessage" {
+            pairs.push((m, it.next_if(|n| n.name == "ResponseMessage")));
+        }
+    }
+    let mut b = Bindings {
+        server_generated: std::mem::take(generated),
+        time_scale: if waits_for_near_future(&text) { 60 } else { 1 },
+        v14_reasons: true,
+        ..Bindings::default()
+    };
+    let outcome = run_pairs(&pairs, &name, unsupported, dev, service, &mut b).await;
+    *generated = std::mem::take(&mut b.server_generated);
+    outcome
+}
+
+/// The v1.4 files that pass in KMIP 1.4, translated to KMIP 2.1 and replayed against their own `openkcm dev`. Fails
+/// when a file listed in `tests/conformance/expected-pass-v21.txt` does not pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oasis_kmip_1_4_cases_translated_to_2_1() {
+    let Some(vectors) = vectors_dir() else {
+        assert!(
+            !common::in_ci(),
+            "the OASIS KMIP XML cases are missing (set OPENKCM_VECTORS)"
+        );
+        eprintln!("conformance (KMIP 2.1): OASIS KMIP XML cases not found: SKIPPED");
+        return;
+    };
+    let lists = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
+    let rows = |file: &str| -> Vec<String> {
+        std::fs::read_to_string(lists.join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    let only = std::env::var("OPENKCM_CONFORMANCE_ONLY").ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start_env(
+        tmp.path(),
+        &["conformance"],
+        &[("OPENKCM_AUTO_PROVISION_SERVICES", "true")],
+    );
+    let mut results: BTreeMap<(String, String), (Outcome, usize, usize)> = BTreeMap::new();
+    let mut generated_by_service: HashMap<String, HashSet<String>> = HashMap::new();
+    let dir = vectors.join("oasis-kmip-xml").join("v1.4");
+    let mut files: Vec<String> = rows("expected-pass.txt")
+        .iter()
+        .filter_map(|r| r.strip_prefix("v1.4/").map(str::to_string))
+        .collect();
+    files.sort();
+    for file in files {
+        if only.as_deref().is_some_and(|o| !file.contains(o)) {
+            continue;
+        }
+        let service = service_name("v2.1", &file);
+        let generated = generated_by_service.entry(service.clone()).or_default();
+        let r = run_file_v21(&dev, &dir.join(&file), &service, generated).await;
+        results.insert(("v1.4→2.1".to_string(), file), r);
+    }
+    dev.stop();
+
+    let section = format!(
+        "### KMIP 2.1 (translated 1.4 cases)\n\n{}",
+        render(&results).replace("### ", "#### ")
+    );
+    publish(None, Some(&section), only.is_none());
+    let mut regressions = Vec::new();
+    for line in rows("expected-pass-v21.txt") {
+        let f = line.strip_prefix("v1.4/").unwrap_or(&line);
+        match results.get(&("v1.4→2.1".to_string(), f.to_string())) {
+            Some((Outcome::Pass, _, _)) | Some((Outcome::Policy(_), _, _)) => {}
+            Some((o, _, _)) => regressions.push(format!("{line}: {o:?}")),
+            None if only.is_some() => {}
+            None => regressions.push(format!("{line}: not among the passing 1.4 files")),
+        }
+    }
+    for ((_, f), (o, _, _)) in &results {
+        if let Outcome::Fail(why) = o {
+            eprintln!("FAIL (KMIP 2.1) v1.4/{f}: {why}");
+        }
+    }
+    assert!(
+        regressions.is_empty(),
+        "KMIP 2.1 conformance regressions:\n{}",
+        regressions.join("\n")
+    );
+}
+
+#[test]
+fn a_1_4_case_translates_to_the_kmip_2_1_encoding() {
+    let messages = xml::parse(
+        r#"<RequestMessage>
+  <RequestHeader><ProtocolVersion><ProtocolVersionMajor type="Integer" value="1"/>
+    <ProtocolVersionMinor type="Integer" value="4"/></ProtocolVersion><BatchCount type="Integer" value="4"/></RequestHeader>
+  <BatchItem><Operation type="Enumeration" value="Create"/><RequestPayload>
+    <ObjectType type="Enumeration" value="SymmetricKey"/>
+    <TemplateAttribute>
+      <Attribute><AttributeName type="TextString" value="Cryptographic Algorithm"/>
+        <AttributeValue type="Enumeration" value="AES"/></Attribute>
+      <Attribute><AttributeName type="TextString" value="Name"/><AttributeValue>
+        <NameValue type="TextString" value="k"/><NameType type="Enumeration" value="UninterpretedTextString"/>
+      </AttributeValue></Attribute>
+      <Attribute><AttributeName type="TextString" value="x-ID"/>
+        <AttributeValue type="TextString" value="TC-1"/></Attribute>
+    </TemplateAttribute></RequestPayload></BatchItem>
+  <BatchItem><Operation type="Enumeration" value="GetAttributes"/><RequestPayload>
+    <AttributeName type="TextString" value="State"/><AttributeName type="TextString" value="x-ID"/>
+  </RequestPayload></BatchItem>
+  <BatchItem><Operation type="Enumeration" value="ModifyAttribute"/><RequestPayload>
+    <Attribute><AttributeName type="TextString" value="x-ID"/><AttributeValue type="TextString" value="TC-2"/></Attribute>
+  </RequestPayload></BatchItem>
+  <BatchItem><Operation type="Enumeration" value="Locate"/><RequestPayload>
+    <Attribute><AttributeName type="TextString" value="Object Type"/>
+      <AttributeValue type="Enumeration" value="SymmetricKey"/></Attribute>
+  </RequestPayload></BatchItem>
+</RequestMessage>
+<ResponseMessage>
+  <ResponseHeader><ProtocolVersion><ProtocolVersionMajor type="Integer" value="1"/>
+    <ProtocolVersionMinor type="Integer" value="4"/></ProtocolVersion><BatchCount type="Integer" value="2"/></ResponseHeader>
+  <BatchItem><Operation type="Enumeration" value="GetAttributes"/><ResultStatus type="Enumeration" value="Success"/>
+    <ResponsePayload><UniqueIdentifier type="TextString" value="$UNIQUE_IDENTIFIER_0"/>
+      <Attribute><AttributeName type="TextString" value="Link"/><AttributeIndex type="Integer" value="1"/><AttributeValue>
+        <LinkType type="Enumeration" value="ReplacementObjectLink"/>
+        <LinkedObjectIdentifier type="TextString" value="$UNIQUE_IDENTIFIER_1"/></AttributeValue></Attribute>
+    </ResponsePayload></BatchItem>
+  <BatchItem><Operation type="Enumeration" value="ModifyAttribute"/><ResultStatus type="Enumeration" value="Success"/>
+    <ResponsePayload><UniqueIdentifier type="TextString" value="$UNIQUE_IDENTIFIER_0"/>
+      <Attribute><AttributeName type="TextString" value="x-ID"/><AttributeValue type="TextString" value="TC-2"/></Attribute>
+    </ResponsePayload></BatchItem>
+</ResponseMessage>"#,
+    )
+    .unwrap();
+    let request = v21::message(&messages[0]).unwrap();
+    let item = request_item(&request, &Bindings::default()).unwrap();
+    let version = item
+        .child(t::REQUEST_HEADER)
+        .and_then(|h| h.child(t::PROTOCOL_VERSION))
+        .map(|v| openkcm_kmip::ProtocolVersion::from_item(v).unwrap());
+    assert_eq!(version, Some(openkcm_kmip::ProtocolVersion::new(2, 1)));
+    let payloads: Vec<&Item> = item
+        .children_with(t::BATCH_ITEM)
+        .map(|b| b.child(t::REQUEST_PAYLOAD).unwrap())
+        .collect();
+    // Create: Template-Attribute becomes Attributes, with the 2.x tags and the vendor attribute form.
+    assert!(payloads[0].child(t::TEMPLATE_ATTRIBUTE).is_none());
+    let attrs = payloads[0].child(t::ATTRIBUTES).unwrap();
+    let tags: Vec<u32> = attrs.children().iter().map(|c| c.tag).collect();
+    assert_eq!(
+        tags,
+        vec![t::CRYPTOGRAPHIC_ALGORITHM, t::NAME, t::ATTRIBUTE]
+    );
+    assert_eq!(attrs.children()[0].value, Value::Enumeration(3));
+    let vendor = &attrs.children()[2];
+    assert_eq!(
+        vendor.child(t::VENDOR_IDENTIFICATION).unwrap().as_text(),
+        Some("x")
+    );
+    assert_eq!(
+        vendor.child(t::ATTRIBUTE_NAME).unwrap().as_text(),
+        Some("x-ID")
+    );
+    // Get Attributes: Attribute Reference (the tag, or a vendor reference) instead of Attribute Name.
+    let refs: Vec<&Item> = payloads[1].children_with(t::ATTRIBUTE_REFERENCE).collect();
+    assert_eq!(refs[0].value, Value::Enumeration(t::STATE));
+    assert_eq!(
+        refs[1].child(t::ATTRIBUTE_NAME).unwrap().as_text(),
+        Some("x-ID")
+    );
+    assert!(payloads[1].child(t::ATTRIBUTE_NAME).is_none());
+    // Modify Attribute: New Attribute; Locate: one Attributes structure.
+    let new = payloads[2].child(t::NEW_ATTRIBUTE).unwrap();
+    assert_eq!(new.children()[0].tag, t::ATTRIBUTE);
+    assert_eq!(
+        payloads[3].child(t::ATTRIBUTES).unwrap().children()[0].tag,
+        t::OBJECT_TYPE
+    );
+
+    // Responses: Get Attributes answers with Attributes (the Attribute Index dropped); Modify Attribute with the
+    // Unique Identifier only.
+    let response = v21::message(&messages[1]).unwrap();
+    let get = &response.children[1].children[2];
+    assert_eq!(
+        get.children
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["UniqueIdentifier", "Attributes"]
+    );
+    assert_eq!(get.children[1].children[0].name, "Link");
+    let modify = &response.children[2].children[2];
+    assert_eq!(modify.children.len(), 1);
+
+    // What KMIP 2.x cannot say: an instance named by Attribute Index, a removed attribute.
+    let index = xml::parse(
+        r#"<RequestMessage><BatchItem><Operation type="Enumeration" value="DeleteAttribute"/><RequestPayload>
+        <AttributeName type="TextString" value="Name"/><AttributeIndex type="Integer" value="1"/>
+        </RequestPayload></BatchItem></RequestMessage>"#,
+    )
+    .unwrap();
+    assert!(v21::message(&index[0])
+        .unwrap_err()
+        .contains("Attribute Index"));
+    let policy = xml::parse(
+        r#"<RequestMessage><BatchItem><Operation type="Enumeration" value="Create"/><RequestPayload>
+        <TemplateAttribute><Attribute><AttributeName type="TextString" value="Operation Policy Name"/>
+        <AttributeValue type="TextString" value="default"/></Attribute></TemplateAttribute>
+        </RequestPayload></BatchItem></RequestMessage>"#,
+    )
+    .unwrap();
+    assert!(v21::message(&policy[0])
+        .unwrap_err()
+        .contains("Operation Policy Name"));
 }
