@@ -160,6 +160,9 @@ impl L4Meta {
             a.push(Attribute::new("Extractable", Value::Boolean(true)));
             a.push(Attribute::new("Never Extractable", Value::Boolean(false)));
         }
+        // Version discipline: a client never sees an attribute its protocol version does not define (a 1.4 client's
+        // Description is kept but not shown to a 1.2 client; Operation Policy Name is not shown to 2.x clients).
+        a.retain(|attr| openkcm_kmip::attribute_names::defined_in(&attr.name, version));
         a
     }
 

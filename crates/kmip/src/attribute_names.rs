@@ -123,3 +123,86 @@ pub fn name_for_tag(tag: u32) -> Option<&'static str> {
         .find(|(_, t)| *t == tag)
         .map(|(n, _)| *n)
 }
+
+/// (attribute name, first version that defines it, first version that no longer does) for attributes that did
+/// not exist in KMIP 1.0 or were removed by KMIP 2.0. Every other standard attribute exists in every version.
+const VERSIONED: &[(&str, (i32, i32), Option<(i32, i32)>)] = &[
+    ("Certificate Length", (1, 1), None),
+    ("X.509 Certificate Identifier", (1, 1), None),
+    ("X.509 Certificate Subject", (1, 1), None),
+    ("X.509 Certificate Issuer", (1, 1), None),
+    ("Digital Signature Algorithm", (1, 1), None),
+    ("Fresh", (1, 1), None),
+    ("Alternative Name", (1, 2), None),
+    ("Key Value Present", (1, 2), None),
+    ("Key Value Location", (1, 2), None),
+    ("Original Creation Date", (1, 2), None),
+    ("Random Number Generator", (1, 3), None),
+    ("PKCS#12 Friendly Name", (1, 4), None),
+    ("Description", (1, 4), None),
+    ("Comment", (1, 4), None),
+    ("Sensitive", (1, 4), None),
+    ("Always Sensitive", (1, 4), None),
+    ("Extractable", (1, 4), None),
+    ("Never Extractable", (1, 4), None),
+    // Removed by KMIP 2.0.
+    ("Operation Policy Name", (1, 0), Some((2, 0))),
+    ("Certificate Identifier", (1, 0), Some((2, 0))),
+    ("Certificate Subject", (1, 0), Some((2, 0))),
+    ("Certificate Issuer", (1, 0), Some((2, 0))),
+    ("Custom Attribute", (1, 0), Some((2, 0))),
+    // Introduced by KMIP 2.0.
+    ("Key Format Type", (2, 0), None),
+    ("NIST Key Type", (2, 0), None),
+    ("Opaque Data Type", (2, 0), None),
+    ("Protection Level", (2, 0), None),
+    ("Protection Period", (2, 0), None),
+    ("Protection Storage Mask", (2, 0), None),
+    ("Quantum Safe", (2, 0), None),
+    ("Short Unique Identifier", (2, 0), None),
+];
+
+/// Whether the standard attribute `name` exists in `version`. Custom attributes (`x-…`, `y-…`) exist in every
+/// version; a name this server does not know is reported as absent.
+pub fn defined_in(name: &str, version: crate::ProtocolVersion) -> bool {
+    if name.starts_with("x-") || name.starts_with("y-") {
+        return true;
+    }
+    if tag_for_name(name).is_none() {
+        return false;
+    }
+    match VERSIONED.iter().find(|(n, _, _)| *n == name) {
+        None => true,
+        Some((_, (maj, min), removed)) => {
+            version >= crate::ProtocolVersion::new(*maj, *min)
+                && removed
+                    .is_none_or(|(rmaj, rmin)| version < crate::ProtocolVersion::new(rmaj, rmin))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ProtocolVersion as V;
+
+    #[test]
+    fn attributes_exist_only_in_the_versions_that_define_them() {
+        assert!(defined_in("Cryptographic Length", V::new(1, 0)));
+        assert!(!defined_in("Fresh", V::new(1, 0)));
+        assert!(defined_in("Fresh", V::new(1, 1)));
+        assert!(!defined_in("Original Creation Date", V::new(1, 1)));
+        assert!(defined_in("Original Creation Date", V::new(2, 1)));
+        assert!(!defined_in("Random Number Generator", V::new(1, 2)));
+        assert!(!defined_in("Sensitive", V::new(1, 3)));
+        assert!(defined_in("Sensitive", V::new(1, 4)));
+        assert!(defined_in("Operation Policy Name", V::new(1, 4)));
+        assert!(!defined_in("Operation Policy Name", V::new(2, 0)));
+        assert!(!defined_in("Operation Policy Name", V::new(2, 1)));
+        assert!(defined_in("x-anything", V::new(1, 0)));
+        assert!(!defined_in("No Such Attribute", V::new(1, 4)));
+        for (name, _, _) in VERSIONED {
+            assert!(tag_for_name(name).is_some(), "{name} has no tag");
+        }
+    }
+}
