@@ -1066,7 +1066,13 @@ fn publish(v1: Option<&str>, v21: Option<&str>, whole_run: bool) {
             Some(s) => format!("{V21_BEGIN}\n{s}{V21_END}\n"),
             None => old_v21.to_string(),
         };
-        format!("{}{v21_block}", v1.unwrap_or(old_v1))
+        let v1 = v1.unwrap_or(old_v1).trim_end_matches('\n');
+        if v21_block.is_empty() {
+            format!("{v1}\n")
+        } else {
+            // A blank line ends the 1.x table before the 2.1 section.
+            format!("{v1}\n\n{v21_block}")
+        }
     };
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("conformance.md");
     let existing = std::fs::read_to_string(&out).unwrap_or_default();
