@@ -189,3 +189,68 @@ async fn with_legacy_crypto_triple_des_encrypts_to_the_known_answer() {
     assert_eq!(e.reason, rr::INVALID_FIELD, "{e:?}");
     dev.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aes_ctr_is_block_cipher_mode_6_and_matches_nist_sp800_38a() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let mut c = common::edge_client(&dev, "demo").await;
+    // SP 800-38A F.5.1 (CTR-AES128.Encrypt), first block.
+    let key = hex::decode("2b7e151628aed2a6abf7158809cf4f3c").unwrap();
+    let p = Item::structure(
+        t::REQUEST_PAYLOAD,
+        vec![
+            Item::new(t::OBJECT_TYPE, Value::Enumeration(2)),
+            Item::structure(
+                t::TEMPLATE_ATTRIBUTE,
+                vec![
+                    Attribute::new("Cryptographic Usage Mask", Value::Integer(0x0C)).to_v1(),
+                    Attribute::new("Activation Date", Value::DateTime(now() - 10)).to_v1(),
+                ],
+            ),
+            Item::structure(
+                t::SYMMETRIC_KEY,
+                vec![Item::structure(
+                    t::KEY_BLOCK,
+                    vec![
+                        Item::new(t::KEY_FORMAT_TYPE, Value::Enumeration(1)),
+                        Item::structure(
+                            t::KEY_VALUE,
+                            vec![Item::new(t::KEY_MATERIAL, Value::ByteString(key))],
+                        ),
+                        Item::new(t::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(3)),
+                        Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
+                    ],
+                )],
+            ),
+        ],
+    );
+    let uid = one(&mut c, op::REGISTER, p)
+        .await
+        .unwrap()
+        .child(t::UNIQUE_IDENTIFIER)
+        .unwrap()
+        .as_text()
+        .unwrap()
+        .to_owned();
+    let counter = hex::decode("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff").unwrap();
+    let pt = hex::decode("6bc1bee22e409f96e93d7e117393172a").unwrap();
+    let r = CipherResponse::parse(
+        &one(
+            &mut c,
+            op::ENCRYPT,
+            encrypt(&uid, bcm::CTR, &pt, Some(counter.clone())),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(hex::encode(r.data), "874d6191b620e3261bef6864990db6ce");
+    assert_eq!(bcm::CTR, 0x06);
+    // Block Cipher Mode 7 is CMAC, not a cipher mode for Encrypt.
+    let e = one(&mut c, op::ENCRYPT, encrypt(&uid, 0x07, &pt, Some(counter)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.reason, rr::INVALID_FIELD, "{e:?}");
+    dev.stop();
+}

@@ -64,7 +64,7 @@ pub fn tdes_crypt(
         let pad = DES_BLOCK - buf.len() % DES_BLOCK;
         buf.extend(std::iter::repeat_n(pad as u8, pad));
     }
-    if buf.is_empty() || buf.len() % DES_BLOCK != 0 {
+    if buf.is_empty() || !buf.len().is_multiple_of(DES_BLOCK) {
         let actual = buf.len();
         buf.zeroize();
         return Err(CryptoError::InvalidCiphertextLength { actual });

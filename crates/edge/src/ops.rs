@@ -58,7 +58,7 @@ const DEFAULT_GROUP: &str = "default";
 const STORAGE_ONLINE: i32 = 1;
 
 /// Derivation Method: HASH.
-const DERIVATION_HASH: u32 = 0x05;
+const DERIVATION_HASH: u32 = 0x02;
 
 /// The SHA-2 size of a Hashing Algorithm value (SHA-256 6, SHA-384 7, SHA-512 8).
 fn sha2_by_enum(alg: u32) -> Option<u32> {

@@ -124,9 +124,12 @@ pub fn name_for_tag(tag: u32) -> Option<&'static str> {
         .map(|(n, _)| *n)
 }
 
+/// An attribute name, the first version that defines it, and the first version that no longer does.
+type Versioned = (&'static str, (i32, i32), Option<(i32, i32)>);
+
 /// (attribute name, first version that defines it, first version that no longer does) for attributes that did
 /// not exist in KMIP 1.0 or were removed by KMIP 2.0. Every other standard attribute exists in every version.
-const VERSIONED: &[(&str, (i32, i32), Option<(i32, i32)>)] = &[
+const VERSIONED: &[Versioned] = &[
     ("Certificate Length", (1, 1), None),
     ("X.509 Certificate Identifier", (1, 1), None),
     ("X.509 Certificate Subject", (1, 1), None),

@@ -248,7 +248,7 @@ pub mod algorithm {
 pub mod block_cipher_mode {
     pub const CBC: u32 = 0x01;
     pub const ECB: u32 = 0x02;
-    pub const CTR: u32 = 0x07;
+    pub const CTR: u32 = 0x06;
     pub const GCM: u32 = 0x09;
 }
 
