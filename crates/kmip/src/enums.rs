@@ -324,3 +324,65 @@ pub mod usage_mask {
     pub const MAC_VERIFY: i32 = 0x100;
     pub const DERIVE_KEY: i32 = 0x200;
 }
+
+#[cfg(test)]
+mod table_tests {
+    use crate::enum_names as n;
+
+    fn value(table: &[(u32, &str)], name: &str) -> u32 {
+        table
+            .iter()
+            .find(|(_, s)| *s == name)
+            .map(|(v, _)| *v)
+            .unwrap_or_else(|| panic!("{name} missing"))
+    }
+
+    /// The hand-written constants agree with the generated protocol tables (CTR once read 7, which is CMAC).
+    #[test]
+    fn constants_match_the_protocol_tables() {
+        use super::*;
+        let m = n::V_BLOCK_CIPHER_MODE;
+        assert_eq!(block_cipher_mode::CBC, value(m, "CBC"));
+        assert_eq!(block_cipher_mode::ECB, value(m, "ECB"));
+        assert_eq!(block_cipher_mode::CTR, value(m, "CTR"));
+        assert_eq!(block_cipher_mode::GCM, value(m, "GCM"));
+        let p = n::V_PADDING_METHOD;
+        assert_eq!(padding_method::NONE, value(p, "None"));
+        assert_eq!(padding_method::PKCS5, value(p, "PKCS5"));
+        let o = n::V_OPERATION;
+        for (c, name) in [
+            (operation::CREATE, "Create"),
+            (operation::REGISTER, "Register"),
+            (operation::REKEY, "Rekey"),
+            (operation::DERIVE_KEY, "DeriveKey"),
+            (operation::CHECK, "Check"),
+            (operation::GET_ATTRIBUTES, "GetAttributes"),
+            (operation::ADD_ATTRIBUTE, "AddAttribute"),
+            (operation::DELETE_ATTRIBUTE, "DeleteAttribute"),
+            (operation::OBTAIN_LEASE, "ObtainLease"),
+            (operation::GET_USAGE_ALLOCATION, "GetUsageAllocation"),
+            (operation::MAC_VERIFY, "MACVerify"),
+            (operation::RNG_RETRIEVE, "RNGRetrieve"),
+            (operation::HASH, "Hash"),
+            (operation::SET_ATTRIBUTE, "SetAttribute"),
+        ] {
+            assert_eq!(c, value(o, name), "{name}");
+        }
+        let k = n::V_KEY_FORMAT_TYPE;
+        assert_eq!(key_format_type::RAW, value(k, "Raw"));
+        assert_eq!(key_format_type::OPAQUE, value(k, "Opaque"));
+        assert_eq!(
+            key_format_type::TRANSPARENT_SYMMETRIC_KEY,
+            value(k, "TransparentSymmetricKey")
+        );
+        let u = n::V_CRYPTOGRAPHIC_USAGE_MASK;
+        assert_eq!(usage_mask::MAC_GENERATE as u32, value(u, "MACGenerate"));
+        assert_eq!(usage_mask::DERIVE_KEY as u32, value(u, "DeriveKey"));
+        assert_eq!(usage_mask::UNWRAP_KEY as u32, value(u, "UnwrapKey"));
+        assert_eq!(state::DEACTIVATED, value(n::V_STATE, "Deactivated"));
+        assert_eq!(
+            object_type::OPAQUE_OBJECT,
+            value(n::V_OBJECT_TYPE, "OpaqueObject")
+        );
+    }
+}
