@@ -153,14 +153,12 @@ async fn protocol_versions_operations_and_batch_options_follow_kmip() {
         rr::INVALID_FIELD
     );
 
-    // Undo is refused for a real batch.
+    // Undo is accepted (the edge rolls back; see batch_undo.rs): a batch that succeeds is answered normally.
     let get = payload::uid_payload(t::REQUEST_PAYLOAD, &uid);
     let mut m = RequestMessage::new(V14, vec![(op::GET, get.clone()), (op::GET, get.clone())]);
     m.header.error_continuation = bec::UNDO;
     let (_, r) = send(&mut c, m).await;
-    assert!(r.iter().all(|x| x
-        .as_ref()
-        .is_err_and(|e| e.reason == rr::FEATURE_NOT_SUPPORTED)));
+    assert!(r.iter().all(Result::is_ok), "{r:?}");
 
     // Maximum Response Size: a Get answer does not fit in 100 bytes.
     let mut m = RequestMessage::new(V14, vec![(op::GET, get.clone())]);

@@ -188,6 +188,7 @@ impl Edge {
         for _ in 0..16 {
             let mut stored = self.load(tenant, service, uid).await?;
             let revision = stored.record.revision;
+            let before = stored.record.clone();
             change(&mut stored, now())?;
             let mut record = stored.record.clone();
             record.metadata = serde_json::to_value(&stored.meta)
@@ -198,6 +199,7 @@ impl Edge {
                 .await
                 .map_err(vault_err)?
             {
+                journal(tenant, uid, Some(before));
                 return Ok(());
             }
         }
@@ -314,15 +316,55 @@ impl EdgeKmipService {
 #[async_trait::async_trait]
 impl KmipService for EdgeKmipService {
     async fn handle(&self, peer: &PeerIdentity, request: &Item) -> Item {
-        openkcm_kmip::process(
-            &EdgeOps {
-                edge: &self.edge,
-                peer,
-            },
-            request,
-        )
-        .await
+        let ops = EdgeOps {
+            edge: &self.edge,
+            peer,
+        };
+        // A batch that asks for Undo runs with a journal of the vault writes it makes, so a failure can roll them
+        // back.
+        let undo = request
+            .child(t::REQUEST_HEADER)
+            .and_then(|h| h.child(t::BATCH_ERROR_CONTINUATION_OPTION))
+            .and_then(Item::as_enum)
+            == Some(openkcm_kmip::enums::batch_error_continuation::UNDO);
+        if undo {
+            UNDO_JOURNAL
+                .scope(
+                    std::sync::Mutex::new(Vec::new()),
+                    openkcm_kmip::process(&ops, request),
+                )
+                .await
+        } else {
+            openkcm_kmip::process(&ops, request).await
+        }
     }
+}
+
+/// A vault write made by the current message: the record as it was before (None: the message created it).
+struct JournalEntry {
+    tenant: String,
+    id: String,
+    previous: Option<Record>,
+}
+
+tokio::task_local! {
+    /// The writes of a batch that may have to be undone (set only for batches that ask for Undo).
+    static UNDO_JOURNAL: std::sync::Mutex<Vec<JournalEntry>>;
+}
+
+/// Notes a vault write for Undo, keeping only the first state of each record.
+fn journal(tenant: &str, id: &str, previous: Option<Record>) {
+    let _ = UNDO_JOURNAL.try_with(|j| {
+        if let Ok(mut j) = j.lock() {
+            if !j.iter().any(|e| e.tenant == tenant && e.id == id) {
+                j.push(JournalEntry {
+                    tenant: tenant.into(),
+                    id: id.into(),
+                    previous,
+                });
+            }
+        }
+    });
 }
 
 struct EdgeOps<'a> {
@@ -497,6 +539,7 @@ impl EdgeOps<'_> {
                 "a key with the generated identifier already exists; retry",
             ));
         }
+        journal(tenant, &uid, None);
         Ok(uid)
     }
 
@@ -2059,6 +2102,56 @@ impl OperationHandler for EdgeOps<'_> {
             openkcm_net::log_refusal(self.peer, ctx.version, operation, e);
         }
         result
+    }
+
+    fn can_undo(&self) -> bool {
+        UNDO_JOURNAL.try_with(|_| ()).is_ok()
+    }
+
+    /// Restores every record this message changed, newest change first, and deletes those it created.
+    async fn undo(&self) -> Result<(), KmipError> {
+        let entries = UNDO_JOURNAL
+            .try_with(|j| {
+                j.lock()
+                    .map(|mut j| std::mem::take(&mut *j))
+                    .unwrap_or_default()
+            })
+            .map_err(|_| KmipError::general("no undo journal"))?;
+        for e in entries.into_iter().rev() {
+            match e.previous {
+                None => {
+                    self.edge
+                        .vault
+                        .delete(&e.tenant, KIND_L4, &e.id, 0)
+                        .await
+                        .map_err(vault_err)?;
+                }
+                Some(previous) => {
+                    let current = self
+                        .edge
+                        .vault
+                        .get(&e.tenant, KIND_L4, &e.id, 0)
+                        .await
+                        .map_err(vault_err)?
+                        .ok_or_else(|| {
+                            KmipError::general(format!("object {:?} vanished during undo", e.id))
+                        })?;
+                    if !self
+                        .edge
+                        .vault
+                        .compare_and_set(&previous, current.revision)
+                        .await
+                        .map_err(vault_err)?
+                    {
+                        return Err(KmipError::general(format!(
+                            "object {:?} changed again while the batch was being undone",
+                            e.id
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -161,6 +161,8 @@ pub mod unique_identifier {
 pub mod result_status {
     pub const SUCCESS: u32 = 0;
     pub const OPERATION_FAILED: u32 = 1;
+    pub const OPERATION_PENDING: u32 = 2;
+    pub const OPERATION_UNDONE: u32 = 3;
 }
 
 /// Result Reason enumeration (1.x values below 0x19, plus General Failure; 2.x adds the rest).

@@ -266,6 +266,9 @@ pub struct ResponseBatchItem {
     pub batch_id: Option<Vec<u8>>,
     /// Success payload, or the failure.
     pub result: Result<Item, KmipError>,
+    /// The item succeeded but was rolled back because a later item failed (Batch Error Continuation Option
+    /// Undo): answered with Result Status Operation Undone.
+    pub undone: bool,
 }
 
 impl ResponseBatchItem {
@@ -282,6 +285,10 @@ impl ResponseBatchItem {
             ));
         }
         match &self.result {
+            _ if self.undone => bi.push(Item::new(
+                t::RESULT_STATUS,
+                Value::Enumeration(result_status::OPERATION_UNDONE),
+            )),
             Ok(_) => bi.push(Item::new(
                 t::RESULT_STATUS,
                 Value::Enumeration(result_status::SUCCESS),
@@ -307,15 +314,23 @@ impl ResponseBatchItem {
     /// The encoded size of this batch item in `version`, computed without copying the payload.
     pub fn encoded_len(&self, version: ProtocolVersion) -> usize {
         let head = openkcm_ttlv::encoded_len(&Item::structure(t::BATCH_ITEM, self.head(version)));
+        if self.undone {
+            return head;
+        }
         head + self.result.as_ref().map_or(0, openkcm_ttlv::encoded_len)
     }
 
     /// Encodes this batch item as `version` defines it, moving the payload into the tree.
     pub fn into_item(self, version: ProtocolVersion) -> Item {
         let mut bi = self.head(version);
-        if let Ok(mut payload) = self.result {
-            payload.tag = t::RESPONSE_PAYLOAD;
-            bi.push(payload);
+        match self.result {
+            // An undone operation is no longer in effect: its answer carries no payload.
+            Ok(mut payload) if self.undone => payload.zeroize_bytes(),
+            Ok(mut payload) => {
+                payload.tag = t::RESPONSE_PAYLOAD;
+                bi.push(payload);
+            }
+            Err(_) => {}
         }
         Item::structure(t::BATCH_ITEM, bi)
     }
@@ -404,6 +419,8 @@ impl ResponseMessage {
                     .child(t::UNIQUE_BATCH_ITEM_ID)
                     .and_then(Item::as_bytes)
                     .map(<[u8]>::to_vec),
+                undone: b.child(t::RESULT_STATUS).and_then(Item::as_enum)
+                    == Some(result_status::OPERATION_UNDONE),
                 result,
             });
         }
@@ -478,6 +495,19 @@ pub trait OperationHandler: Send + Sync {
         operation: u32,
         payload: &Item,
     ) -> Result<Item, KmipError>;
+
+    /// Whether this handler can roll back the items of a batch (Batch Error Continuation Option Undo).
+    fn can_undo(&self) -> bool {
+        false
+    }
+
+    /// Rolls back what the items handled so far in this message did.
+    async fn undo(&self) -> Result<(), KmipError> {
+        Err(KmipError::new(
+            rr::FEATURE_NOT_SUPPORTED,
+            "this server cannot roll back a batch",
+        ))
+    }
 }
 
 fn now() -> i64 {
@@ -512,6 +542,7 @@ pub fn error_response(version: ProtocolVersion, error: KmipError) -> Item {
             operation: None,
             batch_id: None,
             result: Err(error),
+            undone: false,
         }],
     }
     .into_item()
@@ -657,6 +688,7 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
         ))
     } else if message.header.error_continuation == batch_error_continuation::UNDO
         && message.items.len() > 1
+        && !handler.can_undo()
     {
         Some(KmipError::new(
             rr::FEATURE_NOT_SUPPORTED,
@@ -764,6 +796,7 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
             operation: Some(b.operation),
             batch_id: b.batch_id.clone(),
             result,
+            undone: false,
         };
         let mut item = item;
         let item_size = item.encoded_len(version);
@@ -789,6 +822,30 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
         }
         size = size.saturating_add(item_size);
         items.push(item);
+        // Undo: a failure rolls back what the earlier items of the batch did, and they are answered Operation
+        // Undone; the failed item keeps its reason, with a note when the rollback itself failed.
+        if header_error.is_none()
+            && failed
+            && message.header.error_continuation == batch_error_continuation::UNDO
+        {
+            match handler.undo().await {
+                Ok(()) => {
+                    let last = items.len().saturating_sub(1);
+                    for earlier in items.iter_mut().take(last).filter(|i| i.result.is_ok()) {
+                        earlier.undone = true;
+                    }
+                }
+                Err(e) => {
+                    if let Some(Err(failed)) = items.last_mut().map(|i| &mut i.result) {
+                        failed.message.push_str(&format!(
+                            " (rolling back the earlier items failed: {}; they stay in effect)",
+                            e.message
+                        ));
+                    }
+                }
+            }
+            break;
+        }
         // A refused header refuses every item; otherwise Stop ends the batch at the first failure.
         if header_error.is_none()
             && failed
