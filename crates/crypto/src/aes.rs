@@ -604,6 +604,17 @@ pub fn key_unwrap(kek: &[u8], wrapped: &[u8], padded: bool) -> Result<SecretByte
     }
 }
 
+/// SHA-2 digest (`bits` 256, 384 or 512); `None` for another size.
+pub fn sha2(bits: u32, data: &[u8]) -> Option<Vec<u8>> {
+    let alg = match bits {
+        256 => &aws_lc_rs::digest::SHA256,
+        384 => &aws_lc_rs::digest::SHA384,
+        512 => &aws_lc_rs::digest::SHA512,
+        _ => return None,
+    };
+    Some(aws_lc_rs::digest::digest(alg, data).as_ref().to_vec())
+}
+
 #[cfg(test)]
 mod key_wrap_tests {
     use super::*;
@@ -633,15 +644,4 @@ mod key_wrap_tests {
         assert_eq!(key_unwrap(&kek, &w, true).unwrap().expose(), b"seven b");
         assert!(key_wrap(&kek, b"seven b", false).is_err());
     }
-}
-
-/// SHA-2 digest (`bits` 256, 384 or 512); `None` for another size.
-pub fn sha2(bits: u32, data: &[u8]) -> Option<Vec<u8>> {
-    let alg = match bits {
-        256 => &aws_lc_rs::digest::SHA256,
-        384 => &aws_lc_rs::digest::SHA384,
-        512 => &aws_lc_rs::digest::SHA512,
-        _ => return None,
-    };
-    Some(aws_lc_rs::digest::digest(alg, data).as_ref().to_vec())
 }
