@@ -249,12 +249,17 @@ impl L4Meta {
         a
     }
 
+    /// The value of the first stored client attribute called `name` (the attributes kept as TTLV).
+    pub fn extra_value(&self, name: &str) -> Option<Item> {
+        let e = self.extra.iter().find(|e| e.name == name)?;
+        hex::decode(&e.value_ttlv)
+            .ok()
+            .and_then(|b| openkcm_ttlv::decode(&b, &openkcm_ttlv::Limits::default()).ok())
+    }
+
     /// The Usage Limits attribute as (total, count left, unit), if the object has one.
     pub fn usage_limits(&self) -> Option<(i64, i64, u32)> {
-        let e = self.extra.iter().find(|e| e.name == "Usage Limits")?;
-        let item = hex::decode(&e.value_ttlv)
-            .ok()
-            .and_then(|b| openkcm_ttlv::decode(&b, &openkcm_ttlv::Limits::default()).ok())?;
+        let item = self.extra_value("Usage Limits")?;
         let total = item.child(t::USAGE_LIMITS_TOTAL).and_then(Item::as_i64)?;
         let count = item
             .child(t::USAGE_LIMITS_COUNT)

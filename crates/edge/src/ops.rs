@@ -57,6 +57,17 @@ const DEFAULT_GROUP: &str = "default";
 /// Storage Status Mask: On-line Storage.
 const STORAGE_ONLINE: i32 = 1;
 
+/// Refuses with Permission Denied unless the object's Cryptographic Usage Mask allows `what`.
+fn require_usage(meta: &L4Meta, uid: &str, bit: i32, what: &str) -> Result<(), KmipError> {
+    if meta.usage_mask & bit == 0 {
+        return Err(KmipError::new(
+            rr::PERMISSION_DENIED,
+            format!("key {uid:?} does not allow {what} (Cryptographic Usage Mask)"),
+        ));
+    }
+    Ok(())
+}
+
 /// Derivation Method: HASH.
 const DERIVATION_HASH: u32 = 0x02;
 
@@ -939,30 +950,17 @@ impl EdgeOps<'_> {
             allowed,
             "the key's state does not allow this MAC operation",
         )?;
-        let needed = if verify {
-            usage_mask::MAC_VERIFY
+        if verify {
+            require_usage(&stored.meta, &uid, usage_mask::MAC_VERIFY, "MAC Verify")?;
         } else {
-            usage_mask::MAC_GENERATE
-        };
-        if stored.meta.usage_mask & needed == 0 {
-            return Err(KmipError::new(
-                rr::PERMISSION_DENIED,
-                format!(
-                    "key {uid:?} does not allow {} (Cryptographic Usage Mask)",
-                    if verify { "MAC Verify" } else { "MAC Generate" }
-                ),
-            ));
+            require_usage(&stored.meta, &uid, usage_mask::MAC_GENERATE, "MAC Generate")?;
         }
         // The MAC algorithm: the request's Cryptographic Parameters, else those stored with the key, else the
         // key's own algorithm (an HMAC key).
         let params = CryptoParams::parse(payload)?.unwrap_or_default();
         let stored_alg = stored
             .meta
-            .extra
-            .iter()
-            .find(|e| e.name == "Cryptographic Parameters")
-            .and_then(|e| hex::decode(&e.value_ttlv).ok())
-            .and_then(|b| openkcm_ttlv::decode(&b, &openkcm_ttlv::Limits::default()).ok())
+            .extra_value("Cryptographic Parameters")
             .and_then(|v| v.child(t::CRYPTOGRAPHIC_ALGORITHM).and_then(Item::as_enum));
         let alg = params
             .algorithm
@@ -1134,12 +1132,7 @@ impl EdgeOps<'_> {
                 "wrapping key {kek_uid:?} is not an AES key"
             )));
         }
-        if kek.meta.usage_mask & usage == 0 {
-            return Err(KmipError::new(
-                rr::PERMISSION_DENIED,
-                format!("key {kek_uid:?} does not allow key wrapping (Cryptographic Usage Mask)"),
-            ));
-        }
+        require_usage(&kek.meta, kek_uid, usage, "key wrapping")?;
         self.edge.key_of(tenant, service, kek_uid, &kek).await
     }
 
@@ -1219,12 +1212,7 @@ impl EdgeOps<'_> {
             &[state::ACTIVE],
             "only an Active key derives keys",
         )?;
-        if stored.meta.usage_mask & usage_mask::DERIVE_KEY == 0 {
-            return Err(KmipError::new(
-                rr::PERMISSION_DENIED,
-                format!("key {base:?} does not allow Derive Key (Cryptographic Usage Mask)"),
-            ));
-        }
+        require_usage(&stored.meta, base, usage_mask::DERIVE_KEY, "Derive Key")?;
         let now = now();
         let mut meta = L4Meta::new_aes(service, now);
         let (alg, len) = Self::client_attributes(payload, &mut meta, now)?;
@@ -1753,31 +1741,13 @@ impl EdgeOps<'_> {
                 "only an Active, Deactivated or Compromised key decrypts"
             },
         )?;
-        let needed = if encrypt {
-            usage_mask::ENCRYPT
+        if encrypt {
+            require_usage(&stored.meta, &uid, usage_mask::ENCRYPT, "Encrypt")?;
         } else {
-            usage_mask::DECRYPT
-        };
-        if stored.meta.usage_mask & needed == 0 {
-            return Err(KmipError::new(
-                rr::PERMISSION_DENIED,
-                format!(
-                    "key {uid:?} does not allow {} (Cryptographic Usage Mask)",
-                    if encrypt { "Encrypt" } else { "Decrypt" }
-                ),
-            ));
+            require_usage(&stored.meta, &uid, usage_mask::DECRYPT, "Decrypt")?;
         }
         // Protect Stop Date: no new protection after it; Process Start Date: no processing before it.
-        let date_of = |name: &str| {
-            stored
-                .meta
-                .extra
-                .iter()
-                .find(|e| e.name == name)
-                .and_then(|e| hex::decode(&e.value_ttlv).ok())
-                .and_then(|b| openkcm_ttlv::decode(&b, &openkcm_ttlv::Limits::default()).ok())
-                .and_then(|i| i.as_datetime())
-        };
+        let date_of = |name: &str| stored.meta.extra_value(name).and_then(|i| i.as_datetime());
         let now_s = now();
         if encrypt && date_of("Protect Stop Date").is_some_and(|d| now_s > d) {
             return Err(KmipError::new(
@@ -1801,11 +1771,7 @@ impl EdgeOps<'_> {
         // attribute supplies what the request leaves out).
         let stored_params = stored
             .meta
-            .extra
-            .iter()
-            .find(|e| e.name == "Cryptographic Parameters")
-            .and_then(|e| hex::decode(&e.value_ttlv).ok())
-            .and_then(|b| openkcm_ttlv::decode(&b, &openkcm_ttlv::Limits::default()).ok())
+            .extra_value("Cryptographic Parameters")
             .and_then(|v| {
                 CryptoParams::parse(&Item::structure(
                     t::REQUEST_PAYLOAD,
