@@ -517,6 +517,9 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// How far a request's Time Stamp may run ahead of the server clock.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+
 /// A Server Correlation Value: this process's start time and a counter, unique per exchange.
 fn next_correlation_value() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -672,7 +675,22 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
     };
     let requested = message.header.version;
     let version = negotiate(requested);
-    let header_error = if !matches!(
+    // A request Time Stamp may run ahead of this server's clock by MAX_CLOCK_SKEW_SECS (clients' clocks drift);
+    // further ahead it is refused. Older stamps are accepted: TLS, not the stamp, protects against replay.
+    let ahead = request
+        .child(t::REQUEST_HEADER)
+        .and_then(|h| h.child(t::TIME_STAMP))
+        .and_then(Item::as_datetime)
+        .map(|ts| ts - now())
+        .filter(|d| *d > MAX_CLOCK_SKEW_SECS);
+    let header_error = if let Some(ahead) = ahead {
+        Some(KmipError::new(
+            rr::INVALID_MESSAGE,
+            format!(
+                "the request Time Stamp is {ahead} s ahead of the server clock; at most {MAX_CLOCK_SKEW_SECS} s is accepted"
+            ),
+        ))
+    } else if !matches!(
         message.header.error_continuation,
         batch_error_continuation::CONTINUE
             | batch_error_continuation::STOP

@@ -405,3 +405,38 @@ async fn after_a_failed_item_the_id_placeholder_is_empty() {
         rr::MISSING_DATA
     );
 }
+
+/// A request Time Stamp a few seconds ahead of the server clock is accepted; more than the stated tolerance is not.
+#[tokio::test]
+async fn request_time_stamp_tolerance() {
+    use openkcm_kmip::message::MAX_CLOCK_SKEW_SECS;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for (ahead, accepted) in [
+        (-86_400, true),
+        (5, true),
+        (MAX_CLOCK_SKEW_SECS - 5, true),
+        (3_600, false),
+    ] {
+        let mut m = RequestMessage::new(
+            ProtocolVersion::new(1, 4),
+            vec![(op::CREATE, Item::structure(t::REQUEST_PAYLOAD, vec![]))],
+        )
+        .to_item();
+        if let Value::Structure(c) = &mut m.value {
+            if let Some(h) = c.iter_mut().find(|i| i.tag == t::REQUEST_HEADER) {
+                if let Value::Structure(hc) = &mut h.value {
+                    hc.insert(1, Item::new(t::TIME_STAMP, Value::DateTime(now + ahead)));
+                }
+            }
+        }
+        let r = ResponseMessage::parse(&process(&Toy, &m).await).unwrap();
+        let e = r.items[0].result.as_ref().err();
+        assert_eq!(e.is_none(), accepted, "{ahead}: {e:?}");
+        if let Some(e) = e {
+            assert!(e.message.contains("ahead of the server clock"), "{e:?}");
+        }
+    }
+}
