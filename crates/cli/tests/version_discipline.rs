@@ -127,3 +127,91 @@ async fn every_version_sees_only_the_attributes_it_defines() {
     }
     dev.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn custom_attributes_of_any_type_are_kept_returned_and_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let mut c = common::edge_client(&dev, "demo").await;
+    let v14 = ProtocolVersion::new(1, 4);
+    let custom = vec![
+        Attribute::new("x-int", Value::Integer(-7)),
+        Attribute::new("x-long", Value::LongInteger(1 << 40)),
+        Attribute::new("x-bool", Value::Boolean(true)),
+        Attribute::new("x-bytes", Value::ByteString(vec![0, 1, 2, 255])),
+        Attribute::new("x-date", Value::DateTime(1_700_000_000)),
+        Attribute::new("x-interval", Value::Interval(3600)),
+        Attribute::new("x-enum", Value::Enumeration(0x8000_0001)),
+        Attribute::new(
+            "x-struct",
+            Value::Structure(vec![Item::new(
+                t::NAME_VALUE,
+                Value::TextString("inner".into()),
+            )]),
+        ),
+    ];
+    let p = call(
+        &mut c,
+        v14,
+        op::CREATE,
+        payload::create_request(v14, &custom),
+    )
+    .await;
+    let uid = p
+        .child(t::UNIQUE_IDENTIFIER)
+        .unwrap()
+        .as_text()
+        .unwrap()
+        .to_owned();
+    // Another key with different values, so that Locate has something to tell apart.
+    let other: Vec<Attribute> = vec![
+        Attribute::new("x-int", Value::Integer(8)),
+        Attribute::new("x-bytes", Value::ByteString(vec![9])),
+    ];
+    call(
+        &mut c,
+        v14,
+        op::CREATE,
+        payload::create_request(v14, &other),
+    )
+    .await;
+    let got = call(
+        &mut c,
+        v14,
+        op::GET_ATTRIBUTES,
+        payload::uid_payload(t::REQUEST_PAYLOAD, &uid),
+    )
+    .await;
+    let attrs = openkcm_kmip::attributes::from_payload(&got).unwrap();
+    for want in &custom {
+        let have = attrs
+            .iter()
+            .find(|a| a.name == want.name)
+            .unwrap_or_else(|| panic!("{} missing", want.name));
+        assert_eq!(
+            have.value.value, want.value.value,
+            "{} returned as sent",
+            want.name
+        );
+        // Each is a Locate filter that finds exactly this key.
+        let found = call(
+            &mut c,
+            v14,
+            op::LOCATE,
+            payload::LocateRequest {
+                max_items: None,
+                offset_items: None,
+                attributes: vec![want.clone()],
+            }
+            .to_item(v14),
+        )
+        .await;
+        assert_eq!(
+            payload::uids(&found),
+            vec![uid.clone()],
+            "Locate by {}",
+            want.name
+        );
+    }
+    dev.stop();
+}
