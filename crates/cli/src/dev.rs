@@ -48,6 +48,10 @@ pub struct DevArgs {
     /// registered and fetched, but cryptographic operations with them are refused by policy.
     #[arg(long, env = "OPENKCM_LEGACY_CRYPTO")]
     legacy_crypto: bool,
+    /// A JSON file of accepted KMIP request credentials (Username and Password, Device), each with a salted
+    /// PBKDF2 hash; see docs/conformance.md. Without it, credentials in requests are not checked and give no rights.
+    #[arg(long, env = "OPENKCM_KMIP_CREDENTIALS")]
+    kmip_credentials: Option<PathBuf>,
     /// Edge vault backend.
     #[arg(long, env = "OPENKCM_EDGE_VAULT", value_enum, default_value = "sqlite")]
     edge_vault: VaultKind,
@@ -322,8 +326,19 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         tls::client_config(&edge_files)?,
         args.core_connections,
     );
-    let edge =
-        Arc::new(Edge::new(vault, CoreLink::new(pool)).with_legacy_crypto(args.legacy_crypto));
+    let mut edge = Edge::new(vault, CoreLink::new(pool)).with_legacy_crypto(args.legacy_crypto);
+    if let Some(path) = &args.kmip_credentials {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the KMIP credentials file {}", path.display()))?;
+        let file: openkcm_edge::credentials::CredentialsFile = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a KMIP credentials file", path.display()))?;
+        let n = file.credentials.len();
+        let creds = openkcm_edge::credentials::KmipCredentials::new(file)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        tracing::info!(credentials = n, "KMIP request credentials are checked");
+        edge = edge.with_credentials(creds);
+    }
+    let edge = Arc::new(edge);
     if args.legacy_crypto {
         tracing::warn!("legacy_crypto is on: Encrypt and Decrypt accept Triple DES keys; use it only to read old data");
     }

@@ -21,6 +21,33 @@ enum Command {
     Dev(dev::DevArgs),
     /// A KMIP client for humans and scripts (prints JSON).
     Kmip(kmip_cli::KmipArgs),
+    /// Print a KMIP credentials-file entry (salted PBKDF2 hash) for a password read from standard input.
+    CredentialHash(CredentialHashArgs),
+}
+
+/// Arguments of `openkcm credential-hash`.
+#[derive(clap::Args)]
+struct CredentialHashArgs {
+    /// `username` (Username and Password credentials) or `device` (Device credentials, by serial number).
+    #[arg(long, value_parser = ["username", "device"])]
+    kind: String,
+    /// The Username, or the Device Serial Number.
+    #[arg(long)]
+    name: String,
+}
+
+/// Reads the password from standard input (first line) and prints one JSON entry for the credentials file.
+fn credential_hash(args: CredentialHashArgs) -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        anyhow::bail!("no password on standard input");
+    }
+    let entry = openkcm_edge::credentials::CredentialEntry::new(&args.kind, &args.name, password)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    println!("{}", serde_json::to_string(&entry)?);
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +66,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Dev(args) => dev::run(args).await,
             Command::Kmip(args) => kmip_cli::run(args).await,
+            Command::CredentialHash(args) => credential_hash(args),
         }
     });
     match result {

@@ -709,6 +709,21 @@ fn collapse_attribute_names(n: &mut Node) {
     }
 }
 
+/// The KMIP request credentials the credential cases (TC-111, TC-112) use, as the operator would configure them:
+/// salted PBKDF2 hashes in the `--kmip-credentials` file.
+fn write_test_credentials(path: &Path) {
+    use openkcm_edge::credentials::{CredentialEntry, CredentialsFile};
+    let file = CredentialsFile {
+        credentials: vec![
+            CredentialEntry::new("username", "Fred", "password1").unwrap(),
+            CredentialEntry::new("username", "Barney", "secret2").unwrap(),
+            CredentialEntry::new("device", "serNum123456", "secret").unwrap(),
+            CredentialEntry::new("device", "serNum101010", "passwd").unwrap(),
+        ],
+    };
+    std::fs::write(path, serde_json::to_string(&file).unwrap()).unwrap();
+}
+
 /// The Time Stamp a recorded response carries (None for `$NOW`).
 fn recorded_timestamp(resp: &Node) -> Option<i64> {
     let header = resp.children.iter().find(|c| c.name == "ResponseHeader")?;
@@ -849,10 +864,16 @@ async fn oasis_kmip_profiles() {
     };
     let only = std::env::var("OPENKCM_CONFORMANCE_ONLY").ok();
     let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let creds = tmp.path().join("kmip-credentials.json");
+    write_test_credentials(&creds);
     let mut dev = Dev::start_env(
-        tmp.path(),
+        &data,
         &["conformance"],
-        &[("OPENKCM_AUTO_PROVISION_SERVICES", "true")],
+        &[
+            ("OPENKCM_AUTO_PROVISION_SERVICES", "true"),
+            ("OPENKCM_KMIP_CREDENTIALS", creds.to_str().unwrap()),
+        ],
     );
     let mut results: BTreeMap<(String, String), (Outcome, usize, usize)> = BTreeMap::new();
     let mut generated_by_service: HashMap<String, HashSet<String>> = HashMap::new();

@@ -615,6 +615,40 @@ pub fn sha2(bits: u32, data: &[u8]) -> Option<Vec<u8>> {
     Some(aws_lc_rs::digest::digest(alg, data).as_ref().to_vec())
 }
 
+/// PBKDF2-HMAC-SHA-256 of `password` with `salt` and `iterations` (at least 1), 32 bytes.
+pub fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let n = std::num::NonZeroU32::new(iterations.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+    aws_lc_rs::pbkdf2::derive(
+        aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
+        n,
+        salt,
+        password,
+        &mut out,
+    );
+    out
+}
+
+/// Checks `password` against a PBKDF2-HMAC-SHA-256 hash in constant time.
+pub fn pbkdf2_sha256_verify(
+    password: &[u8],
+    salt: &[u8],
+    iterations: u32,
+    expected: &[u8],
+) -> bool {
+    let Some(n) = std::num::NonZeroU32::new(iterations) else {
+        return false;
+    };
+    aws_lc_rs::pbkdf2::verify(
+        aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
+        n,
+        salt,
+        password,
+        expected,
+    )
+    .is_ok()
+}
+
 #[cfg(test)]
 mod key_wrap_tests {
     use super::*;

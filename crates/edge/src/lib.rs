@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod core_link;
+pub mod credentials;
 mod meta;
 pub mod objects;
 mod ops;

@@ -46,6 +46,10 @@ pub struct L4Meta {
     /// it the same way again.
     #[serde(default)]
     pub registered_wrapping: Option<String>,
+    /// The credential principal that created the object (`username:Fred`), if it was created under one: only that
+    /// principal may use it.
+    #[serde(default)]
+    pub owner: Option<String>,
     /// False for a key registered without its Key Value (KMIP 1.2 Key Value Present).
     #[serde(default)]
     pub key_value_absent: bool,
@@ -299,6 +303,7 @@ impl L4Meta {
             registered_wrapping: None,
             last_located_nanos: None,
             key_value_absent: false,
+            owner: None,
             state: state::PRE_ACTIVE,
             names: Vec::new(),
             algorithm: algorithm::AES,

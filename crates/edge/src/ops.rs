@@ -126,6 +126,9 @@ pub struct Edge {
     core: CoreLink,
     /// Whether Encrypt/Decrypt may use legacy algorithms (Triple DES).
     legacy_crypto: bool,
+    /// The credentials a request header may carry (`--kmip-credentials`); None: credentials are not checked and
+    /// give no rights.
+    credentials: Option<Arc<crate::credentials::KmipCredentials>>,
     /// Streamed Encrypt/Decrypt operations in progress, by Correlation Value.
     streams: std::sync::Mutex<std::collections::HashMap<Vec<u8>, StreamState>>,
 }
@@ -155,8 +158,15 @@ impl Edge {
             vault,
             core,
             legacy_crypto: false,
+            credentials: None,
             streams: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// Accepts KMIP request credentials (Username and Password, Device) from `credentials`.
+    pub fn with_credentials(mut self, credentials: crate::credentials::KmipCredentials) -> Self {
+        self.credentials = Some(Arc::new(credentials));
+        self
     }
 
     /// Allows (or not) Encrypt and Decrypt with Triple DES keys. Off by default: legacy algorithms are only for
@@ -180,6 +190,13 @@ impl Edge {
         // Identity-bound authorization: another service's key does not exist for this caller.
         if meta.service != service {
             return Err(KmipError::not_found(uid));
+        }
+        // An object created under a credential is that principal's alone.
+        if !owner_may_use(&meta) {
+            return Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                format!("access denied: object {uid:?} belongs to another credential"),
+            ));
         }
         Ok(Stored { record, meta })
     }
@@ -331,6 +348,23 @@ impl KmipService for EdgeKmipService {
             edge: &self.edge,
             peer,
         };
+        // A credential in the header names a principal within this identity (checked against --kmip-credentials).
+        let principal = match &self.edge.credentials {
+            Some(c) => match c.principal(request) {
+                Ok(p) => p,
+                Err(e) => {
+                    let version = request
+                        .child(t::REQUEST_HEADER)
+                        .and_then(|h| h.child(t::PROTOCOL_VERSION))
+                        .and_then(|v| openkcm_kmip::ProtocolVersion::from_item(v).ok())
+                        .map(openkcm_kmip::negotiate)
+                        .unwrap_or(openkcm_kmip::ProtocolVersion::new(1, 0));
+                    openkcm_net::log_refusal(peer, version, 0, &e);
+                    return openkcm_kmip::error_response(version, e);
+                }
+            },
+            None => None,
+        };
         // A batch that asks for Undo runs with a journal of the vault writes it makes, so a failure can roll them
         // back.
         let undo = request
@@ -338,16 +372,19 @@ impl KmipService for EdgeKmipService {
             .and_then(|h| h.child(t::BATCH_ERROR_CONTINUATION_OPTION))
             .and_then(Item::as_enum)
             == Some(openkcm_kmip::enums::batch_error_continuation::UNDO);
-        if undo {
-            UNDO_JOURNAL
-                .scope(
-                    std::sync::Mutex::new(Vec::new()),
-                    openkcm_kmip::process(&ops, request),
-                )
-                .await
-        } else {
-            openkcm_kmip::process(&ops, request).await
-        }
+        let run = async {
+            if undo {
+                UNDO_JOURNAL
+                    .scope(
+                        std::sync::Mutex::new(Vec::new()),
+                        openkcm_kmip::process(&ops, request),
+                    )
+                    .await
+            } else {
+                openkcm_kmip::process(&ops, request).await
+            }
+        };
+        PRINCIPAL.scope(principal, run).await
     }
 }
 
@@ -361,6 +398,18 @@ struct JournalEntry {
 tokio::task_local! {
     /// The writes of a batch that may have to be undone (set only for batches that ask for Undo).
     static UNDO_JOURNAL: std::sync::Mutex<Vec<JournalEntry>>;
+    /// The credential principal of the message being handled (None: no credential).
+    static PRINCIPAL: Option<String>;
+}
+
+/// The credential principal of the current message.
+fn current_principal() -> Option<String> {
+    PRINCIPAL.try_with(Clone::clone).ok().flatten()
+}
+
+/// Whether the current message's principal may use an object (its owner, if it has one).
+fn owner_may_use(meta: &L4Meta) -> bool {
+    meta.owner.is_none() || meta.owner == current_principal()
 }
 
 /// Notes a vault write for Undo, keeping only the first state of each record.
@@ -514,6 +563,7 @@ impl EdgeOps<'_> {
         material: &openkcm_crypto::SecretBytes,
     ) -> Result<String, KmipError> {
         let uid = uuid::Uuid::new_v4().to_string();
+        meta.owner = current_principal();
         // A key registered without its value (kept elsewhere) has no digest and nothing to wrap.
         let wrapped = if meta.key_value_absent {
             None
@@ -1432,6 +1482,7 @@ impl EdgeOps<'_> {
             };
             if meta.service != service
                 || matches!(meta.state, state::DESTROYED | state::DESTROYED_COMPROMISED)
+                || !owner_may_use(&meta)
             {
                 continue;
             }
