@@ -248,6 +248,16 @@ impl RequestMessage {
             if let Some(id) = b.batch_id {
                 bi.push(Item::new(t::UNIQUE_BATCH_ITEM_ID, Value::ByteString(id)));
             }
+            if let Some(vendor) = b.critical_extension {
+                bi.push(Item::structure(
+                    t::MESSAGE_EXTENSION,
+                    vec![
+                        Item::new(t::VENDOR_IDENTIFICATION, Value::TextString(vendor)),
+                        Item::new(t::CRITICALITY_INDICATOR, Value::Boolean(true)),
+                        Item::structure(t::VENDOR_EXTENSION, vec![]),
+                    ],
+                ));
+            }
             let mut payload = b.payload;
             payload.tag = t::REQUEST_PAYLOAD;
             bi.push(payload);
@@ -681,7 +691,8 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
         .child(t::REQUEST_HEADER)
         .and_then(|h| h.child(t::TIME_STAMP))
         .and_then(Item::as_datetime)
-        .map(|ts| ts - now())
+        // Saturating: a Time Stamp near i64::MIN (far in the past) must not overflow into "far ahead".
+        .map(|ts| ts.saturating_sub(now()))
         .filter(|d| *d > MAX_CLOCK_SKEW_SECS);
     let header_error = if let Some(ahead) = ahead {
         Some(KmipError::new(

@@ -440,3 +440,43 @@ async fn request_time_stamp_tolerance() {
         }
     }
 }
+
+/// Regression (seen on reading the change, confirmed by the kmip_request fuzz target on a crafted input): a Time
+/// Stamp near the ends of the Date-Time range neither overflows (it used to panic with overflow checks on) nor wraps
+/// around into "far ahead".
+#[tokio::test]
+async fn request_time_stamps_at_the_ends_of_the_range_do_not_overflow() {
+    for (stamp, accepted) in [(i64::MIN, true), (i64::MIN + 1, true), (i64::MAX, false)] {
+        let mut m = RequestMessage::new(
+            ProtocolVersion::new(1, 4),
+            vec![(op::CREATE, Item::structure(t::REQUEST_PAYLOAD, vec![]))],
+        )
+        .to_item();
+        if let Value::Structure(c) = &mut m.value {
+            if let Some(h) = c.iter_mut().find(|i| i.tag == t::REQUEST_HEADER) {
+                if let Value::Structure(hc) = &mut h.value {
+                    hc.insert(1, Item::new(t::TIME_STAMP, Value::DateTime(stamp)));
+                }
+            }
+        }
+        let r = ResponseMessage::parse(&process(&Toy, &m).await).unwrap();
+        let e = r.items[0].result.as_ref().err();
+        assert_eq!(e.is_none(), accepted, "{stamp}: {e:?}");
+    }
+}
+
+/// Regression (seen on reading the change, confirmed by the kmip_request fuzz target on a crafted input): a
+/// critical Message Extension survives re-encoding (`into_item` used to drop it, so a request re-encoded by a proxy
+/// or client lost the criticality), and the server still refuses the item.
+#[tokio::test]
+async fn a_critical_message_extension_survives_re_encoding() {
+    let mut request = RequestMessage::new(ProtocolVersion::new(2, 1), vec![(op::GET, get("k"))]);
+    request.items[0].critical_extension = Some("acme".into());
+    let item = request.to_item();
+    assert_eq!(RequestMessage::parse(&item).unwrap(), request);
+    let r = ResponseMessage::parse(&process(&Toy, &item).await).unwrap();
+    assert_eq!(
+        r.items[0].result.as_ref().unwrap_err().reason,
+        rr::FEATURE_NOT_SUPPORTED
+    );
+}
