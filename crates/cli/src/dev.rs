@@ -71,8 +71,8 @@ pub struct DevArgs {
     /// closes the connection (both listeners).
     #[arg(long, env = "OPENKCM_READ_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     read_timeout: u64,
-    /// Largest KMIP request accepted, in bytes (both listeners). A larger one is refused with Invalid Message from
-    /// its length field, before it is read.
+    /// Largest KMIP request accepted from applications, in bytes. A larger one is refused with Invalid Message from
+    /// its length field, before it is read. (The Core listener, which only the edge uses, keeps at least 1 MiB.)
     #[arg(long, env = "OPENKCM_MAX_MESSAGE_BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
     max_message_bytes: u64,
     /// Connections each listener serves at once; further clients wait until a connection closes (stalled ones are
@@ -113,6 +113,15 @@ fn server_limits(args: &DevArgs) -> anyhow::Result<ServerLimits> {
         );
     }
     Ok(limits)
+}
+
+/// The Core listener's limits: those of the flags, except that the message size never drops below the default
+/// (1 MiB). The Core only hears the edge, whose messages (an object of at most 64 KiB to wrap, its envelope) the
+/// operator's --max-message-bytes for applications must not cut.
+fn core_limits(mut limits: ServerLimits) -> ServerLimits {
+    let floor = openkcm_ttlv::Limits::default().max_message_bytes;
+    limits.ttlv.max_message_bytes = limits.ttlv.max_message_bytes.max(floor);
+    limits
 }
 
 /// The listener address, which must be loopback (`localhost:PORT` means 127.0.0.1).
@@ -283,7 +292,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         core_listener,
         acceptor.clone(),
         Arc::new(CoreKmipService::new(core.clone())),
-        limits,
+        core_limits(limits),
         shutdown_rx.clone(),
     ));
 

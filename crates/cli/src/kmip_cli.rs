@@ -354,8 +354,9 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
         .to_owned();
     let out = match &args.command {
         KmipCommand::Get { .. } => {
-            let key = payload::key_material(&payload)
-                .ok_or_else(|| anyhow!("the response holds no key material"))?;
+            let key = payload::object_bytes(&payload).ok_or_else(|| {
+                anyhow!("the response holds no key material (a key registered without its value?)")
+            })?;
             json!({ "unique_identifier": uid, "key_hex": hex::encode(key) })
         }
         KmipCommand::Encrypt { .. } | KmipCommand::Decrypt { .. } => {
@@ -395,7 +396,15 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
     if let Some(map) = out.as_object_mut() {
         map.retain(|_, v| !v.is_null());
     }
-    println!("{out}");
+    // A closed pipe (`openkcm kmip locate | head`) ends the output quietly; println! would panic.
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        match writeln!(stdout, "{out}").and_then(|()| stdout.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+            _ => {}
+        }
+    }
     Ok(())
 }
 

@@ -46,6 +46,18 @@ pub struct L4Meta {
     /// it the same way again.
     #[serde(default)]
     pub registered_wrapping: Option<String>,
+    /// Sensitive (KMIP 1.4): the key leaves the server only wrapped.
+    #[serde(default)]
+    pub sensitive: bool,
+    /// Not Extractable (KMIP 1.4 Extractable false): the key never leaves the server, even wrapped.
+    #[serde(default)]
+    pub not_extractable: bool,
+    /// Always Sensitive: Sensitive since the object was made.
+    #[serde(default)]
+    pub always_sensitive: bool,
+    /// Never Extractable: not extractable since the object was made.
+    #[serde(default)]
+    pub never_extractable: bool,
     /// The credential principal that created the object (`username:Fred`), if it was created under one: only that
     /// principal may use it.
     #[serde(default)]
@@ -159,10 +171,19 @@ impl L4Meta {
             ));
         }
         if at_least(1, 4) && self.object_type == object_type::SYMMETRIC_KEY {
-            a.push(Attribute::new("Sensitive", Value::Boolean(false)));
-            a.push(Attribute::new("Always Sensitive", Value::Boolean(false)));
-            a.push(Attribute::new("Extractable", Value::Boolean(true)));
-            a.push(Attribute::new("Never Extractable", Value::Boolean(false)));
+            a.push(Attribute::new("Sensitive", Value::Boolean(self.sensitive)));
+            a.push(Attribute::new(
+                "Always Sensitive",
+                Value::Boolean(self.always_sensitive),
+            ));
+            a.push(Attribute::new(
+                "Extractable",
+                Value::Boolean(!self.not_extractable),
+            ));
+            a.push(Attribute::new(
+                "Never Extractable",
+                Value::Boolean(self.never_extractable),
+            ));
         }
         // Version discipline: a client never sees an attribute its protocol version does not define (a 1.4 client's
         // Description is kept but not shown to a 1.2 client; Operation Policy Name is not shown to 2.x clients).
@@ -304,6 +325,10 @@ impl L4Meta {
             last_located_nanos: None,
             key_value_absent: false,
             owner: None,
+            sensitive: false,
+            not_extractable: false,
+            always_sensitive: false,
+            never_extractable: false,
             state: state::PRE_ACTIVE,
             names: Vec::new(),
             algorithm: algorithm::AES,

@@ -73,6 +73,26 @@ pub fn key_bytes(algorithm: u32, bits: i32) -> Result<usize, KmipError> {
     }
 }
 
+/// Checks that `n` bytes of key material fit `algorithm` (AES 16/24/32, Triple DES 16/24, DES 8, SKIPJACK 10; any
+/// non-empty length for other symmetric algorithms).
+pub fn check_material_len(algorithm: u32, n: usize) -> Result<(), KmipError> {
+    let ok = match algorithm {
+        alg::AES => matches!(n, 16 | 24 | 32),
+        alg::TRIPLE_DES => matches!(n, 16 | 24),
+        alg::DES => n == 8,
+        alg::SKIPJACK => n == 10,
+        _ => n > 0,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(KmipError::invalid_field(format!(
+            "{n} bytes of key material do not make a key of this algorithm (AES keys are 16, 24 or 32 bytes; Triple \
+             DES 16 or 24; DES 8; SKIPJACK 10)"
+        )))
+    }
+}
+
 /// Sets odd parity in every byte (DES and 3DES keys).
 pub fn set_des_parity(key: &mut [u8]) {
     for b in key.iter_mut() {
@@ -253,6 +273,16 @@ fn key_block_material(block: &Item) -> Result<(Vec<u8>, u32), KmipError> {
             .and_then(Item::as_bytes)
             .ok_or_else(|| KmipError::missing("Key (in the Transparent Symmetric Key material)"))?
             .to_vec(),
+        (key_format_type::RAW | key_format_type::OPAQUE, _) => {
+            return Err(KmipError::invalid_field(
+                "the Key Material of a Raw or Opaque key is a Byte String",
+            ))
+        }
+        (key_format_type::TRANSPARENT_SYMMETRIC_KEY, _) => {
+            return Err(KmipError::invalid_field(
+                "the Key Material of a Transparent Symmetric Key is a structure holding the Key",
+            ))
+        }
         (f, _) => {
             return Err(KmipError::new(
                 openkcm_kmip::enums::result_reason::KEY_FORMAT_TYPE_NOT_SUPPORTED,

@@ -56,6 +56,8 @@ const GROUP_MEMBER_DEFAULT: u32 = 2;
 const DEFAULT_GROUP: &str = "default";
 /// Storage Status Mask: On-line Storage.
 const STORAGE_ONLINE: i32 = 1;
+/// Storage Status Mask: Destroyed Storage (KMIP 2.0).
+const STORAGE_DESTROYED: i32 = 4;
 
 /// Refuses with Permission Denied unless the object's Cryptographic Usage Mask allows `what`.
 fn require_usage(meta: &L4Meta, uid: &str, bit: i32, what: &str) -> Result<(), KmipError> {
@@ -83,6 +85,10 @@ fn sha2_by_enum(alg: u32) -> Option<u32> {
 
 /// Result Reason: Key Value Not Present (KMIP 1.2).
 const KEY_VALUE_NOT_PRESENT: u32 = 0x13;
+
+/// Result Reasons Sensitive and Not Extractable (KMIP 1.4).
+const RR_SENSITIVE: u32 = 0x16;
+const RR_NOT_EXTRACTABLE: u32 = 0x17;
 
 /// Key Wrap Type: As Registered.
 const KEY_WRAP_TYPE_AS_REGISTERED: u32 = 2;
@@ -541,6 +547,9 @@ impl EdgeOps<'_> {
         let (alg, len) = Self::client_attributes(payload, &mut meta, now)?;
         if reg.object_type == object_type::SYMMETRIC_KEY {
             meta.algorithm = reg.algorithm.or(alg).unwrap_or(0);
+            if reg.value_present {
+                objects::check_material_len(meta.algorithm, reg.material.len())?;
+            }
             meta.length = reg
                 .length
                 .or(len)
@@ -669,6 +678,14 @@ impl EdgeOps<'_> {
                         .to_owned(),
                 ),
                 "Fresh" => meta.fresh = a.value.as_bool().ok_or_else(|| bad_type("a Boolean"))?,
+                "Sensitive" => {
+                    meta.sensitive = a.value.as_bool().ok_or_else(|| bad_type("a Boolean"))?;
+                    meta.always_sensitive = meta.sensitive;
+                }
+                "Extractable" => {
+                    meta.not_extractable = !a.value.as_bool().ok_or_else(|| bad_type("a Boolean"))?;
+                    meta.never_extractable = meta.not_extractable;
+                }
                 "Original Creation Date" => {
                     meta.original_creation_date =
                         Some(a.value.as_datetime().ok_or_else(|| bad_type("a Date-Time"))?)
@@ -1020,10 +1037,16 @@ impl EdgeOps<'_> {
             objects::alg::HMAC_SHA256 => 256,
             objects::alg::HMAC_SHA384 => 384,
             objects::alg::HMAC_SHA512 => 512,
+            // HMAC with SHA-1, SHA-224 or MD5: weak hashes, refused whatever the legacy_crypto setting.
+            objects::alg::HMAC_SHA1 | objects::alg::HMAC_SHA224 | objects::alg::HMAC_MD5 => {
+                return Err(KmipError::crypto(
+                    "HMAC with SHA-1, SHA-224 or MD5 is refused by policy: use HMAC-SHA-256, -384 or -512",
+                ))
+            }
             other => {
-                return Err(KmipError::crypto(format!(
-                    "MAC supports HMAC-SHA-256/384/512 keys; algorithm 0x{other:X} is refused by policy \
-                     (legacy_crypto is off)"
+                return Err(KmipError::invalid_field(format!(
+                    "MAC supports HMAC-SHA-256/384/512; algorithm 0x{other:X} is not a MAC algorithm this server \
+                     offers (name one in the Cryptographic Parameters)"
                 )))
             }
         };
@@ -1359,12 +1382,32 @@ impl EdgeOps<'_> {
             }
             None => None,
         };
+        // Sensitive keys leave the server only wrapped; non-Extractable ones never.
+        if stored.meta.not_extractable {
+            return Err(KmipError::new(
+                RR_NOT_EXTRACTABLE,
+                format!("key {uid:?} is not Extractable: its value never leaves the server"),
+            ));
+        }
+        if stored.meta.sensitive && wrap_item.is_none() {
+            return Err(KmipError::new(
+                RR_SENSITIVE,
+                format!("key {uid:?} is Sensitive: Get returns it only wrapped (give a Key Wrapping Specification)"),
+            ));
+        }
         let wrapped = match wrap_item {
             Some(item) => {
                 let spec = objects::parse_wrapping(&item)?;
                 let kek = self
                     .wrapping_key(tenant, service, &spec.kek_uid, usage_mask::WRAP_KEY)
                     .await?;
+                let n = material.len();
+                if !spec.padded && (n < 16 || !n.is_multiple_of(8)) {
+                    return Err(KmipError::invalid_field(format!(
+                        "NIST Key Wrap (RFC 3394) wraps 16 bytes or more in multiples of 8; this object has {n} \
+                         bytes: use AES Key Wrap with Padding (RFC 5649)"
+                    )));
+                }
                 let w =
                     aes::key_wrap(kek.expose(), material.expose(), spec.padded).map_err(|e| {
                         KmipError::crypto(format!(
@@ -1439,11 +1482,14 @@ impl EdgeOps<'_> {
             .child(t::OBJECT_GROUP_MEMBER)
             .and_then(Item::as_enum);
         // Storage Status Mask: every object here is on-line (bit 1); none is archived.
-        if let Some(mask) = payload.child(t::STORAGE_STATUS_MASK).and_then(Item::as_i32) {
-            if mask & STORAGE_ONLINE == 0 {
-                return Ok(payload::locate_response(ctx.version, Some(0), &[]));
-            }
-        }
+        // Storage Status Mask: live objects are on-line (bit 1), none is archived (bit 2), and destroyed ones keep
+        // their attributes (bit 4, KMIP 2.0). Without a mask, on-line objects only.
+        let mask = payload
+            .child(t::STORAGE_STATUS_MASK)
+            .and_then(Item::as_i32)
+            .unwrap_or(STORAGE_ONLINE);
+        let want_online = mask & STORAGE_ONLINE != 0;
+        let want_destroyed = mask & STORAGE_DESTROYED != 0;
         let now = now();
         // Two filters on the same Date-Time attribute are a range (KMIP Locate); other filters match exactly.
         let mut ranges: Vec<(String, i64, i64)> = Vec::new();
@@ -1480,8 +1526,10 @@ impl EdgeOps<'_> {
             let Ok(meta) = serde_json::from_value::<L4Meta>(record.metadata.clone()) else {
                 continue;
             };
+            let destroyed = matches!(meta.state, state::DESTROYED | state::DESTROYED_COMPROMISED);
             if meta.service != service
-                || matches!(meta.state, state::DESTROYED | state::DESTROYED_COMPROMISED)
+                || (destroyed && !want_destroyed)
+                || (!destroyed && !want_online)
                 || !owner_may_use(&meta)
             {
                 continue;
@@ -1775,6 +1823,12 @@ impl EdgeOps<'_> {
             None => ctx.uid(payload)?,
         };
         let stored = self.edge.load(tenant, service, &uid).await?;
+        if stored.meta.object_type != object_type::SYMMETRIC_KEY {
+            return Err(KmipError::new(
+                rr::ILLEGAL_OPERATION,
+                format!("object {uid:?} is not a symmetric key: it does not encrypt or decrypt"),
+            ));
+        }
         // KMIP: only an Active key protects new data; a Deactivated or Compromised key still processes
         // (decrypts) what it protected before.
         let allowed: &[u32] = if encrypt {
@@ -1841,12 +1895,6 @@ impl EdgeOps<'_> {
             tag_length: given.tag_length.or(stored_params.tag_length),
             iv_length: given.iv_length.or(stored_params.iv_length),
         };
-        if stored.meta.object_type != object_type::SYMMETRIC_KEY {
-            return Err(KmipError::new(
-                rr::ILLEGAL_OPERATION,
-                format!("object {uid:?} is not a symmetric key"),
-            ));
-        }
         if params.algorithm.is_some_and(|a| a != stored.meta.algorithm) {
             return Err(KmipError::invalid_field(
                 "the Cryptographic Algorithm of the parameters is not the key's",
@@ -1966,6 +2014,13 @@ fn aes_once(
                 None => None,
             };
             let generated = req.iv.is_none() && needs_iv;
+            if encrypt && !pkcs7 && mode != bcm::CTR && !req.data.len().is_multiple_of(16) {
+                return Err(KmipError::invalid_field(format!(
+                    "without padding, ECB and CBC encrypt whole 16-byte blocks; {} bytes were given (ask for PKCS5 \
+                     padding, or use CTR or GCM)",
+                    req.data.len()
+                )));
+            }
             let out = aes::aes_crypt(key, aes_mode, pkcs7, iv.as_ref(), &req.data, encrypt)
                 .map_err(crypto)?;
             Ok(CipherResponse {
@@ -2078,7 +2133,19 @@ impl OperationHandler for EdgeOps<'_> {
         let result = match operation {
             op::DISCOVER_VERSIONS => payload::discover_versions_response(payload),
             op::QUERY => {
-                payload::query_response(payload, EDGE_OPERATIONS, &[object_type::SYMMETRIC_KEY])
+                // Only what this version defines and this edge serves.
+                let ops: Vec<u32> = EDGE_OPERATIONS
+                    .iter()
+                    .copied()
+                    .filter(|o| {
+                        openkcm_kmip::enums::operation::introduced_in(*o).is_some_and(|v| v <= ctx.version)
+                    })
+                    .collect();
+                payload::query_response(
+                    payload,
+                    &ops,
+                    &[object_type::SYMMETRIC_KEY, object_type::SECRET_DATA, object_type::OPAQUE_OBJECT],
+                )
             }
             op::CREATE => self.create(payload).await,
             op::REGISTER => self.register(payload).await,
@@ -2189,9 +2256,7 @@ const READ_ONLY: &[&str] = &[
     "Object Type",
     "Cryptographic Algorithm",
     "Cryptographic Length",
-    "Sensitive",
     "Always Sensitive",
-    "Extractable",
     "Never Extractable",
 ];
 
@@ -2324,6 +2389,33 @@ fn apply_edit(
                 rr::PERMISSION_DENIED,
                 "Fresh is set by the server after creation",
             ))
+        }
+        // Sensitive may only become true, Extractable only false (KMIP 1.4): protection is never lifted.
+        "Sensitive" => {
+            let v = a.value.as_bool().ok_or_else(|| bad_type("a Boolean"))?;
+            if edit == Edit::Add {
+                return Err(exists("an attribute"));
+            }
+            if !v && meta.sensitive {
+                return Err(KmipError::new(
+                    rr::PERMISSION_DENIED,
+                    "a Sensitive key cannot be made non-Sensitive",
+                ));
+            }
+            meta.sensitive = v;
+        }
+        "Extractable" => {
+            let v = a.value.as_bool().ok_or_else(|| bad_type("a Boolean"))?;
+            if edit == Edit::Add {
+                return Err(exists("an attribute"));
+            }
+            if v && meta.not_extractable {
+                return Err(KmipError::new(
+                    rr::PERMISSION_DENIED,
+                    "a non-Extractable key cannot be made Extractable",
+                ));
+            }
+            meta.not_extractable = !v;
         }
         "Usage Limits" => {
             let (total, count, unit) = parse_usage_limits(&a.value)?;

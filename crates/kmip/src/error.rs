@@ -78,6 +78,15 @@ impl KmipError {
                 _ => rr::GENERAL_FAILURE,
             };
         }
+        // A 1.x reason newer than the client's version (Sensitive and Not Extractable are 1.4's, Key Value Not
+        // Present 1.2's) is sent as the closest older one.
+        if version.major < 2 && reason <= 0x18 && version < rr::introduced_in(reason) {
+            return match reason {
+                0x16 | 0x17 => rr::PERMISSION_DENIED,
+                0x13 => rr::ITEM_NOT_FOUND,
+                _ => rr::GENERAL_FAILURE,
+            };
+        }
         if version.major >= 2 || reason <= 0x18 || reason == rr::GENERAL_FAILURE {
             return reason;
         }

@@ -292,6 +292,28 @@ pub fn symmetric_key_response(uid: &str, key: &[u8], format: u32) -> Result<Item
     ))
 }
 
+/// The bytes of a Get response payload: a symmetric key (Raw or Transparent Symmetric Key format), Secret Data, or
+/// an Opaque Object's value.
+pub fn object_bytes(payload: &Item) -> Option<Vec<u8>> {
+    if let Some(v) = key_material(payload) {
+        return Some(v);
+    }
+    if let Some(m) = payload
+        .child(t::SECRET_DATA)
+        .and_then(|o| o.child(t::KEY_BLOCK))
+        .and_then(|b| b.child(t::KEY_VALUE))
+        .and_then(|v| v.child(t::KEY_MATERIAL))
+        .and_then(Item::as_bytes)
+    {
+        return Some(m.to_vec());
+    }
+    payload
+        .child(t::OPAQUE_OBJECT)
+        .and_then(|o| o.child(t::OPAQUE_DATA_VALUE))
+        .and_then(Item::as_bytes)
+        .map(<[u8]>::to_vec)
+}
+
 /// The key bytes of a Get response payload (Raw or Transparent Symmetric Key format).
 pub fn key_material(payload: &Item) -> Option<Vec<u8>> {
     let material = payload
