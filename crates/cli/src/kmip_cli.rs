@@ -137,18 +137,21 @@ enum KmipCommand {
     },
     /// Locate keys by name.
     Locate {
+        /// The Name to find (all keys of this identity when omitted).
         #[arg(long)]
         name: Option<String>,
     },
     /// Revoke a key.
     Revoke {
         uid: String,
+        /// Why: a compromise makes the key Compromised, any other reason Deactivated.
         #[arg(long, value_enum, default_value = "cessation-of-operation")]
         reason: Reason,
+        /// Free text kept with the revocation.
         #[arg(long)]
         message: Option<String>,
     },
-    /// Destroy a key (revoke it first if Active).
+    /// Destroy a key; an Active key is refused (revoke it first).
     Destroy { uid: String },
     /// Ask the server which versions it speaks.
     DiscoverVersions,
@@ -249,6 +252,9 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
                 (None, Some(s)) => s.as_bytes().to_vec(),
                 (None, None) => bail!("give the plaintext with --data-hex or --text"),
             };
+            if aad.is_some() && matches!(mode, Some(Mode::Cbc)) {
+                bail!("--aad applies to GCM only; CBC has no additional authenticated data");
+            }
             let req = CipherRequest {
                 uid: Some(uid.clone()),
                 params: Some(mode_params(*mode, version)),
@@ -267,6 +273,9 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
             tag,
             aad,
         } => {
+            if (aad.is_some() || tag.is_some()) && matches!(mode, Some(Mode::Cbc)) {
+                bail!("--aad and --tag apply to GCM only");
+            }
             let req = CipherRequest {
                 uid: Some(uid.clone()),
                 params: Some(mode_params(*mode, version)),

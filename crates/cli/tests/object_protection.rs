@@ -290,6 +290,21 @@ async fn register_lengths_query_per_version_and_destroyed_objects() {
             ],
         )
     };
+    // A destroyed object's attributes are a tombstone: read, not changed.
+    let add = Item::structure(
+        t::REQUEST_PAYLOAD,
+        vec![
+            Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid.clone())),
+            Attribute::new("x-late", Value::Integer(1)).to_v1(),
+        ],
+    );
+    assert_eq!(
+        one(&mut c, op::ADD_ATTRIBUTE, add)
+            .await
+            .unwrap_err()
+            .reason,
+        rr::OBJECT_DESTROYED
+    );
     assert!(payload::uids(&one(&mut c, op::LOCATE, locate(1)).await.unwrap()).is_empty());
     assert_eq!(
         payload::uids(&one(&mut c, op::LOCATE, locate(4)).await.unwrap()),

@@ -111,6 +111,7 @@ const SERVER_ONLY: &[&str] = &[
     "Object Type",
     "Compromise Occurrence Date",
     "Digest",
+    "Archive Date",
     "Key Value Present",
     "Lease Time",
     "Always Sensitive",
@@ -1133,6 +1134,11 @@ impl EdgeOps<'_> {
         let wanted = payload.child(t::USAGE_LIMITS_COUNT).and_then(Item::as_i64);
         if allocate {
             let n = wanted.ok_or_else(|| KmipError::missing("Usage Limits Count"))?;
+            if n <= 0 {
+                return Err(KmipError::invalid_field(
+                    "the Usage Limits Count to allocate must be positive",
+                ));
+            }
             if stored.meta.usage_limits().is_none() {
                 return Err(KmipError::new(
                     rr::PERMISSION_DENIED,
@@ -2309,6 +2315,20 @@ fn parse_usage_limits(v: &Item) -> Result<(i64, i64, u32), KmipError> {
     Ok((total, count, unit))
 }
 
+/// A destroyed object's attributes are a tombstone: they are read, not changed.
+fn refuse_destroyed(meta: &L4Meta) -> Result<(), KmipError> {
+    if matches!(
+        meta.state,
+        openkcm_kmip::enums::state::DESTROYED | openkcm_kmip::enums::state::DESTROYED_COMPROMISED
+    ) {
+        return Err(KmipError::new(
+            rr::OBJECT_DESTROYED,
+            "the object is destroyed: its attributes no longer change",
+        ));
+    }
+    Ok(())
+}
+
 fn date_field<'m>(meta: &'m mut L4Meta, name: &str) -> Option<&'m mut Option<i64>> {
     match name {
         "Activation Date" => Some(&mut meta.activation_date),
@@ -2326,6 +2346,7 @@ fn apply_edit(
 ) -> Result<Attribute, KmipError> {
     let name = a.name.as_str();
     check_editable(name)?;
+    refuse_destroyed(meta)?;
     let index = a.index.unwrap_or(0);
     if index < 0 {
         return Err(KmipError::invalid_field(
@@ -2504,6 +2525,7 @@ fn delete_attr(
     now: i64,
 ) -> Result<Attribute, KmipError> {
     check_editable(name)?;
+    refuse_destroyed(meta)?;
     let idx = usize::try_from(index.unwrap_or(0))
         .map_err(|_| KmipError::invalid_field("an Attribute Index is never negative"))?;
     let missing = || {

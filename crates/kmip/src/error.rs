@@ -43,10 +43,13 @@ impl KmipError {
     pub fn unsupported_operation(op: u32) -> Self {
         Self::new(
             rr::OPERATION_NOT_SUPPORTED,
-            format!(
-                "operation {} (0x{op:02X}) is not supported by this server",
-                crate::enums::operation::name(op)
-            ),
+            match crate::enums::operation::introduced_in(op) {
+                Some(_) => format!(
+                    "operation {} (0x{op:02X}) is not supported by this server",
+                    crate::enums::operation::name(op)
+                ),
+                None => format!("0x{op:02X} is not a KMIP operation"),
+            },
         )
     }
     /// Wrong lifecycle state (KMIP 2.x reason; mapped to Permission Denied for 1.x clients).

@@ -729,6 +729,7 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
     let limit = message
         .header
         .max_response_size
+        .filter(|m| *m > 0)
         .and_then(|m| usize::try_from(m).ok())
         .map_or(MAX_RESPONSE_BYTES, |m| m.min(MAX_RESPONSE_BYTES));
     // Server Correlation Value (1.4+): unique per exchange, for matching this server's logs to the client's; sent
