@@ -38,32 +38,8 @@ fn tdes_attrs() -> Vec<Attribute> {
 async fn register_kat_key(c: &mut KmipClient) -> String {
     let k1 = [0x01u8, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF];
     let key: Vec<u8> = k1.iter().chain(&k1).chain(&k1).copied().collect();
-    let mut attrs = Vec::new();
-    for a in tdes_attrs().into_iter().skip(2) {
-        attrs.push(a.to_v1());
-    }
-    let p = Item::structure(
-        t::REQUEST_PAYLOAD,
-        vec![
-            Item::new(t::OBJECT_TYPE, Value::Enumeration(2)),
-            Item::structure(t::TEMPLATE_ATTRIBUTE, attrs),
-            Item::structure(
-                t::SYMMETRIC_KEY,
-                vec![Item::structure(
-                    t::KEY_BLOCK,
-                    vec![
-                        Item::new(t::KEY_FORMAT_TYPE, Value::Enumeration(1)),
-                        Item::structure(
-                            t::KEY_VALUE,
-                            vec![Item::new(t::KEY_MATERIAL, Value::ByteString(key))],
-                        ),
-                        Item::new(t::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(TRIPLE_DES)),
-                        Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer(192)),
-                    ],
-                )],
-            ),
-        ],
-    );
+    let attrs: Vec<Attribute> = tdes_attrs().into_iter().skip(2).collect();
+    let p = common::register_key_payload(TRIPLE_DES, key, &attrs);
     one(c, op::REGISTER, p)
         .await
         .unwrap()
@@ -197,32 +173,12 @@ async fn aes_ctr_is_block_cipher_mode_6_and_matches_nist_sp800_38a() {
     let mut c = common::edge_client(&dev, "demo").await;
     // SP 800-38A F.5.1 (CTR-AES128.Encrypt), first block.
     let key = hex::decode("2b7e151628aed2a6abf7158809cf4f3c").unwrap();
-    let p = Item::structure(
-        t::REQUEST_PAYLOAD,
-        vec![
-            Item::new(t::OBJECT_TYPE, Value::Enumeration(2)),
-            Item::structure(
-                t::TEMPLATE_ATTRIBUTE,
-                vec![
-                    Attribute::new("Cryptographic Usage Mask", Value::Integer(0x0C)).to_v1(),
-                    Attribute::new("Activation Date", Value::DateTime(now() - 10)).to_v1(),
-                ],
-            ),
-            Item::structure(
-                t::SYMMETRIC_KEY,
-                vec![Item::structure(
-                    t::KEY_BLOCK,
-                    vec![
-                        Item::new(t::KEY_FORMAT_TYPE, Value::Enumeration(1)),
-                        Item::structure(
-                            t::KEY_VALUE,
-                            vec![Item::new(t::KEY_MATERIAL, Value::ByteString(key))],
-                        ),
-                        Item::new(t::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(3)),
-                        Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer(128)),
-                    ],
-                )],
-            ),
+    let p = common::register_key_payload(
+        3,
+        key,
+        &[
+            Attribute::new("Cryptographic Usage Mask", Value::Integer(0x0C)),
+            Attribute::new("Activation Date", Value::DateTime(now() - 10)),
         ],
     );
     let uid = one(&mut c, op::REGISTER, p)

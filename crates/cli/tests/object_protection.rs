@@ -38,34 +38,12 @@ fn uid_of(p: &Item) -> String {
 }
 
 fn register_aes(key: Vec<u8>, extra: Vec<Attribute>) -> Item {
-    let mut attrs: Vec<Item> = vec![
-        Attribute::new("Cryptographic Usage Mask", Value::Integer(0x0C | 0x10)).to_v1(),
-        Attribute::new("Activation Date", Value::DateTime(1)).to_v1(),
+    let mut attrs = vec![
+        Attribute::new("Cryptographic Usage Mask", Value::Integer(0x0C | 0x10)),
+        Attribute::new("Activation Date", Value::DateTime(1)),
     ];
-    attrs.extend(extra.iter().map(Attribute::to_v1));
-    let bits = (key.len() * 8) as i32;
-    Item::structure(
-        t::REQUEST_PAYLOAD,
-        vec![
-            Item::new(t::OBJECT_TYPE, Value::Enumeration(2)),
-            Item::structure(t::TEMPLATE_ATTRIBUTE, attrs),
-            Item::structure(
-                t::SYMMETRIC_KEY,
-                vec![Item::structure(
-                    t::KEY_BLOCK,
-                    vec![
-                        Item::new(t::KEY_FORMAT_TYPE, Value::Enumeration(1)),
-                        Item::structure(
-                            t::KEY_VALUE,
-                            vec![Item::new(t::KEY_MATERIAL, Value::ByteString(key))],
-                        ),
-                        Item::new(t::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(3)),
-                        Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)),
-                    ],
-                )],
-            ),
-        ],
-    )
+    attrs.extend(extra);
+    common::register_key_payload(3, key, &attrs)
 }
 
 fn wrap_spec(kek: &str) -> Item {

@@ -224,3 +224,43 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A Register request payload for a symmetric key (Raw) of `algorithm` with `key`, carrying the 1.x attributes
+/// `attrs` in a Template-Attribute.
+pub fn register_key_payload(
+    algorithm: u32,
+    key: Vec<u8>,
+    attrs: &[openkcm_kmip::attributes::Attribute],
+) -> openkcm_ttlv::Item {
+    use openkcm_kmip::tags as t;
+    use openkcm_ttlv::{Item, Value};
+    let bits = i32::try_from(key.len() * 8).unwrap();
+    Item::structure(
+        t::REQUEST_PAYLOAD,
+        vec![
+            Item::new(t::OBJECT_TYPE, Value::Enumeration(2)),
+            Item::structure(
+                t::TEMPLATE_ATTRIBUTE,
+                attrs
+                    .iter()
+                    .map(openkcm_kmip::attributes::Attribute::to_v1)
+                    .collect(),
+            ),
+            Item::structure(
+                t::SYMMETRIC_KEY,
+                vec![Item::structure(
+                    t::KEY_BLOCK,
+                    vec![
+                        Item::new(t::KEY_FORMAT_TYPE, Value::Enumeration(1)),
+                        Item::structure(
+                            t::KEY_VALUE,
+                            vec![Item::new(t::KEY_MATERIAL, Value::ByteString(key))],
+                        ),
+                        Item::new(t::CRYPTOGRAPHIC_ALGORITHM, Value::Enumeration(algorithm)),
+                        Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer(bits)),
+                    ],
+                )],
+            ),
+        ],
+    )
+}
