@@ -3,9 +3,10 @@
 
 Two sources, both written as raw TTLV files named by the SHA-256 of their contents:
 
-* built-in requests: every operation the server handles, in KMIP 1.0-1.4 and 2.0 (and two versions it does not
+* built-in requests: every operation the server handles, in KMIP 1.0-1.4, 2.0 and 2.1 (and two versions it does not
   speak), single items and batches (ID Placeholder chains, Continue / Stop / Undo, Maximum Response Size, Client
-  Correlation Value, the on-behalf-of extension), plus one item of every TTLV type;
+  Correlation Value, the on-behalf-of extension, critical and non-critical Message Extensions, request Time Stamps,
+  2.x Unique Identifier enumerations), plus one item of every TTLV type;
 * optionally (--oasis DIR) every Request Message of the OASIS KMIP XML test cases under DIR, converted to binary
   TTLV here (tag numbers come from crates/kmip/src/tags.rs; a message with an enumeration name this script does not
   know is skipped rather than guessed).
@@ -106,15 +107,18 @@ def byts(tag, v):
 OP = dict(CREATE=0x01, REGISTER=0x03, LOCATE=0x08, GET=0x0A, GET_ATTRIBUTES=0x0B, GET_ATTRIBUTE_LIST=0x0C,
           ACTIVATE=0x12, REVOKE=0x13, DESTROY=0x14, QUERY=0x18, DISCOVER_VERSIONS=0x1E, ENCRYPT=0x1F,
           DECRYPT=0x20, MAC=0x23, RNG_RETRIEVE=0x25, SET_ATTRIBUTE=0x31)
-VERSIONS = [(1, 0), (1, 1), (1, 2), (1, 3), (1, 4), (2, 0)]
+VERSIONS = [(1, 0), (1, 1), (1, 2), (1, 3), (1, 4), (2, 0), (2, 1)]
 
 
 def version(v):
     return s(T.PROTOCOL_VERSION, i32(T.PROTOCOL_VERSION_MAJOR, v[0]), i32(T.PROTOCOL_VERSION_MINOR, v[1]))
 
 
-def request(v, items, continuation=None, correlation=None, max_size=None, on_behalf_of=None, batch_ids=True):
+def request(v, items, continuation=None, correlation=None, max_size=None, on_behalf_of=None, batch_ids=True,
+            time_stamp=None, extension=None):
     header = [version(v)]
+    if time_stamp is not None:
+        header.append(item(T.TIME_STAMP, DATE_TIME, time_stamp))
     if max_size is not None:
         header.append(i32(T.MAXIMUM_RESPONSE_SIZE, max_size))
     if correlation is not None:
@@ -129,6 +133,8 @@ def request(v, items, continuation=None, correlation=None, max_size=None, on_beh
         children = [enum(T.OPERATION, op)]
         if batch_ids:
             children.append(byts(T.UNIQUE_BATCH_ITEM_ID, bytes([n + 1])))
+        if extension is not None:
+            children.append(extension)
         children.append(s(T.REQUEST_PAYLOAD, *payload))
         batch.append(s(T.BATCH_ITEM, *children))
     return s(T.REQUEST_MESSAGE, s(T.REQUEST_HEADER, *header), *batch)
@@ -221,6 +227,24 @@ def builtin():
         out.append(request(v, [create, (OP["GET"], [])], continuation=3))
         out.append(request(v, [create, create], continuation=3, on_behalf_of="tenant-a/service-b"))
         out.append(request(v, [(OP["QUERY"], [enum(T.QUERY_FUNCTION, 1)])], batch_ids=False, max_size=-1))
+        # Message Extensions (critical: the item is refused; not critical: ignored), a request Time Stamp in the
+        # past, far ahead and at the ends of the Date-Time range (the server accepts at most 300 s ahead).
+        for critical in (True, False):
+            ext = s(T.MESSAGE_EXTENSION, text(T.VENDOR_IDENTIFICATION, "acme"),
+                    item(T.CRITICALITY_INDICATOR, BOOLEAN, critical), s(T.VENDOR_EXTENSION))
+            out.append(request(v, [create, (OP["GET"], [])], continuation=1, extension=ext))
+        for stamp in (1_700_000_000, 4_000_000_000, -(2 ** 63), 2 ** 63 - 1):
+            out.append(request(v, [create, (OP["GET"], [])], time_stamp=stamp,
+                               correlation="corr-2" if v >= (1, 3) else None))
+        # 2.x: a Unique Identifier enumeration naming an earlier item (Create, Register, Locate), the ID Placeholder
+        # enumeration, an undefined one, and the Integer form the server refuses.
+        if v[0] >= 2:
+            for ref in (0x01, 0x03, 0x0B, 0x0C, 0x11, 0x7F):
+                out.append(request(v, [create, (OP["ACTIVATE"], [enum(T.UNIQUE_IDENTIFIER, ref)]),
+                                       (OP["GET"], [enum(T.UNIQUE_IDENTIFIER, ref)])], continuation=1))
+            out.append(request(v, [register, (OP["LOCATE"], locate), (OP["GET"], [enum(T.UNIQUE_IDENTIFIER, 0x0B)]),
+                                   (OP["DESTROY"], [enum(T.UNIQUE_IDENTIFIER, 0x0C)])], continuation=2))
+            out.append(request(v, [(OP["GET"], [i32(T.UNIQUE_IDENTIFIER, 1)])]))
     # Versions the server does not speak: only Discover Versions is answered.
     for v in [(3, 0), (0, 9)]:
         out.append(request(v, [(OP["DISCOVER_VERSIONS"], []), (OP["CREATE"], [enum(T.OBJECT_TYPE, 2)])],

@@ -10,7 +10,11 @@
 //! * for a parsed request: the response is written in the negotiated version, never holds more items than the
 //!   request, echoes each item's Operation and Unique Batch Item ID in order, stops after the first failure unless
 //!   the client asked for Continue, and, apart from the item that reports it did not fit, stays within the
-//!   client's Maximum Response Size (capped at `MAX_RESPONSE_BYTES`).
+//!   client's Maximum Response Size (capped at `MAX_RESPONSE_BYTES`);
+//! * a request Time Stamp more than `MAX_CLOCK_SKEW_SECS` ahead of the clock fails every item;
+//! * a Server Correlation Value is sent exactly when the client sent a Client Correlation Value in 1.4 or later,
+//!   and an item carrying a critical Message Extension always fails; the handler cannot undo, so no item is ever
+//!   answered Operation Undone and Undo with several items refuses the header.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -18,17 +22,18 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
 use openkcm_kmip::attributes::{self, Attribute};
 use openkcm_kmip::enums::{
     batch_error_continuation as bec, object_type, operation as op, result_status, state,
 };
-use openkcm_kmip::message::MAX_RESPONSE_BYTES;
+use openkcm_kmip::message::{MAX_CLOCK_SKEW_SECS, MAX_RESPONSE_BYTES};
 use openkcm_kmip::payload::{self, CipherRequest, CipherResponse, LocateRequest, RevokeRequest};
 use openkcm_kmip::{
-    negotiate, process, tags as t, ItemContext, KmipError, OperationHandler, RequestMessage,
-    ResponseMessage,
+    negotiate, process, tags as t, ItemContext, KmipError, OperationHandler, ProtocolVersion,
+    RequestMessage, ResponseMessage,
 };
 use openkcm_ttlv::{decode, encode, encoded_len, Item, Limits, Value};
 
@@ -261,7 +266,16 @@ fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-fn check_response(request: &Item, response: Item) {
+/// Seconds since the Unix epoch, as the server's clock reads them.
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `clock` is the clock read just before and just after `process` ran.
+fn check_response(handler: &InMemory, request: &Item, response: Item, clock: (i64, i64)) {
     let bytes = encode(&response);
     assert_eq!(bytes.len(), encoded_len(&response));
     // The response may legitimately hold more items than a request may (every answer carries a status).
@@ -291,21 +305,50 @@ fn check_response(request: &Item, response: Item) {
     };
     assert_eq!(parsed.version, negotiate(message.header.version));
     assert_eq!(parsed.client_correlation, message.header.client_correlation);
+    // A Server Correlation Value (1.4+) answers a client that correlates, and only such a client.
+    assert_eq!(
+        parsed.server_correlation.is_some(),
+        parsed.version >= ProtocolVersion::new(1, 4) && message.header.client_correlation.is_some()
+    );
     assert!(parsed.items.len() <= message.items.len());
     for (asked, answered) in message.items.iter().zip(&parsed.items) {
         assert_eq!(answered.operation, Some(asked.operation));
         assert_eq!(answered.batch_id, asked.batch_id);
+        // A Message Extension marked critical is never ignored.
+        if asked.critical_extension.is_some() {
+            assert!(
+                answered.result.is_err(),
+                "a critical Message Extension was ignored"
+            );
+        }
     }
     // Only Continue goes on after a failure; a refused header fails every item (the cases `process` documents).
-    let header_refused = !matches!(
-        message.header.error_continuation,
-        bec::CONTINUE | bec::STOP | bec::UNDO
-    ) || message.header.max_response_size.is_some_and(|m| m <= 0)
-        || (message.header.error_continuation == bec::UNDO && message.items.len() > 1);
+    // This handler cannot roll back (`can_undo` is false, `undo` fails), so Undo with several items is refused and
+    // no item is ever answered Operation Undone.
+    assert!(!handler.can_undo());
+    // A request Time Stamp more than MAX_CLOCK_SKEW_SECS ahead of the server clock refuses the header. `process`
+    // reads the clock once, between `clock.0` and `clock.1`: a stamp on that boundary may go either way, and the
+    // two header checks below are skipped for it.
+    let stamp = request
+        .child(t::REQUEST_HEADER)
+        .and_then(|h| h.child(t::TIME_STAMP))
+        .and_then(Item::as_datetime);
+    let stamp_refused = stamp.is_some_and(|s| s.saturating_sub(clock.1) > MAX_CLOCK_SKEW_SECS);
+    let stamp_accepted = stamp.is_none_or(|s| s.saturating_sub(clock.0) <= MAX_CLOCK_SKEW_SECS);
+    let header_refused = stamp_refused
+        || !matches!(
+            message.header.error_continuation,
+            bec::CONTINUE | bec::STOP | bec::UNDO
+        )
+        || message.header.max_response_size.is_some_and(|m| m <= 0)
+        || (message.header.error_continuation == bec::UNDO
+            && message.items.len() > 1
+            && !handler.can_undo());
+    let header_known = stamp_refused || stamp_accepted;
     if header_refused {
         assert!(parsed.items.iter().all(|i| i.result.is_err()));
     }
-    if message.header.error_continuation != bec::CONTINUE && !header_refused {
+    if message.header.error_continuation != bec::CONTINUE && !header_refused && header_known {
         if let Some(first) = parsed.items.iter().position(|i| i.result.is_err()) {
             assert_eq!(
                 first + 1,
@@ -314,10 +357,12 @@ fn check_response(request: &Item, response: Item) {
             );
         }
     }
-    // Everything but the last item fits the limit the client set (or the server's own).
+    // Everything but the last item fits the limit the client set (or the server's own). A Maximum Response Size of
+    // 0 or less sets no limit: it refuses the header (every item answered Invalid Field, checked above).
     let limit = message
         .header
         .max_response_size
+        .filter(|m| *m > 0)
         .and_then(|m| usize::try_from(m).ok())
         .map_or(MAX_RESPONSE_BYTES, |m| m.min(MAX_RESPONSE_BYTES));
     let mut children = response.children().to_vec();
@@ -350,6 +395,8 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again, message, "parse(into_item(request)) != request");
     }
     let handler = InMemory::default();
+    let before = unix_now();
     let response = block_on(process(&handler, &root));
-    check_response(&root, response);
+    let after = unix_now();
+    check_response(&handler, &root, response, (before, after));
 });
