@@ -665,8 +665,10 @@ pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
 /// * An operation that the negotiated version does not define (Encrypt in 1.0, say) is Operation Not Supported.
 /// * One failing item never fails the items before it. After a failure, the remaining items are still processed
 ///   when the client asked for Batch Error Continuation Option Continue; with Stop (the default) they are skipped
-///   and absent from the response, as KMIP specifies. Undo is not supported: a batch of several items asking for it
-///   is refused as a whole with Feature Not Supported.
+///   and absent from the response, as KMIP specifies. With Undo, a failure makes the handler roll back the earlier
+///   items ([`OperationHandler::undo`]), which are then answered Operation Undone; a handler that cannot undo
+///   ([`OperationHandler::can_undo`] false) gets a batch of several items asking for it refused as a whole with
+///   Feature Not Supported.
 /// * A response larger than the client's Maximum Response Size (or [`MAX_RESPONSE_BYTES`]) is replaced by Response
 ///   Too Large on every item that succeeded.
 pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) -> Item {
