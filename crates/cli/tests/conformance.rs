@@ -665,6 +665,14 @@ async fn run_pairs(
             Ok(a) => a,
             Err(e) => return (fail(format!("transport: {e}")), i, total),
         };
+        // Version discipline, whatever the recording says: the response holds only tags its version defines.
+        if let Some(why) = out_of_version_tags(&actual) {
+            return (
+                Outcome::Fail(format!("message {step}/{total}: {why}")),
+                i,
+                total,
+            );
+        }
         let Some(expected) = resp else { continue };
         // Objects the server generates key material for, by operation and returned identifier.
         mark_generated(req, &actual, b);
@@ -694,6 +702,25 @@ async fn run_pairs(
     }
     // A file of an unimplemented profile that happens to pass is reported as passing.
     (Outcome::Pass, total, total)
+}
+
+/// Tags in a response message that the version it claims does not define (custom attribute values excepted).
+fn out_of_version_tags(response: &Item) -> Option<String> {
+    let version = response
+        .child(t::RESPONSE_HEADER)
+        .and_then(|h| h.child(t::PROTOCOL_VERSION))
+        .and_then(|v| openkcm_kmip::ProtocolVersion::from_item(v).ok())?;
+    let found = openkcm_kmip::tag_versions::undefined_tags(response, version);
+    (!found.is_empty()).then(|| {
+        let names: Vec<String> = found
+            .iter()
+            .map(|tag| openkcm_kmip::tags::name(*tag).map_or(format!("{tag:#08x}"), str::to_owned))
+            .collect();
+        format!(
+            "the KMIP {version} response carries tags KMIP {version} does not define: {}",
+            names.join(", ")
+        )
+    })
 }
 
 /// Some 1.0–1.2 files carry attribute names with runs of spaces left from their PDF origin ("Cryptographic   Length");

@@ -290,9 +290,12 @@ impl OperationHandler for CoreOps<'_> {
     ) -> Result<Item, KmipError> {
         let result = match operation {
             op::DISCOVER_VERSIONS => payload::discover_versions_response(payload),
-            op::QUERY => {
-                payload::query_response(payload, CORE_OPERATIONS, &[object_type::SYMMETRIC_KEY])
-            }
+            op::QUERY => payload::query_response(
+                ctx.version,
+                payload,
+                CORE_OPERATIONS,
+                &[object_type::SYMMETRIC_KEY],
+            ),
             op::LOCATE => self.locate(ctx, payload).await,
             op::GET_ATTRIBUTES => self.get_attributes(ctx, payload).await,
             op::ENCRYPT => self.cipher(ctx, payload, true).await,

@@ -2148,6 +2148,7 @@ impl OperationHandler for EdgeOps<'_> {
                     })
                     .collect();
                 payload::query_response(
+                    ctx.version,
                     payload,
                     &ops,
                     &[object_type::SYMMETRIC_KEY, object_type::SECRET_DATA, object_type::OPAQUE_OBJECT],

@@ -12,6 +12,7 @@ pub mod enums;
 pub mod error;
 pub mod message;
 pub mod payload;
+pub mod tag_versions;
 pub mod tags;
 pub mod xml;
 

@@ -353,7 +353,7 @@ pub struct ResponseMessage {
     pub version: ProtocolVersion,
     /// Time Stamp (seconds since the epoch).
     pub timestamp: i64,
-    /// Client Correlation Value echoed back.
+    /// Client Correlation Value echoed back (written from KMIP 1.4 on, which defines it).
     pub client_correlation: Option<String>,
     /// Server Correlation Value (KMIP 1.4+): this server's identifier of the exchange, for matching logs.
     pub server_correlation: Option<String>,
@@ -373,10 +373,12 @@ impl ResponseMessage {
             self.version.to_item(),
             Item::new(t::TIME_STAMP, Value::DateTime(self.timestamp)),
         ];
-        if let Some(c) = self.client_correlation {
+        // Both correlation values came with 1.4: an older client that sent one anyway gets no echo.
+        let correlates = self.version >= ProtocolVersion::new(1, 4);
+        if let Some(c) = self.client_correlation.filter(|_| correlates) {
             header.push(Item::new(t::CLIENT_CORRELATION_VALUE, Value::TextString(c)));
         }
-        if let Some(c) = self.server_correlation {
+        if let Some(c) = self.server_correlation.filter(|_| correlates) {
             header.push(Item::new(t::SERVER_CORRELATION_VALUE, Value::TextString(c)));
         }
         header.push(Item::new(
@@ -671,6 +673,7 @@ pub const MAX_RESPONSE_BYTES: usize = 8 << 20;
 ///   Feature Not Supported.
 /// * A response larger than the client's Maximum Response Size (or [`MAX_RESPONSE_BYTES`]) is replaced by Response
 ///   Too Large on every item that succeeded.
+/// * Every payload loses the fields its version does not define ([`crate::tag_versions::retain_defined`]).
 pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) -> Item {
     use crate::enums::operation::{introduced_in, name, DISCOVER_VERSIONS};
     let message = match RequestMessage::parse(request) {
@@ -791,6 +794,12 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
                 Err(e) => Err(e),
             }
         };
+        let mut result = result;
+        if let Ok(payload) = &mut result {
+            // The last line of version discipline: no field of another version reaches this client, whatever the
+            // handler built (see `tag_versions`).
+            crate::tag_versions::retain_defined(payload, version);
+        }
         let failed = result.is_err();
         if let Ok(payload) = &result {
             if version.is_v2() && produced.len() < 1024 {

@@ -484,8 +484,11 @@ pub fn discover_versions_response(payload: &Item) -> Result<Item, KmipError> {
     Ok(Item::structure(t::RESPONSE_PAYLOAD, chosen))
 }
 
-/// The Query response for the functions the client asked about.
+/// The Query response for the functions the client asked about, in `version`. Server Information carries 2.0's
+/// Server Name and Server Version; 1.x defines no field for its vendor-specific content, so a 1.x client gets the
+/// Vendor Identification alone.
 pub fn query_response(
+    version: crate::ProtocolVersion,
     payload: &Item,
     operations: &[u32],
     objects: &[u32],
@@ -509,13 +512,15 @@ pub fn query_response(
             ),
             q::QUERY_SERVER_INFORMATION => {
                 c.push(text(t::VENDOR_IDENTIFICATION, "OpenKCM"));
-                c.push(Item::structure(
-                    t::SERVER_INFORMATION,
-                    vec![
-                        text(t::SERVER_NAME, "openkcm"),
-                        text(t::SERVER_VERSION, env!("CARGO_PKG_VERSION")),
-                    ],
-                ));
+                if version.is_v2() {
+                    c.push(Item::structure(
+                        t::SERVER_INFORMATION,
+                        vec![
+                            text(t::SERVER_NAME, "openkcm"),
+                            text(t::SERVER_VERSION, env!("CARGO_PKG_VERSION")),
+                        ],
+                    ));
+                }
             }
             // Other defined query functions are answered with nothing, as KMIP allows for information a server lacks.
             4..=14 => {}

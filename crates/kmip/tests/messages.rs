@@ -480,3 +480,108 @@ async fn a_critical_message_extension_survives_re_encoding() {
         rr::FEATURE_NOT_SUPPORTED
     );
 }
+
+/// Answers every operation with fields of several versions: 1.0's IV/Counter/Nonce, 1.2's Data, 1.4's Authenticated Encryption
+/// Tag, 2.0's Server Name, the 1.x-only Attribute Index and a custom attribute holding a 1.3 field.
+struct Lavish;
+
+#[async_trait::async_trait]
+impl OperationHandler for Lavish {
+    async fn handle(&self, _: &ItemContext, _: u32, _: &Item) -> Result<Item, KmipError> {
+        Ok(Item::structure(
+            t::RESPONSE_PAYLOAD,
+            vec![
+                Item::new(t::UNIQUE_IDENTIFIER, Value::TextString("k".into())),
+                Item::new(t::DATA, Value::ByteString(vec![1; 16])),
+                Item::new(t::IV_COUNTER_NONCE, Value::ByteString(vec![2; 12])),
+                Item::new(
+                    t::AUTHENTICATED_ENCRYPTION_TAG,
+                    Value::ByteString(vec![3; 16]),
+                ),
+                Item::new(t::SERVER_NAME, Value::TextString("s".into())),
+                Item::new(t::ATTRIBUTE_INDEX, Value::Integer(0)),
+                Item::structure(
+                    t::ATTRIBUTE,
+                    vec![
+                        Item::new(t::ATTRIBUTE_NAME, Value::TextString("x-mine".into())),
+                        Item::structure(
+                            t::ATTRIBUTE_VALUE,
+                            vec![Item::new(t::OFFSET_ITEMS, Value::Integer(1))],
+                        ),
+                    ],
+                ),
+            ],
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_response_carries_only_the_fields_its_version_defines() {
+    let tags_for = |minor_major: (i32, i32)| async move {
+        let v = ProtocolVersion::new(minor_major.0, minor_major.1);
+        let resp = process(&Lavish, &msg(v, bec::STOP, vec![(op::GET, empty())])).await;
+        let payload = resp
+            .child(t::BATCH_ITEM)
+            .and_then(|b| b.child(t::RESPONSE_PAYLOAD))
+            .unwrap()
+            .clone();
+        assert_eq!(
+            openkcm_kmip::tag_versions::undefined_tags(&resp, v),
+            Vec::<u32>::new(),
+            "{v}"
+        );
+        let custom = payload.child(t::ATTRIBUTE).unwrap();
+        assert!(
+            custom
+                .child(t::ATTRIBUTE_VALUE)
+                .unwrap()
+                .child(t::OFFSET_ITEMS)
+                .is_some(),
+            "a custom attribute is returned as sent"
+        );
+        payload
+            .children()
+            .iter()
+            .map(|c| c.tag)
+            .collect::<Vec<u32>>()
+    };
+    let base = [t::UNIQUE_IDENTIFIER, t::DATA, t::IV_COUNTER_NONCE];
+    assert_eq!(
+        tags_for((1, 2)).await,
+        [&base[..], &[t::ATTRIBUTE_INDEX, t::ATTRIBUTE]].concat()
+    );
+    assert_eq!(
+        tags_for((1, 4)).await,
+        [
+            &base[..],
+            &[
+                t::AUTHENTICATED_ENCRYPTION_TAG,
+                t::ATTRIBUTE_INDEX,
+                t::ATTRIBUTE
+            ]
+        ]
+        .concat()
+    );
+    assert_eq!(
+        tags_for((2, 0)).await,
+        [
+            &base[..],
+            &[
+                t::AUTHENTICATED_ENCRYPTION_TAG,
+                t::SERVER_NAME,
+                t::ATTRIBUTE
+            ]
+        ]
+        .concat()
+    );
+    // 1.0 already had IV/Counter/Nonce (key wrapping), not Data.
+    assert_eq!(
+        tags_for((1, 0)).await,
+        vec![
+            t::UNIQUE_IDENTIFIER,
+            t::IV_COUNTER_NONCE,
+            t::ATTRIBUTE_INDEX,
+            t::ATTRIBUTE
+        ]
+    );
+}
