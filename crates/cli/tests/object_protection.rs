@@ -287,3 +287,47 @@ async fn register_lengths_query_per_version_and_destroyed_objects() {
     );
     dev.stop();
 }
+
+/// Group Member Default hands out a group's members round robin. Concurrent Locates take their turns one after the
+/// other, so 8 clients over 4 members get each member exactly twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_default_group_locates_take_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let mut c = common::edge_client(&dev, "demo").await;
+    let group = || Attribute::new("Object Group", Value::TextString("pool".into()));
+    let mut members = Vec::new();
+    for i in 0..4u8 {
+        let p = register_aes(vec![i; 32], vec![group()]);
+        members.push(uid_of(&one(&mut c, op::REGISTER, p).await.unwrap()));
+    }
+    let locate = Item::structure(
+        t::REQUEST_PAYLOAD,
+        vec![
+            Item::new(t::MAXIMUM_ITEMS, Value::Integer(1)),
+            Item::new(t::OBJECT_GROUP_MEMBER, Value::Enumeration(2)),
+            group().to_v1(),
+        ],
+    );
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(common::edge_client(&dev, "demo").await);
+    }
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            let locate = locate.clone();
+            tokio::spawn(
+                async move { uid_of(&one(&mut client, op::LOCATE, locate).await.unwrap()) },
+            )
+        })
+        .collect();
+    let mut handed = std::collections::HashMap::<String, usize>::new();
+    for task in tasks {
+        *handed.entry(task.await.unwrap()).or_default() += 1;
+    }
+    for m in &members {
+        assert_eq!(handed.get(m), Some(&2), "{handed:?}");
+    }
+    dev.stop();
+}

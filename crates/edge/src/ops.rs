@@ -138,6 +138,9 @@ pub struct Edge {
     credentials: Option<Arc<crate::credentials::KmipCredentials>>,
     /// Streamed Encrypt/Decrypt operations in progress, by Correlation Value.
     streams: std::sync::Mutex<std::collections::HashMap<Vec<u8>, StreamState>>,
+    /// Serialises Locates with an Object Group Member (Fresh / Default): choosing the member and recording that it
+    /// was handed out is one step, so concurrent clients get the round robin in turn and one on-demand member.
+    group_locate: tokio::sync::Mutex<()>,
 }
 
 fn now() -> i64 {
@@ -167,6 +170,7 @@ impl Edge {
             legacy_crypto: false,
             credentials: None,
             streams: std::sync::Mutex::new(std::collections::HashMap::new()),
+            group_locate: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -1487,7 +1491,10 @@ impl EdgeOps<'_> {
         let group_member = payload
             .child(t::OBJECT_GROUP_MEMBER)
             .and_then(Item::as_enum);
-        // Storage Status Mask: every object here is on-line (bit 1); none is archived.
+        let _group_turn = match group_member {
+            Some(_) => Some(self.edge.group_locate.lock().await),
+            None => None,
+        };
         // Storage Status Mask: live objects are on-line (bit 1), none is archived (bit 2), and destroyed ones keep
         // their attributes (bit 4, KMIP 2.0). Without a mask, on-line objects only.
         let mask = payload
