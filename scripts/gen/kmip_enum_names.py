@@ -65,6 +65,15 @@ EXCEPTIONS = {
     ("ObjectType", "OPAQUE_DATA"): "OpaqueObject",
 }
 
+# Values KMIP 2.0/2.1 define that PyKMIP's module does not record (protocol numbers from the KMIP 2.1 specification).
+ADDED = {
+    "Operation": [("SET_DEFAULTS", 0x36), ("SET_CONSTRAINTS", 0x37), ("GET_CONSTRAINTS", 0x38),
+                  ("QUERY_ASYNCHRONOUS_REQUESTS", 0x39), ("PROCESS", 0x3A), ("PING", 0x3B)],
+    "ResultReason": [("PRIVATE_PROTECTION_STORAGE_UNAVAILABLE", 0x48),
+                     ("PUBLIC_PROTECTION_STORAGE_UNAVAILABLE", 0x49), ("UNKNOWN_OBJECT_GROUP", 0x4A),
+                     ("CONSTRAINT_VIOLATION", 0x4B), ("DUPLICATE_PROCESS_REQUEST", 0x4C)],
+}
+
 def word(w):
     if w.isdigit():
         return w
@@ -104,6 +113,8 @@ for name in dir(E):
     if not isinstance(cls, type) or not issubclass(cls, enum.Enum) or name in SKIP:
         continue
     members = [(m.name, m.value) for m in cls if isinstance(m.value, int)]
+    known = {v for _, v in members}
+    members += [(n, v) for n, v in ADDED.get(name, []) if v not in known]
     if not members:
         continue
     const = "V_" + tagconst(name)

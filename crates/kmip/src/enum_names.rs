@@ -422,6 +422,12 @@ pub const V_OPERATION: &[(u32, &str)] = &[
     (0x00000033, "PKCS_11"),
     (0x00000034, "Interop"),
     (0x00000035, "Reprovision"),
+    (0x00000036, "SetDefaults"),
+    (0x00000037, "SetConstraints"),
+    (0x00000038, "GetConstraints"),
+    (0x00000039, "QueryAsynchronousRequests"),
+    (0x0000003A, "Process"),
+    (0x0000003B, "Ping"),
 ];
 pub const V_PADDING_METHOD: &[(u32, &str)] = &[
     (0x00000001, "None"),
@@ -852,6 +858,11 @@ pub const V_RESULT_REASON: &[(u32, &str)] = &[
     (0x00000045, "PKCS11CodecError"),
     (0x00000046, "PKCS11InvalidFunction"),
     (0x00000047, "PKCS11InvalidInterface"),
+    (0x00000048, "PrivateProtectionStorageUnavailable"),
+    (0x00000049, "PublicProtectionStorageUnavailable"),
+    (0x0000004A, "UnknownObjectGroup"),
+    (0x0000004B, "ConstraintViolation"),
+    (0x0000004C, "DuplicateProcessRequest"),
 ];
 pub const V_RESULT_STATUS: &[(u32, &str)] = &[
     (0x00000000, "Success"),

@@ -370,6 +370,37 @@ mod table_tests {
         ] {
             assert_eq!(c, value(o, name), "{name}");
         }
+        // Every operation a version defines has its XML name (the 2.1 ones included), spelled as the name table says.
+        for op in 1..=0x3Bu32 {
+            assert!(operation::introduced_in(op).is_some());
+            let spelled: String = operation::name(op)
+                .chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect::<String>()
+                .to_lowercase();
+            let (_, xml) = o
+                .iter()
+                .find(|(v, _)| *v == op)
+                .unwrap_or_else(|| panic!("{op:#x}"));
+            assert_eq!(
+                xml.chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .collect::<String>()
+                    .to_lowercase(),
+                spelled,
+                "{op:#x}"
+            );
+        }
+        for reason in [
+            result_reason::UNKNOWN_OBJECT_GROUP,
+            result_reason::CONSTRAINT_VIOLATION,
+            result_reason::DUPLICATE_PROCESS_REQUEST,
+        ] {
+            assert!(
+                n::V_RESULT_REASON.iter().any(|(v, _)| *v == reason),
+                "{reason:#x}"
+            );
+        }
         let k = n::V_KEY_FORMAT_TYPE;
         assert_eq!(key_format_type::RAW, value(k, "Raw"));
         assert_eq!(key_format_type::OPAQUE, value(k, "Opaque"));
