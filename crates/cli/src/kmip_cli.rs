@@ -157,7 +157,7 @@ enum KmipCommand {
     DiscoverVersions,
 }
 
-fn parse_version(s: &str) -> anyhow::Result<ProtocolVersion> {
+pub(crate) fn parse_version(s: &str) -> anyhow::Result<ProtocolVersion> {
     let (maj, min) = s
         .split_once('.')
         .ok_or_else(|| anyhow!("--kmip-version must look like 1.4 or 2.1"))?;

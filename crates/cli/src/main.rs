@@ -2,6 +2,7 @@
 //! together; behaviour lives in the library crates.
 #![forbid(unsafe_code)]
 
+mod bench_cli;
 mod dev;
 mod kmip_cli;
 
@@ -23,6 +24,10 @@ enum Command {
     Kmip(kmip_cli::KmipArgs),
     /// Print a KMIP credentials-file entry (salted PBKDF2 hash) for a password read from standard input.
     CredentialHash(CredentialHashArgs),
+    /// Load a KMIP server with a fixed workload and report throughput and latency percentiles (loopback only).
+    Bench(bench_cli::BenchArgs),
+    /// Serve the benchmark floor: mTLS echo of every request plus one AES-256-GCM seal (loopback only).
+    BenchFloor(bench_cli::FloorArgs),
 }
 
 /// Arguments of `openkcm credential-hash`.
@@ -67,6 +72,8 @@ fn main() -> std::process::ExitCode {
             Command::Dev(args) => dev::run(args).await,
             Command::Kmip(args) => kmip_cli::run(args).await,
             Command::CredentialHash(args) => credential_hash(args),
+            Command::Bench(args) => bench_cli::run(args).await,
+            Command::BenchFloor(args) => bench_cli::floor(args).await,
         }
     });
     match result {
