@@ -58,6 +58,10 @@ pub struct DevArgs {
     /// Connections in the edge's pool to the Core.
     #[arg(long, default_value_t = 4)]
     core_connections: usize,
+    /// Seconds the edge keeps an unwrapped L4 key in memory, so hot keys cost no Core round trip; 0 turns the
+    /// cache off (every use unwraps through the Core). A change to a key (Revoke, Destroy …) drops it at once.
+    #[arg(long, env = "OPENKCM_L4_CACHE_TTL", default_value_t = 30)]
+    l4_cache_ttl: u64,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `openkcm_edge=debug`.
     #[arg(long, env = "OPENKCM_LOG", default_value = "info")]
     log: String,
@@ -335,7 +339,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         tls::client_config(&edge_files)?,
         args.core_connections,
     );
-    let mut edge = Edge::new(vault, CoreLink::new(pool)).with_legacy_crypto(args.legacy_crypto);
+    let mut edge = Edge::new(vault, CoreLink::new(pool))
+        .with_legacy_crypto(args.legacy_crypto)
+        .with_l4_cache(
+            std::time::Duration::from_secs(args.l4_cache_ttl),
+            openkcm_edge::l4_cache::DEFAULT_CAPACITY,
+        );
     if let Some(path) = &args.kmip_credentials {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the KMIP credentials file {}", path.display()))?;
@@ -358,7 +367,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let edge_task = tokio::spawn(openkcm_net::serve(
         edge_listener,
         acceptor,
-        Arc::new(EdgeKmipService::new(edge)),
+        Arc::new(EdgeKmipService::new(edge.clone())),
         limits,
         shutdown_rx,
     ));
@@ -386,6 +395,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     })
     .await;
     core.evict_all();
+    let (hits, misses) = edge.l4_cache_stats();
+    tracing::info!(
+        hits,
+        misses,
+        ttl_s = args.l4_cache_ttl,
+        "edge L4 cache: keys served from the cache, and unwrapped through the Core"
+    );
     // Closing the pools checkpoints the write-ahead logs into the database files.
     if let Some(v) = vault_sqlite {
         v.close().await;

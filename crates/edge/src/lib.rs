@@ -9,6 +9,7 @@
 
 mod core_link;
 pub mod credentials;
+pub mod l4_cache;
 mod meta;
 pub mod objects;
 mod ops;

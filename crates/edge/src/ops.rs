@@ -141,6 +141,8 @@ pub struct Edge {
     /// Serialises Locates with an Object Group Member (Fresh / Default): choosing the member and recording that it
     /// was handed out is one step, so concurrent clients get the round robin in turn and one on-demand member.
     group_locate: tokio::sync::Mutex<()>,
+    /// Unwrapped L4 keys, so hot keys cost no Core round trip (`core` custody, DESIGN §6.3).
+    l4_cache: crate::l4_cache::L4Cache,
 }
 
 fn now() -> i64 {
@@ -171,6 +173,10 @@ impl Edge {
             credentials: None,
             streams: std::sync::Mutex::new(std::collections::HashMap::new()),
             group_locate: tokio::sync::Mutex::new(()),
+            l4_cache: crate::l4_cache::L4Cache::new(
+                crate::l4_cache::DEFAULT_TTL,
+                crate::l4_cache::DEFAULT_CAPACITY,
+            ),
         }
     }
 
@@ -178,6 +184,18 @@ impl Edge {
     pub fn with_credentials(mut self, credentials: crate::credentials::KmipCredentials) -> Self {
         self.credentials = Some(Arc::new(credentials));
         self
+    }
+
+    /// Keeps unwrapped L4 keys for `ttl` (at most `capacity` of them); a zero `ttl` turns the cache off, so every
+    /// use of a key unwraps it through the Core.
+    pub fn with_l4_cache(mut self, ttl: std::time::Duration, capacity: usize) -> Self {
+        self.l4_cache = crate::l4_cache::L4Cache::new(ttl, capacity);
+        self
+    }
+
+    /// L4 cache lookups since start: (served from the cache, unwrapped through the Core).
+    pub fn l4_cache_stats(&self) -> (u64, u64) {
+        self.l4_cache.stats()
     }
 
     /// Allows (or not) Encrypt and Decrypt with Triple DES keys. Off by default: legacy algorithms are only for
@@ -228,7 +246,12 @@ impl Edge {
             let mut stored = self.load(tenant, service, uid).await?;
             let revision = stored.record.revision;
             let before = stored.record.clone();
+            let state_before = stored.meta.state;
             change(&mut stored, now())?;
+            // A new state or a new (or no) wrapped key drops the unwrapped copy: a destroyed or compromised key
+            // leaves memory at once. Other changes keep it (every use re-reads the record and its state anyway).
+            let drop_cached =
+                stored.meta.state != state_before || stored.record.blob != before.blob;
             let mut record = stored.record.clone();
             record.metadata = serde_json::to_value(&stored.meta)
                 .map_err(|e| KmipError::general(e.to_string()))?;
@@ -238,6 +261,9 @@ impl Edge {
                 .await
                 .map_err(vault_err)?
             {
+                if drop_cached {
+                    self.l4_cache.purge(tenant, uid);
+                }
                 journal(tenant, uid, Some(before));
                 return Ok(());
             }
@@ -269,14 +295,17 @@ impl Edge {
                 format!("key {uid:?} has been destroyed"),
             )
         })?;
-        let h = wrapped.header();
+        let h = wrapped.header_ref();
         if h.tenant != tenant || h.key_id != uid || h.layer != openkcm_crypto::Layer::L4 {
             tracing::warn!(uid, "wrapped key header does not match its vault record");
             return Err(KmipError::crypto(format!(
                 "the wrapped key stored for {uid:?} belongs to another tenant or key; refusing to unwrap it"
             )));
         }
-        self.core.unwrap(tenant, service, wrapped).await.map_err(|e| {
+        if let Some(key) = self.l4_cache.get(tenant, uid, wrapped) {
+            return Ok(key);
+        }
+        let key = self.core.unwrap(tenant, service, wrapped).await.map_err(|e| {
             if e.reason == rr::ITEM_NOT_FOUND {
                 tracing::error!(uid, "the Core does not know the service key that wrapped this key");
                 KmipError::crypto(format!(
@@ -286,7 +315,9 @@ impl Edge {
             } else {
                 e
             }
-        })
+        })?;
+        self.l4_cache.put(tenant, uid, wrapped, &key);
+        Ok(key)
     }
 
     /// Takes `bytes` (Byte unit) or one use (Object unit) from the object's Usage Limits, if it has any; refuses
@@ -613,6 +644,10 @@ impl EdgeOps<'_> {
             return Err(KmipError::general(
                 "a key with the generated identifier already exists; retry",
             ));
+        }
+        if let Some(w) = &record.blob {
+            // A new key is usually used at once (Get, Encrypt): keep it unwrapped.
+            self.edge.l4_cache.put(tenant, &uid, w, material);
         }
         journal(tenant, &uid, None);
         Ok(uid)
@@ -2216,6 +2251,7 @@ impl OperationHandler for EdgeOps<'_> {
             })
             .map_err(|_| KmipError::general("no undo journal"))?;
         for e in entries.into_iter().rev() {
+            self.edge.l4_cache.purge(&e.tenant, &e.id);
             match e.previous {
                 None => {
                     self.edge

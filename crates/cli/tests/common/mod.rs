@@ -32,6 +32,16 @@ impl Dev {
         Self::spawn(data, tenants, log, &[])
     }
 
+    /// Starts with `--log debug` written to `log` and extra environment settings.
+    pub fn start_logged_env(
+        data: &Path,
+        tenants: &[&str],
+        log: &Path,
+        envs: &[(&str, &str)],
+    ) -> Dev {
+        Self::spawn(data, tenants, Some(log), envs)
+    }
+
     fn spawn(data: &Path, tenants: &[&str], log: Option<&Path>, envs: &[(&str, &str)]) -> Dev {
         let mut cmd = Command::new(BIN);
         cmd.envs(envs.iter().copied());
