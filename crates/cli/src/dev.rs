@@ -20,6 +20,15 @@ pub enum VaultKind {
     Memory,
 }
 
+/// L3 custody (DESIGN §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Custody {
+    /// Service keys never leave the Core; the edge asks the Core to wrap and unwrap each L4.
+    Core,
+    /// The Core leases each service key to the edge for --l3-lease-ttl; the edge wraps and unwraps itself.
+    Lease,
+}
+
 /// Arguments of `openkcm dev`.
 #[derive(clap::Args)]
 pub struct DevArgs {
@@ -62,6 +71,12 @@ pub struct DevArgs {
     /// cache off (every use unwraps through the Core). A change to a key (Revoke, Destroy …) drops it at once.
     #[arg(long, env = "OPENKCM_L4_CACHE_TTL", default_value_t = 30)]
     l4_cache_ttl: u64,
+    /// L3 custody: `core` (service keys stay in the Core) or `lease` (the Core leases them to the edge).
+    #[arg(long, env = "OPENKCM_L3_CUSTODY", value_enum, default_value = "core")]
+    l3_custody: Custody,
+    /// Seconds an edge may hold a leased service key in `lease` custody (1 to 300).
+    #[arg(long, env = "OPENKCM_L3_LEASE_TTL", default_value_t = 300)]
+    l3_lease_ttl: u64,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `openkcm_edge=debug`.
     #[arg(long, env = "OPENKCM_LOG", default_value = "info")]
     log: String,
@@ -105,6 +120,18 @@ fn server_limits(args: &DevArgs) -> anyhow::Result<ServerLimits> {
         max_connections_per_identity: count(args.max_connections_per_identity),
         ..ServerLimits::default()
     };
+    if !(1..=300).contains(&args.l3_lease_ttl) {
+        anyhow::bail!(
+            "--l3-lease-ttl must be 1 to 300 seconds (a leased service key is held at most 5 minutes), not {}",
+            args.l3_lease_ttl
+        );
+    }
+    if args.l3_custody == Custody::Lease {
+        tracing::warn!(
+            lease_s = args.l3_lease_ttl,
+            "L3 custody is lease: the Core hands service keys to the edge, which wraps and unwraps L4s itself"
+        );
+    }
     // The edge holds a pool of connections to the Core under one identity: the Core must let all of them in.
     if args.core_connections > limits.max_connections_per_identity
         || args.core_connections > limits.max_connections
@@ -257,6 +284,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             CoreConfig {
                 allow_new_ivk: created || !seal.is_initialised(),
                 auto_provision_services: args.auto_provision_services,
+                l3_lease_ttl: (args.l3_custody == Custody::Lease)
+                    .then(|| std::time::Duration::from_secs(args.l3_lease_ttl)),
                 ..CoreConfig::default()
             },
         )
@@ -339,12 +368,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         tls::client_config(&edge_files)?,
         args.core_connections,
     );
-    let mut edge = Edge::new(vault, CoreLink::new(pool))
-        .with_legacy_crypto(args.legacy_crypto)
-        .with_l4_cache(
-            std::time::Duration::from_secs(args.l4_cache_ttl),
-            openkcm_edge::l4_cache::DEFAULT_CAPACITY,
-        );
+    let mut edge = Edge::new(
+        vault,
+        CoreLink::new(pool).with_l3_lease(args.l3_custody == Custody::Lease),
+    )
+    .with_legacy_crypto(args.legacy_crypto)
+    .with_l4_cache(
+        std::time::Duration::from_secs(args.l4_cache_ttl),
+        openkcm_edge::l4_cache::DEFAULT_CAPACITY,
+    );
     if let Some(path) = &args.kmip_credentials {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the KMIP credentials file {}", path.display()))?;

@@ -37,7 +37,13 @@ pub struct CoreConfig {
     /// service (its L3 version 1) created under the tenant's system on first use, when the tenant has exactly one
     /// system. Off by default; production services are created explicitly.
     pub auto_provision_services: bool,
+    /// L3 custody (DESIGN §6.3). `None`: `core` custody, service keys never leave the Core. `Some(ttl)`: `lease`
+    /// custody, an edge may Get a service key and use it for `ttl` (at most [`MAX_L3_LEASE`]).
+    pub l3_lease_ttl: Option<Duration>,
 }
+
+/// The longest an edge may hold a leased service key (DESIGN §6.3).
+pub const MAX_L3_LEASE: Duration = Duration::from_secs(300);
 
 impl Default for CoreConfig {
     fn default() -> Self {
@@ -46,6 +52,7 @@ impl Default for CoreConfig {
             l1_outage_grace: Duration::from_secs(900),
             allow_new_ivk: true,
             auto_provision_services: false,
+            l3_lease_ttl: None,
         }
     }
 }
@@ -146,6 +153,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Core {
+    /// How long an edge may hold a leased service key; `None` in `core` custody (no leases).
+    pub fn l3_lease_ttl(&self) -> Option<Duration> {
+        self.config.l3_lease_ttl.map(|t| t.min(MAX_L3_LEASE))
+    }
+
     /// A Core over `store`, with `mk` unsealed and `l1` as the provider of customers' root keys.
     pub async fn open(
         store: Arc<dyn KeyStore>,

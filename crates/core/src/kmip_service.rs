@@ -26,6 +26,7 @@ pub const CORE_OPERATIONS: &[u32] = &[
     op::GET_ATTRIBUTES,
     op::ENCRYPT,
     op::DECRYPT,
+    op::GET,
 ];
 
 pub use openkcm_kmip::attributes::ATTR_KEY_VERSION;
@@ -152,6 +153,47 @@ impl CoreOps<'_> {
             return Err(bad());
         }
         Ok(())
+    }
+
+    /// `lease` custody (DESIGN §6.3): an edge, acting for the service that owns it, gets a service key (L3) to wrap
+    /// and unwrap locally for the lease time the answer names. Refused in `core` custody, and for a version that
+    /// neither wraps nor unwraps any more.
+    async fn lease(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller(ctx)?;
+        let uid = ctx.uid(payload)?;
+        let Some(ttl) = self.core.l3_lease_ttl() else {
+            return Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                "L3 custody is core: service keys do not leave the Crypto Core (start it with --l3-custody lease to lease them to edges)",
+            ));
+        };
+        let l3 = self.l3_for(&tenant, &service, &uid).await?;
+        if !matches!(l3.state, state::ACTIVE | state::DEACTIVATED) {
+            return Err(KmipError::wrong_state(format!(
+                "L3 {uid:?} is {}; it is not leased",
+                state::name(l3.state)
+            )));
+        }
+        let mut answer = payload::symmetric_key_response(
+            &uid,
+            l3.key.expose(),
+            openkcm_kmip::enums::key_format_type::RAW,
+        )?;
+        if let Value::Structure(children) = &mut answer.value {
+            children.push(Item::new(
+                openkcm_kmip::TAG_L3_LEASE_SECONDS,
+                Value::Interval(u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX)),
+            ));
+        }
+        tracing::info!(
+            tenant,
+            service,
+            l3 = %uid,
+            version = l3.version,
+            lease_s = ttl.as_secs(),
+            "service key leased to an edge"
+        );
+        Ok(answer)
     }
 
     async fn cipher(
@@ -298,6 +340,7 @@ impl OperationHandler for CoreOps<'_> {
             ),
             op::LOCATE => self.locate(ctx, payload).await,
             op::GET_ATTRIBUTES => self.get_attributes(ctx, payload).await,
+            op::GET => self.lease(ctx, payload).await,
             op::ENCRYPT => self.cipher(ctx, payload, true).await,
             op::DECRYPT => self.cipher(ctx, payload, false).await,
             other => self

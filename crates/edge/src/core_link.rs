@@ -1,6 +1,7 @@
 //! The edge's KMIP client side towards the Core: pooled, pipelined mTLS connections, the on-behalf-of header,
 //! and L4 wrap/unwrap as Encrypt/Decrypt under the service's current L3 (core custody, DESIGN §6.3).
 
+use openkcm_crypto::{aes, SecretKey};
 use openkcm_crypto::{EnvelopeHeader, Layer, SecretBytes, WrappedKey};
 use openkcm_kmip::enums::{block_cipher_mode, operation as op, result_reason as rr};
 use openkcm_kmip::payload::{CipherRequest, CipherResponse, CryptoParams, LocateRequest};
@@ -10,7 +11,7 @@ use openkcm_kmip::{
 use openkcm_net::KmipPool;
 use openkcm_ttlv::{Item, Value};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The version the edge speaks to the Core.
@@ -21,10 +22,25 @@ const L3_CACHE_TTL: Duration = Duration::from_secs(30);
 /// (tenant, service) → (current L3 unique identifier, its version, when learned).
 type L3Cache = HashMap<(String, String), (String, u32, Instant)>;
 
+/// The longest this edge keeps a leased service key, whatever the Core grants (DESIGN §6.3).
+pub const MAX_L3_LEASE: Duration = Duration::from_secs(300);
+
+/// A service key (L3) the Core leased to this edge (`lease` custody).
+struct Lease {
+    key: Arc<SecretKey>,
+    until: Instant,
+}
+
+/// (tenant, service, L3 unique identifier, version) → lease.
+type Leases = HashMap<(String, String, String, u32), Lease>;
+
 /// Connection to the Core for one edge.
 pub struct CoreLink {
     pool: KmipPool,
     current_l3: Mutex<L3Cache>,
+    /// `lease` custody: wrap and unwrap L4s locally under leased service keys. Off: `core` custody.
+    lease: bool,
+    leases: Mutex<Leases>,
 }
 
 fn unreachable(e: openkcm_net::NetError) -> KmipError {
@@ -38,7 +54,103 @@ impl CoreLink {
         Self {
             pool,
             current_l3: Mutex::new(HashMap::new()),
+            lease: false,
+            leases: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// `lease` custody (DESIGN §6.3): the edge gets each service key from the Core for the lease time the Core
+    /// grants (at most [`MAX_L3_LEASE`]) and wraps and unwraps L4s itself. When a lease is refused, the edge asks
+    /// the Core to wrap or unwrap, as in `core` custody.
+    pub fn with_l3_lease(mut self, enabled: bool) -> Self {
+        self.lease = enabled;
+        self
+    }
+
+    /// Whether this link leases service keys.
+    pub fn leases_l3(&self) -> bool {
+        self.lease
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, Leases> {
+        self.leases
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Drops every leased service key of `tenant` (its L1 was revoked or its system unlinked); they are zeroized.
+    pub fn purge_leases(&self, tenant: &str) {
+        self.leases().retain(|(t, ..), _| t != tenant);
+    }
+
+    /// The leased key of L3 `l3` version `version`, from the Core when this edge holds no valid lease.
+    async fn leased(
+        &self,
+        tenant: &str,
+        service: &str,
+        l3: &str,
+        version: u32,
+    ) -> Result<Arc<SecretKey>, KmipError> {
+        let id = (
+            tenant.to_owned(),
+            service.to_owned(),
+            l3.to_owned(),
+            version,
+        );
+        {
+            let mut leases = self.leases();
+            match leases.get(&id) {
+                Some(l) if Instant::now() < l.until => return Ok(l.key.clone()),
+                Some(_) => {
+                    leases.remove(&id);
+                }
+                None => {}
+            }
+        }
+        let mut answer = self
+            .call_one(
+                tenant,
+                service,
+                op::GET,
+                openkcm_kmip::payload::uid_payload(t::REQUEST_PAYLOAD, l3),
+            )
+            .await?;
+        let key = openkcm_kmip::payload::key_material(&answer)
+            .ok_or_else(|| KmipError::general("the Crypto Core leased no key material"))
+            .and_then(|mut bytes| {
+                let key = SecretKey::from_slice(&bytes);
+                zeroize::Zeroize::zeroize(&mut bytes);
+                key.map_err(|e| {
+                    KmipError::general(format!("the leased service key is unusable: {e}"))
+                })
+            });
+        let granted = answer
+            .child(openkcm_kmip::TAG_L3_LEASE_SECONDS)
+            .and_then(|i| match i.value {
+                Value::Interval(s) => Some(Duration::from_secs(u64::from(s))),
+                _ => None,
+            });
+        answer.zeroize_bytes();
+        let key = Arc::new(key?);
+        let ttl = granted.unwrap_or(Duration::ZERO).min(MAX_L3_LEASE);
+        if !ttl.is_zero() {
+            self.leases().insert(
+                id,
+                Lease {
+                    key: key.clone(),
+                    until: Instant::now() + ttl,
+                },
+            );
+            tracing::debug!(
+                tenant,
+                service,
+                l3,
+                version,
+                lease_s = ttl.as_secs(),
+                "service key leased"
+            );
+        }
+        Ok(key)
     }
 
     /// Sends `items` in one message on behalf of `tenant/service` and returns each item's result.
@@ -179,8 +291,17 @@ impl CoreLink {
             .ok_or_else(|| {
                 KmipError::general("the Crypto Core did not report the service key version")
             })?;
-        self.lock()
+        let previous = self
+            .lock()
             .insert(key, (uid.clone(), version, Instant::now()));
+        if previous
+            .is_some_and(|(old_uid, old_version, _)| old_uid != uid || old_version != version)
+        {
+            // The service key rotated: leases of older versions go (they are fetched again if old keys need them).
+            self.leases().retain(|(t, s, l3, v), _| {
+                !(t == tenant && s == service && (*l3 != uid || *v != version))
+            });
+        }
         Ok((uid, version))
     }
 
@@ -204,6 +325,14 @@ impl CoreLink {
             let aad = header
                 .encode()
                 .map_err(|e| KmipError::invalid_field(e.to_string()))?;
+            if self.lease {
+                match self.leased(tenant, service, &l3, version).await {
+                    Ok(l3_key) => return Self::wrap_locally(&l3_key, &header, &aad, key),
+                    Err(e) => {
+                        tracing::debug!(tenant, service, error = %e.message, "no lease; the Core wraps");
+                    }
+                }
+            }
             let req = CipherRequest {
                 uid: Some(l3),
                 params: Some(CryptoParams {
@@ -251,14 +380,60 @@ impl CoreLink {
         Err(KmipError::general("wrapping the key failed"))
     }
 
-    /// Unwraps an L4 through the Core. The caller has checked that the header names this tenant and key id.
+    /// AES-256-GCM under a leased service key, byte for byte what the Core's Encrypt produces.
+    fn wrap_locally(
+        l3_key: &SecretKey,
+        header: &EnvelopeHeader,
+        aad: &[u8],
+        key: &[u8],
+    ) -> Result<WrappedKey, KmipError> {
+        if key.is_empty() || key.len() > openkcm_crypto::MAX_L4_LEN {
+            return Err(KmipError::invalid_field(
+                "an object wrapped under an L3 has 1 to 65536 bytes",
+            ));
+        }
+        let nonce = aes::random_bytes::<12>().map_err(|e| KmipError::crypto(e.to_string()))?;
+        let (mut ct, tag) = aes::gcm_seal(l3_key, &nonce, aad, key)
+            .map_err(|e| KmipError::crypto(e.to_string()))?;
+        ct.extend_from_slice(&tag);
+        WrappedKey::from_parts(header, nonce, &ct).map_err(|e| KmipError::general(e.to_string()))
+    }
+
+    /// Unwraps an L4: locally under a leased service key in `lease` custody, otherwise through the Core. The caller
+    /// has checked that the header names this tenant and key id.
     pub async fn unwrap(
         &self,
         tenant: &str,
         service: &str,
         wrapped: &WrappedKey,
     ) -> Result<SecretBytes, KmipError> {
-        let header = wrapped.header();
+        let header = wrapped.header_ref();
+        if self.lease {
+            match self
+                .leased(tenant, service, &header.parent_id, header.parent_version)
+                .await
+            {
+                Ok(l3_key) => {
+                    let ct_tag = wrapped.ciphertext_and_tag();
+                    let split = ct_tag
+                        .len()
+                        .checked_sub(16)
+                        .ok_or_else(|| KmipError::crypto("the wrapped key is truncated"))?;
+                    let (ct, tag) = ct_tag.split_at(split);
+                    return aes::gcm_open(&l3_key, &wrapped.nonce(), wrapped.aad(), ct, tag).map_err(
+                        |e| match e {
+                            openkcm_crypto::CryptoError::AuthenticationFailed => KmipError::crypto(
+                                "authentication of the wrapped key failed: it was altered or belongs to another key",
+                            ),
+                            other => KmipError::crypto(other.to_string()),
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::debug!(tenant, service, error = %e.message, "no lease; the Core unwraps");
+                }
+            }
+        }
         let ct_tag = wrapped.ciphertext_and_tag();
         let split = ct_tag
             .len()

@@ -9,6 +9,10 @@ use openkcm_ttlv::{Item, Value};
 /// Request Header of messages an edge sends to the Core. The Core honours it only from edge identities.
 pub const TAG_ON_BEHALF_OF: u32 = 0x540001;
 
+/// Vendor extension tag (Interval, seconds) in the Core's answer to an edge's Get of a service key (L3) in `lease`
+/// custody (DESIGN §6.3): how long the edge may keep and use the key before it must ask again.
+pub const TAG_L3_LEASE_SECONDS: u32 = 0x540002;
+
 /// A KMIP protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProtocolVersion {
