@@ -39,7 +39,9 @@ fn exercise(dev: &Dev) {
     assert!(sealed.get("data_hex").is_some());
     // A cached key follows its state: revoked, it no longer encrypts; destroyed, it is gone at once.
     dev.kmip("demo", &["revoke", &uid]).unwrap();
-    let refused = dev.kmip("demo", &["encrypt", &uid, "--text", "hello"]).unwrap_err();
+    let refused = dev
+        .kmip("demo", &["encrypt", &uid, "--text", "hello"])
+        .unwrap_err();
     assert!(refused.contains("only an Active key encrypts"), "{refused}");
     dev.kmip("demo", &["destroy", &uid]).unwrap();
     let gone = dev.kmip("demo", &["get", &uid]).unwrap_err();
