@@ -16,7 +16,8 @@ pub struct ExtraAttr {
     pub value_ttlv: String,
 }
 
-/// Stored attributes of an L4 (field names follow the KMIP attributes they hold).
+/// Stored attributes of an L4 (field names follow the KMIP attributes they hold). Empty and false fields are left
+/// out of the stored JSON (they read back as their defaults), which keeps a million keys small (DESIGN §15).
 #[allow(missing_docs)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct L4Meta {
@@ -25,50 +26,51 @@ pub struct L4Meta {
     #[serde(default = "default_object_type")]
     pub object_type: u32,
     /// The Key Format Type a registered object came in (returned by Get unless another is asked for).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_format: Option<u32>,
     /// Secret Data Type or Opaque Data Type.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_type: Option<u32>,
     /// SHA-256 of the object's bytes (the Digest attribute), hex.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     /// Fresh: not yet served to a client by Get (KMIP 1.1).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fresh: bool,
     /// Whether the server generated the key material (then the Random Number Generator attribute applies).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub server_generated: bool,
     /// Original Creation Date (KMIP 1.2): when the object first existed, kept across Re-key.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_creation_date: Option<i64>,
     /// The Key Wrapping Data (TTLV, hex) of a key registered wrapped: Get with Key Wrap Type As Registered wraps
     /// it the same way again.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_wrapping: Option<String>,
     /// Sensitive (KMIP 1.4): the key leaves the server only wrapped.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sensitive: bool,
     /// Not Extractable (KMIP 1.4 Extractable false): the key never leaves the server, even wrapped.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub not_extractable: bool,
     /// Always Sensitive: Sensitive since the object was made.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub always_sensitive: bool,
     /// Never Extractable: not extractable since the object was made.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub never_extractable: bool,
     /// The credential principal that created the object (`username:Fred`), if it was created under one: only that
     /// principal may use it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// False for a key registered without its Key Value (KMIP 1.2 Key Value Present).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub key_value_absent: bool,
     /// When Locate last handed this object out as a Group Member Default (round robin), in nanoseconds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_located_nanos: Option<u64>,
     pub state: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
     pub algorithm: u32,
     pub length: i32,
@@ -78,14 +80,21 @@ pub struct L4Meta {
     #[serde(default)]
     pub created_nanos: u64,
     pub last_change_date: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation_date: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deactivation_date: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compromise_date: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compromise_occurrence_date: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destroy_date: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_reason: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_message: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra: Vec<ExtraAttr>,
 }
 

@@ -8,11 +8,25 @@ use tokio::sync::RwLock;
 
 use crate::{validate, KeyStore, Record, StoreError};
 
+/// A record body, kept compact: a million wrapped keys must fit in a few hundred megabytes (DESIGN §15). The
+/// metadata is its JSON text and the wrapped key its stored bytes; both are decoded again on every read.
 #[derive(Clone)]
 struct Stored {
-    metadata: serde_json::Value,
-    blob: Option<WrappedKey>,
+    metadata: Box<[u8]>,
+    blob: Option<Box<[u8]>>,
     revision: u64,
+}
+
+impl Stored {
+    fn new(record: &Record, revision: u64) -> Result<Stored, StoreError> {
+        Ok(Stored {
+            metadata: serde_json::to_vec(&record.metadata)
+                .map_err(|e| StoreError::Invalid(format!("metadata cannot be encoded: {e}")))?
+                .into_boxed_slice(),
+            blob: record.blob.as_ref().map(|w| w.as_bytes().into()),
+            revision,
+        })
+    }
 }
 
 /// `(tenant, kind)` → `(id, version)` → record body.
@@ -33,16 +47,31 @@ impl MemoryStore {
     }
 }
 
-fn to_record(tenant: &str, kind: &str, id: &str, version: u32, s: &Stored) -> Record {
-    Record {
+fn to_record(
+    tenant: &str,
+    kind: &str,
+    id: &str,
+    version: u32,
+    s: &Stored,
+) -> Result<Record, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        record: format!("{tenant}/{kind}/{id}/{version}"),
+        reason,
+    };
+    Ok(Record {
         tenant: tenant.to_owned(),
         kind: kind.to_owned(),
         id: id.to_owned(),
         version,
-        metadata: s.metadata.clone(),
-        blob: s.blob.clone(),
+        metadata: serde_json::from_slice(&s.metadata).map_err(|e| corrupt(e.to_string()))?,
+        blob: match &s.blob {
+            None => None,
+            Some(b) => {
+                Some(WrappedKey::from_stored(b.to_vec()).map_err(|e| corrupt(e.to_string()))?)
+            }
+        },
         revision: s.revision,
-    }
+    })
 }
 
 fn ns(tenant: &str, kind: &str) -> (String, String) {
@@ -59,10 +88,11 @@ impl KeyStore for MemoryStore {
         version: u32,
     ) -> Result<Option<Record>, StoreError> {
         let table = self.table.read().await;
-        Ok(table
+        table
             .get(&ns(tenant, kind))
             .and_then(|m| m.get(&(id.to_owned(), version)))
-            .map(|s| to_record(tenant, kind, id, version, s)))
+            .map(|s| to_record(tenant, kind, id, version, s))
+            .transpose()
     }
 
     async fn put_if_absent(&self, record: &Record) -> Result<bool, StoreError> {
@@ -73,14 +103,7 @@ impl KeyStore for MemoryStore {
         if inner.contains_key(&key) {
             return Ok(false);
         }
-        inner.insert(
-            key,
-            Stored {
-                metadata: record.metadata.clone(),
-                blob: record.blob.clone(),
-                revision: 1,
-            },
-        );
+        inner.insert(key, Stored::new(record, 1)?);
         Ok(true)
     }
 
@@ -97,9 +120,7 @@ impl KeyStore for MemoryStore {
             .and_then(|m| m.get_mut(&(record.id.clone(), record.version)));
         match stored {
             Some(s) if s.revision == expected_revision => {
-                s.metadata = record.metadata.clone();
-                s.blob = record.blob.clone();
-                s.revision = next;
+                *s = Stored::new(record, next)?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -108,14 +129,14 @@ impl KeyStore for MemoryStore {
 
     async fn list(&self, tenant: &str, kind: &str) -> Result<Vec<Record>, StoreError> {
         let table = self.table.read().await;
-        Ok(table
+        table
             .get(&ns(tenant, kind))
             .map(|m| {
                 m.iter()
                     .map(|((id, version), s)| to_record(tenant, kind, id, *version, s))
                     .collect()
             })
-            .unwrap_or_default())
+            .unwrap_or_else(|| Ok(Vec::new()))
     }
 
     async fn list_tenants(&self) -> Result<Vec<String>, StoreError> {
