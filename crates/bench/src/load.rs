@@ -258,9 +258,13 @@ fn create_payload_with(version: ProtocolVersion, extra: Vec<Attribute>) -> Item 
     payload::create_request(version, &attrs)
 }
 
+/// AES-256-GCM with a 16-byte tag, every field named (some servers, PyKMIP among them, require the algorithm and
+/// the tag length besides the mode).
 fn gcm() -> CryptoParams {
     CryptoParams {
         mode: Some(block_cipher_mode::GCM),
+        algorithm: Some(algorithm::AES),
+        tag_length: Some(16),
         ..CryptoParams::default()
     }
 }
@@ -316,20 +320,20 @@ async fn prepare(cfg: &Config) -> anyhow::Result<Workload> {
     let mut client = KmipClient::connect(&cfg.addr, cfg.tls.clone(), &cfg.server_name)
         .await
         .context("connecting for setup")?;
-    // The key the run reads is active from creation.
-    let create = create_payload_with(
-        v,
-        vec![Attribute::new(
-            "Activation Date",
-            Value::DateTime(now_secs() - 60),
-        )],
-    );
-    let created = setup_call(&mut client, v, op::CREATE, create).await?;
+    // Create, then Activate: the plainest way every server supports (some refuse an Activation Date at Create).
+    let created = setup_call(&mut client, v, op::CREATE, create_payload(v)).await?;
     let uid = created
         .child(t::UNIQUE_IDENTIFIER)
         .and_then(Item::as_text)
         .context("Create answered without a Unique Identifier")?
         .to_owned();
+    setup_call(
+        &mut client,
+        v,
+        op::ACTIVATE,
+        payload::uid_payload(t::REQUEST_PAYLOAD, &uid),
+    )
+    .await?;
     let encrypt = CipherRequest {
         uid: Some(uid.clone()),
         params: Some(gcm()),
@@ -368,13 +372,6 @@ async fn prepare(cfg: &Config) -> anyhow::Result<Workload> {
         o => vec![encoded(o).into()],
     };
     Ok(Workload { requests })
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// Shared state of a run.
