@@ -43,6 +43,16 @@ pub struct CoreLink {
     leases: Mutex<Leases>,
 }
 
+/// The ciphertext and the 16-byte GCM tag of a wrapped key.
+fn split_tag(wrapped: &WrappedKey) -> Result<(&[u8], &[u8]), KmipError> {
+    let ct_tag = wrapped.ciphertext_and_tag();
+    let split = ct_tag
+        .len()
+        .checked_sub(openkcm_crypto::TAG_LEN)
+        .ok_or_else(|| KmipError::crypto("the wrapped key is truncated"))?;
+    Ok(ct_tag.split_at(split))
+}
+
 fn unreachable(e: openkcm_net::NetError) -> KmipError {
     tracing::warn!(error = %e, "Crypto Core call failed");
     KmipError::general(format!("the Crypto Core could not be reached: {e}"))
@@ -414,12 +424,7 @@ impl CoreLink {
                 .await
             {
                 Ok(l3_key) => {
-                    let ct_tag = wrapped.ciphertext_and_tag();
-                    let split = ct_tag
-                        .len()
-                        .checked_sub(16)
-                        .ok_or_else(|| KmipError::crypto("the wrapped key is truncated"))?;
-                    let (ct, tag) = ct_tag.split_at(split);
+                    let (ct, tag) = split_tag(wrapped)?;
                     return aes::gcm_open(&l3_key, &wrapped.nonce(), wrapped.aad(), ct, tag).map_err(
                         |e| match e {
                             openkcm_crypto::CryptoError::AuthenticationFailed => KmipError::crypto(
@@ -434,12 +439,7 @@ impl CoreLink {
                 }
             }
         }
-        let ct_tag = wrapped.ciphertext_and_tag();
-        let split = ct_tag
-            .len()
-            .checked_sub(16)
-            .ok_or_else(|| KmipError::crypto("the wrapped key is truncated"))?;
-        let (ct, tag) = ct_tag.split_at(split);
+        let (ct, tag) = split_tag(wrapped)?;
         let req = CipherRequest {
             uid: Some(header.parent_id.clone()),
             params: Some(CryptoParams {
