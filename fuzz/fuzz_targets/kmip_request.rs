@@ -233,6 +233,7 @@ impl OperationHandler for InMemory {
                 Ok(item)
             }
             op::QUERY => payload::query_response(
+                version,
                 payload,
                 &[op::CREATE, op::GET, op::LOCATE, op::ENCRYPT, op::DECRYPT],
                 &[object_type::SYMMETRIC_KEY],
@@ -296,6 +297,12 @@ fn check_response(handler: &InMemory, request: &Item, response: Item, clock: (i6
         .and_then(Item::as_i32);
     assert_eq!(batch_count, Some(parsed.items.len() as i32));
     assert!(!parsed.items.is_empty(), "a response without batch items");
+    // Version discipline: no field the response's version does not define.
+    assert_eq!(
+        openkcm_kmip::tag_versions::undefined_tags(&response, parsed.version),
+        Vec::<u32>::new(),
+        "a response field of another version"
+    );
 
     let Ok(message) = RequestMessage::parse(request) else {
         // An unparseable request gets exactly one Invalid Message item.
@@ -304,7 +311,15 @@ fn check_response(handler: &InMemory, request: &Item, response: Item, clock: (i6
         return;
     };
     assert_eq!(parsed.version, negotiate(message.header.version));
-    assert_eq!(parsed.client_correlation, message.header.client_correlation);
+    // The correlation values came with 1.4: echoed from 1.4 on, never to an older client.
+    assert_eq!(
+        parsed.client_correlation,
+        message
+            .header
+            .client_correlation
+            .clone()
+            .filter(|_| parsed.version >= ProtocolVersion::new(1, 4))
+    );
     // A Server Correlation Value (1.4+) answers a client that correlates, and only such a client.
     assert_eq!(
         parsed.server_correlation.is_some(),
