@@ -519,7 +519,8 @@ impl EdgeOps<'_> {
         meta.algorithm = alg;
         meta.length = len;
         let uid = self.store_new(tenant, service, meta, &material).await?;
-        tracing::info!(tenant, service, uid, "created data key");
+        // Per-request records are the audit trail's job (DESIGN §11); the operations log keeps them at debug.
+        tracing::debug!(tenant, service, uid, "created data key");
         Ok(Item::structure(
             t::RESPONSE_PAYLOAD,
             vec![
@@ -595,7 +596,7 @@ impl EdgeOps<'_> {
             meta.length = 0;
         }
         let uid = self.store_new(tenant, service, meta, &reg.material).await?;
-        tracing::info!(tenant, service, uid, "registered object");
+        tracing::debug!(tenant, service, uid, "registered object");
         Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
     }
 
