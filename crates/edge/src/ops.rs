@@ -157,7 +157,8 @@ fn vault_err(e: openkcm_store::StoreError) -> KmipError {
     KmipError::general("the key vault failed; see the server log")
 }
 
-/// A stored L4: record and decoded attributes.
+/// A stored L4: record and decoded attributes. `meta` is authoritative: `record.metadata` is left `Null` by
+/// [`Edge::load`], and writers serialise `meta` into it.
 struct Stored {
     record: Record,
     meta: L4Meta,
@@ -206,16 +207,27 @@ impl Edge {
     }
 
     async fn load(&self, tenant: &str, service: &str, uid: &str) -> Result<Stored, KmipError> {
-        let record = self
+        // The metadata is decoded once, from the stored JSON text straight into `L4Meta` (the hot path of every
+        // operation on a key).
+        let raw = self
             .vault
-            .get(tenant, KIND_L4, uid, 0)
+            .get_json(tenant, KIND_L4, uid, 0)
             .await
             .map_err(vault_err)?
             .ok_or_else(|| KmipError::not_found(uid))?;
-        let meta: L4Meta = serde_json::from_value(record.metadata.clone()).map_err(|e| {
+        let meta: L4Meta = serde_json::from_slice(&raw.metadata).map_err(|e| {
             tracing::error!(uid, error = %e, "corrupt L4 metadata");
             KmipError::general("stored key attributes are corrupt; see the server log")
         })?;
+        let record = Record {
+            tenant: tenant.to_owned(),
+            kind: KIND_L4.to_owned(),
+            id: uid.to_owned(),
+            version: 0,
+            metadata: serde_json::Value::Null,
+            blob: raw.blob,
+            revision: raw.revision,
+        };
         // Identity-bound authorization: another service's key does not exist for this caller.
         if meta.service != service {
             return Err(KmipError::not_found(uid));
@@ -245,7 +257,9 @@ impl Edge {
         for _ in 0..16 {
             let mut stored = self.load(tenant, service, uid).await?;
             let revision = stored.record.revision;
-            let before = stored.record.clone();
+            let mut before = stored.record.clone();
+            before.metadata = serde_json::to_value(&stored.meta)
+                .map_err(|e| KmipError::general(e.to_string()))?;
             let state_before = stored.meta.state;
             change(&mut stored, now())?;
             // A new state or a new (or no) wrapped key drops the unwrapped copy: a destroyed or compromised key

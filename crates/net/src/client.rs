@@ -1,7 +1,7 @@
 //! KMIP clients over mTLS: a single connection for tools and tests ([`KmipClient`]), and a pool of long-lived,
 //! pipelined connections for the edge's traffic to the Core ([`KmipPool`]).
 
-use crate::server::{read_frame, Frame, ServerLimits};
+use crate::server::{read_frame, Frame, IdleDeadline, ServerLimits};
 use crate::NetError;
 use openkcm_ttlv::{decode, encode, Item};
 use rustls::pki_types::ServerName;
@@ -53,7 +53,7 @@ async fn read_response<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Result<Ite
         r,
         &limits,
         openkcm_kmip::tags::RESPONSE_MESSAGE,
-        RESPONSE_TIMEOUT,
+        &mut IdleDeadline::new(RESPONSE_TIMEOUT),
     )
     .await
     {

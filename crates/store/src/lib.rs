@@ -62,6 +62,18 @@ pub struct Record {
     pub revision: u64,
 }
 
+/// A record read with its metadata left as JSON text, for a caller that decodes the metadata into its own type:
+/// one parse instead of two (JSON text to [`serde_json::Value`] to the caller's type) on a hot read path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonRecord {
+    /// The metadata, as the JSON text the store holds.
+    pub metadata: Vec<u8>,
+    /// The wrapped key, if the record holds one.
+    pub blob: Option<WrappedKey>,
+    /// The record's revision (see [`Record`]).
+    pub revision: u64,
+}
+
 /// Storage errors. Messages are sentences and never contain key material.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -101,6 +113,29 @@ pub trait KeyStore: Send + Sync {
         id: &str,
         version: u32,
     ) -> Result<Option<Record>, StoreError>;
+
+    /// Like [`KeyStore::get`], with the metadata returned as JSON text. Backends that hold JSON text override this
+    /// to skip decoding it; the default encodes what [`KeyStore::get`] returns.
+    async fn get_json(
+        &self,
+        tenant: &str,
+        kind: &str,
+        id: &str,
+        version: u32,
+    ) -> Result<Option<JsonRecord>, StoreError> {
+        let Some(record) = self.get(tenant, kind, id, version).await? else {
+            return Ok(None);
+        };
+        let metadata = serde_json::to_vec(&record.metadata).map_err(|e| StoreError::Corrupt {
+            record: record_name(tenant, kind, id, version),
+            reason: format!("its metadata cannot be encoded ({e})"),
+        })?;
+        Ok(Some(JsonRecord {
+            metadata,
+            blob: record.blob,
+            revision: record.revision,
+        }))
+    }
 
     /// Inserts `record` unless one with the same primary key exists; returns whether it was
     /// inserted. The stored revision is 1.

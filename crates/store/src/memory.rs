@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use openkcm_crypto::WrappedKey;
 use tokio::sync::RwLock;
 
-use crate::{validate, KeyStore, Record, StoreError};
+use crate::{validate, JsonRecord, KeyStore, Record, StoreError};
 
 /// A record body, kept compact: a million wrapped keys must fit in a few hundred megabytes (DESIGN §15). The
 /// metadata is its JSON text and the wrapped key its stored bytes; both are decoded again on every read.
@@ -47,6 +47,24 @@ impl MemoryStore {
     }
 }
 
+fn blob_of(
+    tenant: &str,
+    kind: &str,
+    id: &str,
+    version: u32,
+    s: &Stored,
+) -> Result<Option<WrappedKey>, StoreError> {
+    s.blob
+        .as_ref()
+        .map(|b| {
+            WrappedKey::from_stored(b.to_vec()).map_err(|e| StoreError::Corrupt {
+                record: format!("{tenant}/{kind}/{id}/{version}"),
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
 fn to_record(
     tenant: &str,
     kind: &str,
@@ -64,12 +82,7 @@ fn to_record(
         id: id.to_owned(),
         version,
         metadata: serde_json::from_slice(&s.metadata).map_err(|e| corrupt(e.to_string()))?,
-        blob: match &s.blob {
-            None => None,
-            Some(b) => {
-                Some(WrappedKey::from_stored(b.to_vec()).map_err(|e| corrupt(e.to_string()))?)
-            }
-        },
+        blob: blob_of(tenant, kind, id, version, s)?,
         revision: s.revision,
     })
 }
@@ -93,6 +106,27 @@ impl KeyStore for MemoryStore {
             .and_then(|m| m.get(&(id.to_owned(), version)))
             .map(|s| to_record(tenant, kind, id, version, s))
             .transpose()
+    }
+
+    async fn get_json(
+        &self,
+        tenant: &str,
+        kind: &str,
+        id: &str,
+        version: u32,
+    ) -> Result<Option<JsonRecord>, StoreError> {
+        let table = self.table.read().await;
+        let Some(s) = table
+            .get(&ns(tenant, kind))
+            .and_then(|m| m.get(&(id.to_owned(), version)))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(JsonRecord {
+            metadata: s.metadata.to_vec(),
+            blob: blob_of(tenant, kind, id, version, s)?,
+            revision: s.revision,
+        }))
     }
 
     async fn put_if_absent(&self, record: &Record) -> Result<bool, StoreError> {

@@ -45,6 +45,14 @@ async fn put_if_absent_inserts_once(store: &dyn KeyStore) {
     assert_eq!(got.blob, r.blob);
     assert_eq!(Record { revision: 0, ..got }, r);
     assert!(store.get("t1", "l4", "k1", 2).await.unwrap().is_none());
+    // The same record with its metadata as JSON text.
+    let raw = store.get_json("t1", "l4", "k1", 1).await.unwrap().unwrap();
+    let text: serde_json::Value = serde_json::from_slice(&raw.metadata).unwrap();
+    assert_eq!(text, r.metadata);
+    assert_eq!(raw.blob, r.blob);
+    assert_eq!(raw.revision, 1);
+    assert!(store.get_json("t1", "l4", "k1", 2).await.unwrap().is_none());
+    assert!(store.get_json("t2", "l4", "k1", 1).await.unwrap().is_none());
 }
 
 async fn compare_and_set_needs_the_current_revision(store: &dyn KeyStore) {
