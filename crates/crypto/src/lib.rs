@@ -1,7 +1,7 @@
 //! Cryptographic building blocks of OpenKCM: locked, zeroizing secret buffers
 //! ([`SecretKey`], [`SecretBytes`]), the AES-256-GCM wrapped-key envelope of DESIGN §2.1
 //! ([`wrap`], [`unwrap`], [`WrappedKey`], [`EnvelopeHeader`]), and the AES/HMAC/SHA-256
-//! primitives the KMIP operations need ([`aes`]).
+//! primitives the KMIP operations need ([`aes`]), and Shamir secret sharing of the MasterKey ([`shamir`]).
 //!
 //! This crate must never let key bytes escape into logs, errors, panics or `Debug` output; never
 //! hand out a plaintext key in a type that storage accepts (only [`WrappedKey`] is storable, and
@@ -32,6 +32,7 @@ mod error;
 pub mod legacy;
 mod locked;
 mod secret;
+pub mod shamir;
 
 pub use aes::{hmac_sha256, random_bytes, sha256};
 pub use envelope::{
