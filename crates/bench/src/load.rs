@@ -87,6 +87,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 pub const MAX_PAYLOAD: usize = 64 * 1024;
 /// Most requests in one run.
 pub const MAX_REQUESTS: u64 = 1_000_000_000;
+/// Longest wait for one response (or one connection) that `--timeout` may set.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What to run, against what.
 #[derive(Clone)]
@@ -121,6 +123,9 @@ pub struct Config {
     pub progress: bool,
     /// A label for the Markdown row (e.g. "edge core custody").
     pub label: String,
+    /// How long a connection (TCP and TLS handshake) and each response may take; a request not answered in time
+    /// fails its connection and counts as an error.
+    pub timeout: Duration,
 }
 
 /// What a run measured. Latencies are in microseconds.
@@ -135,7 +140,10 @@ pub struct Report {
     pub warmup_s: f64,
     pub duration_s: f64,
     pub requests: u64,
+    /// Measured requests that failed: error responses, and requests lost with a connection that failed.
     pub errors: u64,
+    /// Connections that failed during the run (closed by the server, timed out, or sent something unreadable).
+    pub connections_failed: u64,
     /// The first error response or failure seen, for the operator.
     pub first_error: Option<String>,
     pub ops_per_sec: f64,
@@ -208,12 +216,19 @@ impl Config {
         if self.requests.is_some_and(|r| r == 0 || r > MAX_REQUESTS) {
             bail!("--requests must be 1..={MAX_REQUESTS}");
         }
+        if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
+            bail!(
+                "--timeout must be more than 0 and at most {} s",
+                MAX_TIMEOUT.as_secs()
+            );
+        }
         Ok(())
     }
 }
 
-/// Resolves `addr` and insists that every address is loopback.
-async fn loopback(addr: &str) -> anyhow::Result<SocketAddr> {
+/// Resolves `addr` and insists that every address is loopback (for the load generator and the floor server alike,
+/// before anything connects or binds).
+pub async fn loopback(addr: &str) -> anyhow::Result<SocketAddr> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr)
         .await
         .with_context(|| format!("cannot resolve {addr}"))?
@@ -221,7 +236,7 @@ async fn loopback(addr: &str) -> anyhow::Result<SocketAddr> {
     match addrs.first() {
         None => bail!("{addr} resolves to no address"),
         Some(_) if addrs.iter().any(|a| !a.ip().is_loopback()) => bail!(
-            "{addr} is not a loopback address: openkcm bench only loads servers on this machine (127.0.0.1, ::1)"
+            "{addr} is not a loopback address: the benchmarks only run on this machine (127.0.0.1, ::1)"
         ),
         Some(a) => Ok(*a),
     }
@@ -277,8 +292,16 @@ async fn setup_call(
     payload: Item,
 ) -> anyhow::Result<Item> {
     let request = RequestMessage::new(version, vec![(operation, payload)]).to_item();
-    let response = ResponseMessage::parse(&client.call(&request).await?)
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let answer = client.call(&request).await.map_err(|e| {
+        let text = e.to_string();
+        // A floor server echoes the request message back.
+        if text.contains("got tag 0x420078") {
+            anyhow::anyhow!("{text} (the server echoed the request: if it is `openkcm bench-floor`, add --floor)")
+        } else {
+            anyhow::Error::new(e)
+        }
+    })?;
+    let response = ResponseMessage::parse(&answer).map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let item = response
         .items
         .into_iter()
@@ -317,6 +340,19 @@ async fn prepare(cfg: &Config) -> anyhow::Result<Workload> {
             requests: vec![bytes.into()],
         });
     }
+    tokio::time::timeout(cfg.timeout * 4, setup(cfg, plaintext))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "setup: the server did not complete Create, Activate and the Encrypt/Decrypt check within {} s",
+                (cfg.timeout * 4).as_secs_f64()
+            )
+        })?
+}
+
+/// Creates and activates the run's key over one connection; checks Encrypt and Decrypt when the run uses them.
+async fn setup(cfg: &Config, plaintext: Vec<u8>) -> anyhow::Result<Workload> {
+    let v = cfg.version;
     let mut client = KmipClient::connect(&cfg.addr, cfg.tls.clone(), &cfg.server_name)
         .await
         .context("connecting for setup")?;
@@ -334,6 +370,16 @@ async fn prepare(cfg: &Config) -> anyhow::Result<Workload> {
         payload::uid_payload(t::REQUEST_PAYLOAD, &uid),
     )
     .await?;
+    if matches!(cfg.op, Op::Get | Op::Create) {
+        // No cipher requests: no GCM check (which would also need KMIP 1.4).
+        let request = match cfg.op {
+            Op::Get => message(v, op::GET, payload::uid_payload(t::REQUEST_PAYLOAD, &uid)),
+            _ => message(v, op::CREATE, create_payload(v)),
+        };
+        return Ok(Workload {
+            requests: vec![request.into()],
+        });
+    }
     let encrypt = CipherRequest {
         uid: Some(uid.clone()),
         params: Some(gcm()),
@@ -382,8 +428,10 @@ struct Shared {
     stop: AtomicBool,
     /// Measured requests answered so far (all connections).
     done: AtomicU64,
-    /// Measured error responses.
+    /// Measured requests that failed (error responses, requests lost with their connection).
     errors: AtomicU64,
+    /// Connections that failed during the run.
+    connections_failed: AtomicU64,
     /// Measured requests sent so far (for the --requests bound).
     sent: AtomicU64,
     limit: Option<u64>,
@@ -421,6 +469,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         stop: AtomicBool::new(false),
         done: AtomicU64::new(0),
         errors: AtomicU64::new(0),
+        connections_failed: AtomicU64::new(0),
         sent: AtomicU64::new(0),
         limit: cfg.requests,
         first_error: std::sync::Mutex::new(None),
@@ -438,9 +487,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     for (i, stream) in streams.into_iter().enumerate() {
         let workload = workload.clone();
         let shared = shared.clone();
-        let (pipeline, floor) = (cfg.pipeline, cfg.floor);
+        let (pipeline, floor, timeout) = (cfg.pipeline, cfg.floor, cfg.timeout);
         tasks.push(tokio::spawn(async move {
-            connection_loop(stream, &workload, &shared, pipeline, floor, i).await
+            connection_loop(stream, &workload, &shared, pipeline, floor, timeout, i).await
         }));
     }
     if !cfg.warmup.is_zero() {
@@ -487,11 +536,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let mut histogram = new_histogram();
     for task in tasks {
         match task.await {
-            Ok(Ok(h)) => histogram.add(&h).context("merging latency histograms")?,
-            Ok(Err(e)) => {
-                shared.errors.fetch_add(1, Ordering::Relaxed);
-                shared.note_error(format!("{e:#}"));
-            }
+            Ok(h) => histogram.add(&h).context("merging latency histograms")?,
             Err(e) => bail!("a connection task failed: {e}"),
         }
     }
@@ -518,6 +563,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
         duration_s: elapsed.as_secs_f64(),
         requests,
         errors: shared.errors.load(Ordering::Relaxed),
+        connections_failed: shared.connections_failed.load(Ordering::Relaxed),
         first_error,
         ops_per_sec: requests as f64 / elapsed.as_secs_f64().max(1e-9),
         p50_us: us(0.5),
@@ -567,6 +613,18 @@ fn new_histogram() -> Histogram<u64> {
 type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 
 async fn connect(cfg: &Config) -> anyhow::Result<Tls> {
+    tokio::time::timeout(cfg.timeout, connect_once(cfg))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "connecting to {} (TCP and TLS handshake) took more than {} s",
+                cfg.addr,
+                cfg.timeout.as_secs_f64()
+            )
+        })?
+}
+
+async fn connect_once(cfg: &Config) -> anyhow::Result<Tls> {
     let name = rustls::pki_types::ServerName::try_from(cfg.server_name.clone())
         .map_err(|_| anyhow::anyhow!("{:?} is not a valid server name", cfg.server_name))?;
     let tcp = tokio::net::TcpStream::connect(&cfg.addr)
@@ -580,24 +638,62 @@ async fn connect(cfg: &Config) -> anyhow::Result<Tls> {
     Ok(tls)
 }
 
-/// One connection's closed loop. Returns its latency histogram (measured requests only).
+/// One connection's closed loop. Returns its latency histogram (measured requests only); a failure of the connection
+/// is recorded in `shared` (the connection, and its measured requests in flight as errors).
 async fn connection_loop(
     stream: Tls,
     workload: &Workload,
     shared: &Shared,
     pipeline: usize,
     floor: bool,
+    timeout: Duration,
     index: usize,
-) -> anyhow::Result<Histogram<u64>> {
-    let (mut reader, mut writer) = tokio::io::split(stream);
+) -> Histogram<u64> {
     let mut histogram = new_histogram();
     // Send times of the requests in flight, oldest first, and whether each is measured.
     let mut in_flight: std::collections::VecDeque<(Instant, bool)> =
         std::collections::VecDeque::with_capacity(pipeline);
+    let result = drive(
+        stream,
+        workload,
+        shared,
+        pipeline,
+        floor,
+        timeout,
+        index,
+        &mut histogram,
+        &mut in_flight,
+    )
+    .await;
+    if let Err(e) = result {
+        let lost = in_flight.iter().filter(|(_, measured)| *measured).count() as u64;
+        shared.errors.fetch_add(lost, Ordering::Relaxed);
+        shared.connections_failed.fetch_add(1, Ordering::Relaxed);
+        shared.note_error(format!("{e:#}"));
+    }
+    histogram
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    stream: Tls,
+    workload: &Workload,
+    shared: &Shared,
+    pipeline: usize,
+    floor: bool,
+    timeout: Duration,
+    index: usize,
+    histogram: &mut Histogram<u64>,
+    in_flight: &mut std::collections::VecDeque<(Instant, bool)>,
+) -> anyhow::Result<()> {
+    let (mut reader, mut writer) = tokio::io::split(stream);
     // Connections start at different points of a mixed sequence, so the mix holds at every instant.
     let mut next = index % workload.requests.len();
     let mut out = Vec::with_capacity(pipeline * 128);
     let mut body = Vec::with_capacity(4096);
+    // One timer per connection, moved only when it fires early: arming a timer per response would cost the load
+    // generator as much as it costs a server.
+    let mut timer = Box::pin(tokio::time::sleep(timeout));
     loop {
         out.clear();
         let mut batch = 0;
@@ -608,17 +704,49 @@ async fn connection_loop(
         }
         if batch > 0 {
             let measured = shared.measuring.load(Ordering::Relaxed);
-            writer.write_all(&out).await.context("sending requests")?;
-            writer.flush().await.context("sending requests")?;
+            // Counted as in flight from here: a request lost while being written is an error too.
+            in_flight.extend(std::iter::repeat_n((Instant::now(), measured), batch));
+            let write = async {
+                writer.write_all(&out).await?;
+                writer.flush().await
+            };
+            tokio::time::timeout(timeout, write)
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "the server took in no request for {} s",
+                        timeout.as_secs_f64()
+                    )
+                })?
+                .context("sending requests")?;
             let sent = Instant::now();
-            in_flight.extend(std::iter::repeat_n((sent, measured), batch));
+            for slot in in_flight.iter_mut().rev().take(batch) {
+                slot.0 = sent;
+            }
         }
-        let Some((sent, measured)) = in_flight.pop_front() else {
+        let Some(&(sent, measured)) = in_flight.front() else {
             // Nothing in flight and nothing more to send: the run is over for this connection.
-            return Ok(histogram);
+            return Ok(());
         };
-        let ok = read_response(&mut reader, &mut body, floor).await?;
+        let waiting_since = Instant::now();
+        let read = read_response(&mut reader, &mut body, floor);
+        tokio::pin!(read);
+        // The read is never dropped half-way (it is not cancel-safe): the timer only decides whether to give up.
+        let ok = loop {
+            tokio::select! {
+                biased;
+                r = &mut read => break r?,
+                () = &mut timer => {
+                    let due = waiting_since + timeout;
+                    if Instant::now() >= due {
+                        bail!("no response within {} s", timeout.as_secs_f64());
+                    }
+                    timer.as_mut().reset(due.into());
+                }
+            }
+        };
         let latency = sent.elapsed();
+        in_flight.pop_front();
         if measured {
             let _ = histogram.record(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1));
             shared.done.fetch_add(1, Ordering::Relaxed);
@@ -653,6 +781,13 @@ async fn read_response<R: tokio::io::AsyncRead + Unpin>(
         .await
         .context("reading a response")?;
     if floor {
+        // The floor echoes the request message; a KMIP server answers with a response message.
+        if header[..3] != [0x42, 0x00, 0x78] {
+            bail!(
+                "the server answered with tag 0x{:02X}{:02X}{:02X}, not an echo of the request: --floor is for `openkcm bench-floor`",
+                header[0], header[1], header[2]
+            );
+        }
         return Ok(Ok(()));
     }
     let item = openkcm_ttlv::decode(body, &openkcm_ttlv::Limits::default())

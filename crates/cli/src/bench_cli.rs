@@ -40,25 +40,30 @@ pub struct BenchArgs {
     /// 1 create).
     #[arg(long, default_value = "get")]
     op: Op,
-    /// Persistent connections.
+    /// Persistent connections (1 to 1024).
     #[arg(long, default_value_t = 1)]
     connections: usize,
-    /// Requests in flight per connection.
+    /// Requests in flight per connection (1 to 256).
     #[arg(long, default_value_t = 1)]
     pipeline: usize,
-    /// Measured seconds (after the warm-up).
-    #[arg(long, default_value_t = 10.0)]
+    /// Measured seconds after the warm-up (more than 0, at most 3600).
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
     duration: f64,
     /// Stop after this many measured requests (or at --duration, whichever comes first).
     #[arg(long)]
     requests: Option<u64>,
-    /// Unmeasured warm-up seconds.
-    #[arg(long, default_value_t = 2.0)]
+    /// Unmeasured warm-up seconds (at most 3600).
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
     warmup: f64,
-    /// Encrypt/Decrypt payload bytes.
+    /// Seconds a connection (TCP and TLS handshake) and each response may take (at most 600). A request not
+    /// answered in time fails its connection and counts as an error.
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+    timeout: f64,
+    /// Encrypt/Decrypt payload bytes (1 to 65536).
     #[arg(long, default_value_t = 32)]
     payload: usize,
-    /// KMIP version of the requests (GCM needs 1.4 or later).
+    /// KMIP version of the requests. Encrypt, Decrypt and mixed use AES-GCM, which needs 1.4 or later; Get and
+    /// Create run with any version.
     #[arg(long = "kmip-version", default_value = "1.4")]
     version: String,
     /// The server's process id: its CPU time and peak memory are reported.
@@ -67,11 +72,13 @@ pub struct BenchArgs {
     /// The target is `openkcm bench-floor` (it echoes requests).
     #[arg(long)]
     floor: bool,
-    /// Label of the run in the Markdown row.
-    #[arg(long, default_value = "openkcm")]
-    label: String,
-    /// Print one JSON object (stdout) instead of the human summary.
+    /// Label of the run in the output (default: "openkcm", or "floor" with --floor).
     #[arg(long)]
+    label: Option<String>,
+    /// Print one JSON object (stdout) instead of the human summary. The exit status is 0 when every measured
+    /// request succeeded, 3 when the run completed with failed requests or connections (the report is still
+    /// printed), 1 when it could not run.
+    #[arg(long, conflicts_with = "markdown")]
     json: bool,
     /// Also print the Markdown table row (after the header with --markdown-header).
     #[arg(long)]
@@ -85,9 +92,34 @@ pub struct BenchArgs {
 }
 
 fn seconds(v: f64, what: &str) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(v)
-        .with_context(|| format!("{what} must be a number of seconds ≥ 0"))
+    Duration::try_from_secs_f64(v).with_context(|| {
+        format!("{what} must be a finite, non-negative number of seconds, not {v}")
+    })
 }
+
+/// A run that completed but had failed requests or connections: its report was printed, the exit status is 3.
+#[derive(Debug)]
+pub struct CompletedWithErrors {
+    errors: u64,
+    connections_failed: u64,
+    first: Option<String>,
+}
+
+impl std::fmt::Display for CompletedWithErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the run completed with {} failed request(s) and {} failed connection(s)",
+            self.errors, self.connections_failed
+        )?;
+        if let Some(first) = &self.first {
+            write!(f, "; first: {first}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CompletedWithErrors {}
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     tls::install_default_provider();
@@ -120,10 +152,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         server_pid: args.server_pid,
         floor: args.floor,
         progress: !args.quiet && !args.json,
-        label: args.label.clone(),
+        label: args
+            .label
+            .clone()
+            .unwrap_or_else(|| if args.floor { "floor" } else { "openkcm" }.to_owned()),
+        timeout: seconds(args.timeout, "--timeout")?,
     };
     let report = openkcm_bench::run(config).await?;
-    print(&args, &report)
+    print(&args, &report)?;
+    if report.errors > 0 || report.connections_failed > 0 {
+        return Err(CompletedWithErrors {
+            errors: report.errors,
+            connections_failed: report.connections_failed,
+            first: report.first_error.clone(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn print(args: &BenchArgs, r: &Report) -> anyhow::Result<()> {
@@ -144,8 +189,13 @@ fn print(args: &BenchArgs, r: &Report) -> anyhow::Result<()> {
         )?;
         writeln!(
             out,
-            "errors {}{}; client CPU {:.2} s{}",
+            "errors {}{}{}; client CPU {:.2} s{}",
             r.errors,
+            if r.connections_failed > 0 {
+                format!(", failed connections {}", r.connections_failed)
+            } else {
+                String::new()
+            },
             r.first_error
                 .as_deref()
                 .map(|e| format!(" (first: {e})"))
@@ -189,6 +239,8 @@ pub struct FloorArgs {
 
 pub async fn floor(args: FloorArgs) -> anyhow::Result<()> {
     tls::install_default_provider();
+    // Refused before anything binds.
+    openkcm_bench::load::loopback(&args.addr).await?;
     let listener = tokio::net::TcpListener::bind(&args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;

@@ -78,6 +78,10 @@ fn main() -> std::process::ExitCode {
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<bench_cli::CompletedWithErrors>().is_some() => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(3)
+        }
         Err(e) => {
             // Print the chain of causes, skipping a cause whose text its parent already quotes.
             let mut message = e.to_string();

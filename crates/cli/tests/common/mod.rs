@@ -140,6 +140,17 @@ impl Dev {
         }
     }
 
+    /// Sends `signal` (e.g. "STOP", "CONT") to the process.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("openkcm dev is running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
