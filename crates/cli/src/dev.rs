@@ -102,6 +102,10 @@ pub struct DevArgs {
     /// Permission Denied and closed. Must be at least --core-connections (the edge's pool to the Core).
     #[arg(long, env = "OPENKCM_MAX_CONNECTIONS_PER_IDENTITY", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     max_connections_per_identity: u64,
+    /// Refuse to start when secret memory cannot be locked (`mlock` fails: raise `ulimit -l` or grant
+    /// CAP_IPC_LOCK). Without it the node starts with a warning and secrets may be swapped to disk (DESIGN §3.1).
+    #[arg(long, env = "OPENKCM_REQUIRE_MLOCK")]
+    require_mlock: bool,
 }
 
 /// The limits of both KMIP listeners, from the flags.
@@ -233,6 +237,20 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if let Err(e) = openkcm_crypto::harden_process() {
         tracing::warn!(error = %e, "process hardening incomplete");
     }
+    // Probe: lock one page of secret memory before any real secret exists.
+    drop(openkcm_crypto::SecretKey::generate().context("generating a probe key")?);
+    if !openkcm_crypto::mlock_available() {
+        if args.require_mlock {
+            bail!(
+                "secret memory cannot be locked (mlock failed) and --require-mlock is set: raise the memlock limit \
+                 (`ulimit -l`) or grant the process CAP_IPC_LOCK"
+            );
+        }
+        tracing::warn!(
+            "mlock failed: secret keys may be swapped to disk; raise `ulimit -l` or grant CAP_IPC_LOCK, or pass \
+             --require-mlock to refuse to start like this"
+        );
+    }
     let edge_addr_arg = loopback_only(&args.edge_addr)?;
     let core_addr_arg = loopback_only(&args.core_addr)?;
     let limits = server_limits(&args)?;
@@ -259,9 +277,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let (mk, created) = seal.init_or_unseal().context("unsealing the MasterKey")?;
     if created {
         tracing::info!("initialised a new cluster MasterKey");
-    }
-    if !openkcm_crypto::mlock_available() {
-        tracing::warn!("mlock failed: secret keys may be swapped to disk (raise `ulimit -l`)");
     }
     let core_sqlite = Arc::new(
         SqliteStore::open(&data.join("core.db"))

@@ -140,6 +140,11 @@ impl Dev {
         }
     }
 
+    /// The process id of `openkcm dev`.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("openkcm dev is running").id()
+    }
+
     /// Sends `signal` (e.g. "STOP", "CONT") to the process.
     pub fn signal(&self, signal: &str) {
         let child = self.child.as_ref().expect("openkcm dev is running");
