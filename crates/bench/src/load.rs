@@ -353,9 +353,19 @@ async fn prepare(cfg: &Config) -> anyhow::Result<Workload> {
 /// Creates and activates the run's key over one connection; checks Encrypt and Decrypt when the run uses them.
 async fn setup(cfg: &Config, plaintext: Vec<u8>) -> anyhow::Result<Workload> {
     let v = cfg.version;
-    let mut client = KmipClient::connect(&cfg.addr, cfg.tls.clone(), &cfg.server_name)
-        .await
-        .context("connecting for setup")?;
+    let mut client = tokio::time::timeout(
+        cfg.timeout,
+        KmipClient::connect(&cfg.addr, cfg.tls.clone(), &cfg.server_name),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "connecting to {} for setup (TCP and TLS handshake) took more than {} s",
+            cfg.addr,
+            cfg.timeout.as_secs_f64()
+        )
+    })?
+    .context("connecting for setup")?;
     // Create, then Activate: the plainest way every server supports (some refuse an Activation Date at Create).
     let created = setup_call(&mut client, v, op::CREATE, create_payload(v)).await?;
     let uid = created
@@ -653,6 +663,9 @@ async fn connection_loop(
     // Send times of the requests in flight, oldest first, and whether each is measured.
     let mut in_flight: std::collections::VecDeque<(Instant, bool)> =
         std::collections::VecDeque::with_capacity(pipeline);
+    // The last error response on this connection, warm-up included: it usually explains a close that follows
+    // (a server refusing a connection over its limit answers, then closes).
+    let mut last_refusal: Option<String> = None;
     let result = drive(
         stream,
         workload,
@@ -663,13 +676,17 @@ async fn connection_loop(
         index,
         &mut histogram,
         &mut in_flight,
+        &mut last_refusal,
     )
     .await;
     if let Err(e) = result {
         let lost = in_flight.iter().filter(|(_, measured)| *measured).count() as u64;
         shared.errors.fetch_add(lost, Ordering::Relaxed);
         shared.connections_failed.fetch_add(1, Ordering::Relaxed);
-        shared.note_error(format!("{e:#}"));
+        shared.note_error(match last_refusal {
+            Some(refusal) => format!("{refusal}; then: {e:#}"),
+            None => format!("{e:#}"),
+        });
     }
     histogram
 }
@@ -685,6 +702,7 @@ async fn drive(
     index: usize,
     histogram: &mut Histogram<u64>,
     in_flight: &mut std::collections::VecDeque<(Instant, bool)>,
+    last_refusal: &mut Option<String>,
 ) -> anyhow::Result<()> {
     let (mut reader, mut writer) = tokio::io::split(stream);
     // Connections start at different points of a mixed sequence, so the mix holds at every instant.
@@ -750,10 +768,13 @@ async fn drive(
         if measured {
             let _ = histogram.record(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1));
             shared.done.fetch_add(1, Ordering::Relaxed);
-            if let Err(why) = ok {
+            if let Err(why) = &ok {
                 shared.errors.fetch_add(1, Ordering::Relaxed);
-                shared.note_error(why);
+                shared.note_error(why.clone());
             }
+        }
+        if let Err(why) = ok {
+            *last_refusal = Some(why);
         }
     }
 }

@@ -442,6 +442,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     })
     .await;
     core.evict_all();
+    // Counts of log lines left out under the per-second limits, not yet written.
+    openkcm_net::log_limit::flush();
     let (hits, misses) = edge.l4_cache_stats();
     tracing::info!(
         hits,

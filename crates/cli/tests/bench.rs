@@ -20,7 +20,11 @@ fn bench(dev: &Dev, addr: &str, args: &[&str]) -> Output {
         .arg(cert)
         .arg("--key")
         .arg(key)
-        .args(["--warmup", "0", "--quiet"])
+        .args(if args.contains(&"--warmup") {
+            &["--quiet"][..]
+        } else {
+            &["--warmup", "0", "--quiet"][..]
+        })
         .args(args)
         .output()
         .unwrap()
@@ -159,8 +163,9 @@ fn a_server_that_stops_answering_ends_the_run_with_an_error() {
             "{extra:?}: took {:?}",
             started.elapsed()
         );
+        // Both modes name the handshake that did not complete, after one --timeout.
         assert!(
-            stderr(&out).contains("more than 1 s") || stderr(&out).contains("within 4 s"),
+            stderr(&out).contains("(TCP and TLS handshake) took more than 1 s"),
             "{extra:?}: {}",
             stderr(&out)
         );
@@ -228,16 +233,27 @@ fn refused_connections_make_a_failed_run() {
     );
     // Six connections per identity: of ten, at least four are refused (five if the setup connection's slot is not
     // given back yet when the run connects).
+    // With a warm-up, the refusal arrives before measuring starts; it must still be what the report names.
     let out = bench(
         &dev,
         &dev.edge,
-        &["--connections", "10", "--duration", "1", "--json"],
+        &[
+            "--connections",
+            "10",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.5",
+            "--json",
+        ],
     );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let r = json(&out);
     let failed = r["connections_failed"].as_u64().unwrap();
     assert!((4..=5).contains(&failed), "{r}");
-    assert!(r["errors"].as_u64().unwrap() >= 4, "{r}");
+    // The refusals came during the warm-up, so no measured request failed; the failed connections still fail the
+    // run (exit 3 above).
+    assert_eq!(r["errors"], 0, "{r}");
     assert!(
         r["first_error"]
             .as_str()

@@ -241,7 +241,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 break;
             }
             Ok(Frame::Oversized { reason, len }) => {
-                tracing::info!(peer = %peer, %reason, "refusing an oversized message");
+                crate::limited!(crate::log_limit::BAD_MESSAGES, info, peer = %peer, %reason, "refusing an oversized message");
                 let drained = if len <= DISCARD_LIMIT {
                     let mut body = (&mut stream).take(len as u64);
                     matches!(
@@ -259,7 +259,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 continue;
             }
             Ok(Frame::Fatal(reason)) => {
-                tracing::info!(peer = %peer, %reason, "closing connection after an unacceptable message");
+                crate::limited!(crate::log_limit::BAD_MESSAGES, info, peer = %peer, %reason, "closing connection after an unacceptable message");
                 if send(&mut stream, &encode(&invalid(reason)), &limits).await {
                     close(&mut stream, &limits).await;
                 }
@@ -274,7 +274,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                         response
                     }
                     Err(e) => {
-                        tracing::info!(peer = %peer, error = %e, "undecodable message");
+                        crate::limited!(crate::log_limit::BAD_MESSAGES, info, peer = %peer, error = %e, "undecodable message");
                         invalid(format!("the message could not be decoded: {e}"))
                     }
                 };
@@ -415,11 +415,11 @@ async fn handshake(
     match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {
-            tracing::info!(%addr, error = %e, "TLS handshake failed");
+            crate::limited!(crate::log_limit::FAILED_HANDSHAKES, info, %addr, error = %e, "TLS handshake failed");
             None
         }
         Err(_) => {
-            tracing::info!(%addr, "TLS handshake timed out");
+            crate::limited!(crate::log_limit::FAILED_HANDSHAKES, info, %addr, "TLS handshake timed out");
             None
         }
     }
@@ -476,7 +476,7 @@ pub async fn serve(
                 .and_then(|c| c.first())
                 .and_then(|c| PeerIdentity::from_certificate(c));
             let Some(peer) = identity else {
-                tracing::info!(%addr, "client certificate names no OpenKCM identity; refusing");
+                crate::limited!(crate::log_limit::FAILED_HANDSHAKES, info, %addr, "client certificate names no OpenKCM identity; refusing");
                 refuse_first_message(
                     tls,
                     &limits,
@@ -490,7 +490,7 @@ pub async fn serve(
             };
             let Some(slot) = identities.take(&peer) else {
                 let limit = limits.max_connections_per_identity;
-                tracing::warn!(%addr, peer = %peer, limit, "refusing a connection: the identity has reached its connection limit");
+                crate::limited!(crate::log_limit::REFUSED_CONNECTIONS, warn, %addr, peer = %peer, limit, "refusing a connection: the identity has reached its connection limit");
                 // Permission Denied: the client caused it (KMIP 1.x has no "limit exceeded" reason).
                 refuse_first_message(
                     tls,
