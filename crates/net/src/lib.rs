@@ -29,25 +29,16 @@ pub fn log_refusal(
 ) {
     let operation = openkcm_kmip::enums::operation::name(operation);
     let reason = openkcm_kmip::enums::result_reason::name(error.reason_for(version));
-    if log_limit::REFUSED_OPERATIONS.admit() {
-        tracing::info!(
-            peer = %peer,
-            operation,
-            reason,
-            version = %version,
-            message = %error.message,
-            "operation refused"
-        );
-    } else {
-        tracing::debug!(
-            peer = %peer,
-            operation,
-            reason,
-            version = %version,
-            message = %error.message,
-            "operation refused"
-        );
-    }
+    limited!(
+        log_limit::REFUSED_OPERATIONS,
+        info,
+        peer = %peer,
+        operation,
+        reason,
+        version = %version,
+        message = %error.message,
+        "operation refused"
+    );
 }
 
 /// Errors of the transport layer. Messages are sentences an operator can act on.
