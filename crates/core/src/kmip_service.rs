@@ -7,6 +7,7 @@
 //!   naming that L3 — so a wrapped L4 is bound to its tenant, key id and L3 version.
 
 use crate::hierarchy::{Core, CoreError, L3Key};
+use crate::seal::Node;
 use openkcm_crypto::{aes, CryptoError, EnvelopeHeader, Layer};
 use openkcm_kmip::attributes::{self, Attribute};
 use openkcm_kmip::enums::{
@@ -49,29 +50,51 @@ pub fn to_kmip(e: CoreError) -> KmipError {
     }
 }
 
-/// The KMIP service of the Core listener.
+/// What a sealed Core answers to every key operation.
+pub const SEALED_MESSAGE: &str =
+    "the Crypto Core is sealed: no key operation is possible until an operator unseals it (openkcm operator unseal)";
+
+/// The KMIP service of the Core listener: the node's Core while unsealed, "sealed" otherwise.
 pub struct CoreKmipService {
-    core: Arc<Core>,
+    node: Arc<Node>,
 }
 
 impl CoreKmipService {
-    /// A service over `core`.
-    pub fn new(core: Arc<Core>) -> Self {
-        Self { core }
+    /// A service over the Core of `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
     }
 }
 
 #[async_trait::async_trait]
 impl KmipService for CoreKmipService {
     async fn handle(&self, peer: &PeerIdentity, request: &Item) -> Item {
-        openkcm_kmip::process(
-            &CoreOps {
-                core: &self.core,
-                peer,
-            },
-            request,
-        )
-        .await
+        match self.node.core() {
+            Some(core) => openkcm_kmip::process(&CoreOps { core: &core, peer }, request).await,
+            None => openkcm_kmip::process(&SealedOps { peer }, request).await,
+        }
+    }
+}
+
+/// The sealed node: Discover Versions is answered, every other operation fails with [`SEALED_MESSAGE`].
+struct SealedOps<'a> {
+    peer: &'a PeerIdentity,
+}
+
+#[async_trait::async_trait]
+impl OperationHandler for SealedOps<'_> {
+    async fn handle(
+        &self,
+        ctx: &ItemContext,
+        operation: u32,
+        payload: &Item,
+    ) -> Result<Item, KmipError> {
+        if operation == op::DISCOVER_VERSIONS {
+            return payload::discover_versions_response(payload);
+        }
+        let e = KmipError::new(rr::GENERAL_FAILURE, SEALED_MESSAGE);
+        openkcm_net::log_refusal(self.peer, ctx.version, operation, &e);
+        Err(e)
     }
 }
 
@@ -98,6 +121,10 @@ impl CoreOps<'_> {
             (PeerIdentity::Application { .. }, _) => Err(KmipError::new(
                 rr::PERMISSION_DENIED,
                 "applications use the Crypto Edge; the Core's KMIP port serves edges only",
+            )),
+            (PeerIdentity::Operator { .. }, _) => Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                "operators use the Core's operator API and have no key operations; the Core's KMIP port serves edges only",
             )),
         }
     }

@@ -10,10 +10,13 @@
 pub mod hierarchy;
 pub mod keyring;
 pub mod kmip_service;
+pub mod operator_api;
 pub mod seal;
 
 pub use hierarchy::{Core, CoreConfig, CoreError};
 pub use kmip_service::CoreKmipService;
+pub use operator_api::OperatorApi;
+pub use seal::Node;
 
 /// Seconds since the Unix epoch.
 pub(crate) fn now() -> i64 {
@@ -21,4 +24,12 @@ pub(crate) fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The current time as RFC 3339 (UTC, seconds).
+pub(crate) fn rfc3339_now() -> String {
+    time::OffsetDateTime::from_unix_timestamp(now())
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
 }

@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod aes;
+pub mod derived;
 mod envelope;
 mod error;
 pub mod legacy;

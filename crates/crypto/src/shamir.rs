@@ -196,7 +196,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `count` distinct x values, uniformly drawn from 1..=255 (the first `count` of a random permutation).
-fn random_distinct_x(count: usize) -> Result<Vec<u8>, ShamirError> {
+/// Also used above this layer for 1-of-N, where every share's y is the secret itself.
+pub fn random_distinct_x(count: usize) -> Result<Vec<u8>, ShamirError> {
     let mut all: Vec<u8> = (1..=255u8).collect();
     let mut pool = PoolRng::fill(1024)?;
     // Fisher–Yates over the first `count` positions; each index by rejection sampling, so no value is favoured.

@@ -496,6 +496,10 @@ impl EdgeOps<'_> {
                 rr::PERMISSION_DENIED,
                 "edge identities cannot use data keys",
             )),
+            PeerIdentity::Operator { .. } => Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                "operator identities cannot use data keys",
+            )),
         }
     }
 

@@ -18,7 +18,7 @@ use tokio_rustls::TlsConnector;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
-async fn connect_tls(
+pub(crate) async fn connect_tls(
     addr: &str,
     config: Arc<ClientConfig>,
     server_name: &str,

@@ -1,7 +1,8 @@
 //! Who is on the other end of a connection, from the client certificate alone (DESIGN §10).
 //!
 //! Applications are named `(tenant, service)`: URI SAN `spiffe://openkcm/tenant/<tenant>/service/<service>`,
-//! else CN `<tenant>/<service>`. Edges present `spiffe://openkcm/edge/<name>`.
+//! else CN `<tenant>/<service>`. Edges present `spiffe://openkcm/edge/<name>`, operators
+//! `spiffe://openkcm/operator/<name>`.
 
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -21,6 +22,12 @@ pub enum PeerIdentity {
         /// Edge name.
         name: String,
     },
+    /// A human operator (or their automation) using the Core's operator API: init, unseal, seal. Operators have
+    /// no access to keys; the KMIP listeners refuse them.
+    Operator {
+        /// Operator name.
+        name: String,
+    },
 }
 
 impl std::fmt::Display for PeerIdentity {
@@ -28,6 +35,7 @@ impl std::fmt::Display for PeerIdentity {
         match self {
             Self::Application { tenant, service } => write!(f, "{tenant}/{service}"),
             Self::Edge { name } => write!(f, "edge:{name}"),
+            Self::Operator { name } => write!(f, "operator:{name}"),
         }
     }
 }
@@ -63,6 +71,9 @@ impl PeerIdentity {
                 })
             }
             ["edge", name] if valid_name(name) => Some(Self::Edge {
+                name: (*name).to_owned(),
+            }),
+            ["operator", name] if valid_name(name) => Some(Self::Operator {
                 name: (*name).to_owned(),
             }),
             _ => None,

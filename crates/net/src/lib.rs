@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod https;
 pub mod identity;
 pub mod log_limit;
 pub mod pki;

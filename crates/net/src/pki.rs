@@ -206,6 +206,30 @@ impl DevPki {
         )
     }
 
+    /// The client certificate of operator `name` (URI SAN `spiffe://openkcm/operator/<name>`), at
+    /// `operator-<name>.crt`: what `openkcm operator …` presents to the Core's operator API.
+    pub fn operator(&self, name: &str) -> Result<TlsFiles, NetError> {
+        if !valid_name(name) {
+            return Err(NetError::Pki(format!(
+                "{name:?} is not a valid operator name (use a-z, 0-9 and -)"
+            )));
+        }
+        let uri = format!("spiffe://openkcm/operator/{name}");
+        let sans = vec![SanType::URI(
+            uri.as_str()
+                .try_into()
+                .map_err(pki_err("encode the operator URI"))?,
+        )];
+        self.issue(
+            &format!("operator-{name}"),
+            Self::leaf(
+                &format!("operator {name}"),
+                sans,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ),
+        )
+    }
+
     /// The client certificate of an application of `tenant`'s `service`, at `<tenant>-<service>.crt`.
     pub fn client(&self, tenant: &str, service: &str) -> Result<TlsFiles, NetError> {
         if !valid_name(tenant) || !valid_name(service) {

@@ -3,6 +3,7 @@
 //! no ceremony; every start logs a warning saying so.
 
 use openkcm_crypto::{unwrap, wrap, EnvelopeHeader, Layer, SecretKey, WrappedKey};
+use super::{io, write_private, SealError};
 use std::path::{Path, PathBuf};
 
 /// Tenant name used in envelope headers of cluster-level keys.
@@ -10,22 +11,6 @@ pub const CLUSTER_TENANT: &str = "_cluster";
 /// Key id of the MasterKey in envelope headers.
 pub const MASTER_KEY_ID: &str = "master-key";
 const SEAL_KEY_ID: &str = "file-seal";
-
-/// Errors of the file seal.
-#[derive(Debug, thiserror::Error)]
-pub enum SealError {
-    /// File I/O.
-    #[error("{context}: {source}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// Crypto failure (wrong seal key, corrupt blob).
-    #[error("the sealed MasterKey cannot be opened (the blob is corrupt or was sealed with another seal key): {0}")]
-    Crypto(#[from] openkcm_crypto::CryptoError),
-}
 
 /// The file seal under `<data-dir>/seal/`: `file-seal.key` (the dev seal key) and `master-key.sealed`.
 pub struct FileSeal {
@@ -42,50 +27,16 @@ fn header() -> EnvelopeHeader {
     }
 }
 
-fn io(context: String) -> impl FnOnce(std::io::Error) -> SealError {
-    move |source| SealError::Io { context, source }
-}
-
-/// Writes `bytes` (mode 0600) so that a crash leaves either no file or the complete one: a temporary file is
-/// written and synced, then renamed into place, then the directory is synced.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SealError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(format!("cannot create {}", tmp.display())))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(io(format!("cannot write {}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(io(format!("cannot create {}", path.display())))?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(format!("cannot sync {}", dir.display())))?;
-    }
-    Ok(())
-}
-
-const INITIALISED_MARKER: &str = "cluster.initialised";
-
 impl FileSeal {
     /// Whether the Core storage of this cluster was fully initialised once (see [`FileSeal::mark_initialised`]).
     /// Until then an empty Core store is the expected state of an interrupted first start, not a lost database.
     pub fn is_initialised(&self) -> bool {
-        self.dir.join(INITIALISED_MARKER).exists()
+        super::is_initialised(&self.dir)
     }
 
     /// Records that the Core storage holds this cluster's IVK.
     pub fn mark_initialised(&self) -> Result<(), SealError> {
-        if self.is_initialised() {
-            return Ok(());
-        }
-        write_private(&self.dir.join(INITIALISED_MARKER), b"")
+        super::mark_initialised(&self.dir)
     }
 
     /// The seal under `dir`.

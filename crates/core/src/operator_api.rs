@@ -1,0 +1,238 @@
+//! The Core's operator API (DESIGN §3), served over HTTPS with mutual TLS on the operator port:
+//!
+//! | request | who | what |
+//! |---|---|---|
+//! | `GET /v1/sys/seal-status` | any OpenKCM identity | `{sealed, initialized, mode, threshold, shares, progress, nonce, cluster_id, region, reason}` |
+//! | `POST /v1/sys/init` | operator | Shamir key ceremony: `{shares, threshold, recipients}` → manifest and encrypted shares |
+//! | `POST /v1/sys/unseal` | operator | `{share, nonce}` (Shamir), `{reset: true}`, or `{}` (automatic seals) |
+//! | `POST /v1/sys/seal` | operator | seal now: the Core drops and zeroizes every key |
+//!
+//! While sealed every other path answers 503 `{"error":"sealed"}`. Errors are `{"error": "<sentence>"}` with a
+//! 4xx status when the caller can fix them (a refused share is 400, never 500).
+
+use crate::seal::node::{NodeError, SealStatus};
+use crate::seal::Node;
+use openkcm_net::https::{HttpResponse, HttpService};
+use openkcm_net::PeerIdentity;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use zeroize::Zeroize;
+
+/// The operator API of one node.
+pub struct OperatorApi {
+    node: Arc<Node>,
+}
+
+impl OperatorApi {
+    /// The API over `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+/// `POST /v1/sys/init`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitRequest {
+    /// `shamir` (the only mode a running node can be initialised into; automatic seals initialise themselves).
+    #[serde(default = "shamir")]
+    pub mode: String,
+    /// N.
+    pub shares: usize,
+    /// M.
+    pub threshold: usize,
+    /// One age or SSH public key per share.
+    pub recipients: Vec<String>,
+}
+
+fn shamir() -> String {
+    "shamir".into()
+}
+
+/// One encrypted share in the init response.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InitShare {
+    /// File name (`share-<i>.age`).
+    pub file: String,
+    /// The armored age file.
+    pub age: String,
+}
+
+/// `POST /v1/sys/unseal`. `Debug` does not show the share.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UnsealRequest {
+    /// The decrypted share document (text).
+    #[serde(default)]
+    pub share: Option<String>,
+    /// The current nonce from seal-status.
+    #[serde(default)]
+    pub nonce: Option<String>,
+    /// Clear progress and issue a new nonce.
+    #[serde(default)]
+    pub reset: bool,
+}
+
+impl Drop for UnsealRequest {
+    fn drop(&mut self) {
+        if let Some(s) = self.share.as_mut() {
+            s.zeroize();
+        }
+    }
+}
+
+fn json(status: u16, value: &impl Serialize) -> HttpResponse {
+    HttpResponse {
+        status,
+        body: serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()),
+    }
+}
+
+fn error(status: u16, message: impl std::fmt::Display) -> HttpResponse {
+    json(status, &serde_json::json!({ "error": message.to_string() }))
+}
+
+fn refusal(e: NodeError, status: Option<SealStatus>) -> HttpResponse {
+    let code = match &e {
+        NodeError::Client(_) | NodeError::Unseal(_) => 400,
+        NodeError::Conflict(_) => 409,
+        NodeError::Server(_) => 500,
+    };
+    json(
+        code,
+        &serde_json::json!({ "error": e.to_string(), "seal_status": status }),
+    )
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, HttpResponse> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        &b"{}"[..]
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| {
+        // Position only: serde's message can quote the input, which may hold a share.
+        error(
+            400,
+            format!(
+                "the request body is not the expected JSON object ({:?} error at line {} column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            )
+            .to_lowercase(),
+        )
+    })
+}
+
+impl OperatorApi {
+    async fn init(&self, body: &[u8]) -> HttpResponse {
+        let req: InitRequest = match parse(body) {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        if req.mode != "shamir" {
+            return error(
+                400,
+                format!(
+                    "mode {:?} cannot be initialised through the API: use \"shamir\" (automatic seals initialise themselves at start)",
+                    req.mode
+                ),
+            );
+        }
+        match self
+            .node
+            .init(req.shares, req.threshold, req.recipients)
+            .await
+        {
+            Ok((manifest, files)) => json(
+                200,
+                &serde_json::json!({
+                    "manifest": manifest,
+                    "shares": files
+                        .into_iter()
+                        .map(|(file, age)| InitShare { file, age })
+                        .collect::<Vec<_>>(),
+                    "seal_status": self.node.status().await,
+                }),
+            ),
+            Err(e) => refusal(e, Some(self.node.status().await)),
+        }
+    }
+
+    async fn unseal(&self, body: &[u8]) -> HttpResponse {
+        let req: UnsealRequest = match parse(body) {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let result = if req.reset {
+            self.node.reset().await.map(|s| json(200, &s))
+        } else if let Some(share) = &req.share {
+            let Some(nonce) = &req.nonce else {
+                return error(
+                    400,
+                    "a share must quote the current nonce (\"nonce\" from /v1/sys/seal-status)",
+                );
+            };
+            self.node
+                .submit_share(nonce, share)
+                .await
+                .map(|o| json(200, &o))
+        } else {
+            self.node.auto_unseal().await.map(|s| json(200, &s))
+        };
+        match result {
+            Ok(resp) => resp,
+            Err(e) => refusal(e, Some(self.node.status().await)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpService for OperatorApi {
+    async fn handle(
+        &self,
+        peer: Option<&PeerIdentity>,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> HttpResponse {
+        let Some(peer) = peer else {
+            return error(
+                403,
+                "the client certificate names no OpenKCM identity (an operator has URI SAN spiffe://openkcm/operator/<name>)",
+            );
+        };
+        let operator = matches!(peer, PeerIdentity::Operator { .. });
+        let route = (method, path.trim_end_matches('/'));
+        if let ("GET", "/v1/sys/seal-status") = route {
+            return json(200, &self.node.status().await);
+        }
+        if route.1.starts_with("/v1/sys/") {
+            let allowed = matches!(route.1, "/v1/sys/init" | "/v1/sys/unseal" | "/v1/sys/seal");
+            if !allowed {
+                return error(404, format!("no such endpoint: {path}"));
+            }
+            if method != "POST" {
+                return error(405, format!("{path} takes POST"));
+            }
+            if !operator {
+                tracing::warn!(peer = %peer, path, "operator API refused: not an operator identity");
+                return error(
+                    403,
+                    format!("{peer} is not an operator: {path} needs an operator certificate (spiffe://openkcm/operator/<name>)"),
+                );
+            }
+            tracing::info!(peer = %peer, path, "operator request");
+            return match route.1 {
+                "/v1/sys/init" => self.init(body).await,
+                "/v1/sys/unseal" => self.unseal(body).await,
+                _ => json(200, &self.node.seal().await),
+            };
+        }
+        if self.node.is_sealed() {
+            return error(503, "sealed");
+        }
+        error(404, format!("no such endpoint: {path}"))
+    }
+}

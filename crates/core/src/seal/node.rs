@@ -1,0 +1,456 @@
+//! The node's seal state (DESIGN §3): a Core node starts **sealed**, holding no MasterKey; it becomes unsealed when
+//! the MasterKey comes back (from M Shamir shares, or from an automatic seal), at which point the [`CoreOpener`]
+//! opens the Crypto Core with it; sealing drops the Core and zeroizes every key it held.
+//!
+//! The KMIP listener asks [`Node::core`] on every request (one uncontended read lock) and answers "sealed" while
+//! it is `None`; the operator API drives [`Node::init`], [`Node::submit_share`], [`Node::reset`] and [`Node::seal`].
+
+use super::shamir::{self, CeremonyRequest, Manifest, Submitted, UnsealError, Unsealer};
+use super::{is_initialised, mark_initialised, write_private, SealError};
+use crate::Core;
+use openkcm_crypto::SecretKey;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use tokio::sync::{watch, Mutex};
+
+/// File name of the ceremony manifest in the seal directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+const CLUSTER_ID_FILE: &str = "cluster-id";
+
+/// An automatic seal: gives back the MasterKey without people (the dev `file` seal; KMS/HSM seal providers).
+#[async_trait::async_trait]
+pub trait AutoSeal: Send + Sync {
+    /// The seal's name as shown in seal-status (`file`, `aws-kms` …).
+    fn name(&self) -> String;
+    /// Unseals the MasterKey, creating one on first use. Returns it and whether it was newly created.
+    async fn unseal(&self) -> Result<(SecretKey, bool), SealError>;
+}
+
+#[async_trait::async_trait]
+impl AutoSeal for super::FileSeal {
+    fn name(&self) -> String {
+        "file".into()
+    }
+    async fn unseal(&self) -> Result<(SecretKey, bool), SealError> {
+        self.init_or_unseal()
+    }
+}
+
+/// How the node gets its MasterKey back.
+#[derive(Clone)]
+pub enum SealMode {
+    /// Without people, through an [`AutoSeal`].
+    Auto(Arc<dyn AutoSeal>),
+    /// From M of N Shamir shares (DESIGN §3.2).
+    Shamir,
+}
+
+/// Opens the Crypto Core once the MasterKey is back (storage, L1 provider and settings are the opener's).
+#[async_trait::async_trait]
+pub trait CoreOpener: Send + Sync {
+    /// Opens the Core under `mk`. `first_start` is true until the Core storage of this cluster has been
+    /// initialised once: only then may an empty store be given a new IVK.
+    async fn open(&self, mk: &SecretKey, first_start: bool) -> Result<Arc<Core>, String>;
+}
+
+/// `GET /v1/sys/seal-status`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SealStatus {
+    /// Whether the node is sealed (no MasterKey, no key operations).
+    pub sealed: bool,
+    /// Whether the cluster has a MasterKey (a ceremony was held, or the automatic seal holds one).
+    pub initialized: bool,
+    /// `shamir`, or the automatic seal's name.
+    pub mode: String,
+    /// M (Shamir), else 0.
+    pub threshold: usize,
+    /// N (Shamir), else 0.
+    pub shares: usize,
+    /// Distinct shares submitted under the current nonce.
+    pub progress: usize,
+    /// The nonce every unseal submission must quote (Shamir while sealed and initialized), else null.
+    pub nonce: Option<String>,
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Region.
+    pub region: String,
+    /// Why the node is still sealed when it should not be (a failed automatic unseal, a Core that would not open).
+    pub reason: Option<String>,
+}
+
+/// A refusal of the operator API, with its class.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// The caller's request is wrong (HTTP 400).
+    #[error("{0}")]
+    Client(String),
+    /// The request conflicts with the node's state (HTTP 409): already initialised, already unsealed …
+    #[error("{0}")]
+    Conflict(String),
+    /// An unseal share was refused (HTTP 400).
+    #[error("{0}")]
+    Unseal(#[from] UnsealError),
+    /// The node failed (HTTP 500).
+    #[error("{0}")]
+    Server(String),
+}
+
+/// The result of an unseal submission.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubmitOutcome {
+    /// Seal status after the submission.
+    #[serde(flatten)]
+    pub status: SealStatus,
+    /// Whether the share had been submitted already (counted once).
+    pub duplicate: bool,
+}
+
+struct State {
+    manifest: Option<Manifest>,
+    unsealer: Option<Unsealer>,
+    reason: Option<String>,
+}
+
+/// One Core node's root of trust and the Core it opened.
+pub struct Node {
+    dir: PathBuf,
+    mode: SealMode,
+    cluster_id: String,
+    region: String,
+    state: Mutex<State>,
+    core: RwLock<Option<Arc<Core>>>,
+    opener: Arc<dyn CoreOpener>,
+    sealed: watch::Sender<bool>,
+}
+
+fn load_or_create_cluster_id(dir: &Path) -> Result<String, SealError> {
+    let path = dir.join(CLUSTER_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        Ok(_) => Err(SealError::Invalid(format!(
+            "{} is empty; restore it from a backup",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = uuid::Uuid::new_v4().to_string();
+            write_private(&path, id.as_bytes())?;
+            Ok(id)
+        }
+        Err(e) => Err(SealError::Io {
+            context: format!("cannot read {}", path.display()),
+            source: e,
+        }),
+    }
+}
+
+impl Node {
+    /// The node whose seal files live in `dir`, sealed. With a ceremony manifest in `dir`, the cluster id and
+    /// region are the manifest's (and `region` must agree); otherwise they are `cluster-id` (created on first use)
+    /// and `region`.
+    pub fn new(
+        dir: &Path,
+        mode: SealMode,
+        region: &str,
+        opener: Arc<dyn CoreOpener>,
+    ) -> Result<Self, SealError> {
+        std::fs::create_dir_all(dir).map_err(super::io(format!("cannot create {}", dir.display())))?;
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let manifest = match std::fs::read(&manifest_path) {
+            Ok(bytes) => Some(Manifest::parse_verified(&bytes).map_err(|e| {
+                SealError::Invalid(format!("{}: {e}", manifest_path.display()))
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(SealError::Io {
+                    context: format!("cannot read {}", manifest_path.display()),
+                    source: e,
+                })
+            }
+        };
+        if manifest.is_some() && !matches!(mode, SealMode::Shamir) {
+            return Err(SealError::Invalid(format!(
+                "{} holds a Shamir ceremony manifest, but the node was started with another seal; start it with the Shamir seal (or migrate the seal)",
+                manifest_path.display()
+            )));
+        }
+        if manifest.is_none() && matches!(mode, SealMode::Shamir) && is_initialised(dir) {
+            return Err(SealError::Invalid(format!(
+                "this cluster was initialised with another seal ({} has no ceremony manifest); start it with that seal",
+                dir.display()
+            )));
+        }
+        let cluster_id = match &manifest {
+            Some(m) => {
+                if m.body.region != region {
+                    return Err(SealError::Invalid(format!(
+                        "the ceremony manifest is for region {:?}, this node is configured for region {region:?}",
+                        m.body.region
+                    )));
+                }
+                m.body.cluster_id.clone()
+            }
+            None => load_or_create_cluster_id(dir)?,
+        };
+        let unsealer = manifest.clone().map(Unsealer::new);
+        let (sealed, _) = watch::channel(true);
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            mode,
+            cluster_id,
+            region: region.to_owned(),
+            state: Mutex::new(State {
+                manifest,
+                unsealer,
+                reason: None,
+            }),
+            core: RwLock::new(None),
+            opener,
+            sealed,
+        })
+    }
+
+    /// The Core while unsealed; `None` while sealed.
+    pub fn core(&self) -> Option<Arc<Core>> {
+        self.core.read().ok().and_then(|c| c.clone())
+    }
+
+    /// Whether the node is sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.core().is_none()
+    }
+
+    /// Notifies every seal (`true`) and unseal (`false`).
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.sealed.subscribe()
+    }
+
+    /// Cluster id.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    fn mode_name(&self) -> String {
+        match &self.mode {
+            SealMode::Auto(a) => a.name(),
+            SealMode::Shamir => "shamir".into(),
+        }
+    }
+
+    fn status_of(&self, state: &State) -> SealStatus {
+        let sealed = self.is_sealed();
+        let (threshold, shares) = state
+            .manifest
+            .as_ref()
+            .map(|m| (m.body.threshold, m.body.shares))
+            .unwrap_or((0, 0));
+        let initialized = match &self.mode {
+            SealMode::Shamir => state.manifest.is_some(),
+            SealMode::Auto(_) => !sealed || is_initialised(&self.dir),
+        };
+        SealStatus {
+            sealed,
+            initialized,
+            mode: self.mode_name(),
+            threshold,
+            shares,
+            progress: state.unsealer.as_ref().map_or(0, Unsealer::progress),
+            nonce: state
+                .unsealer
+                .as_ref()
+                .filter(|_| sealed)
+                .map(|u| u.nonce().to_owned()),
+            cluster_id: self.cluster_id.clone(),
+            region: self.region.clone(),
+            reason: if sealed { state.reason.clone() } else { None },
+        }
+    }
+
+    /// The seal status.
+    pub async fn status(&self) -> SealStatus {
+        let state = self.state.lock().await;
+        self.status_of(&state)
+    }
+
+    /// The ceremony manifest (Shamir mode, once initialised).
+    pub async fn manifest(&self) -> Option<Manifest> {
+        self.state.lock().await.manifest.clone()
+    }
+
+    /// Opens the Core under `mk` and marks the node unsealed. On failure the node stays sealed with the reason.
+    async fn open_core(&self, state: &mut State, mk: SecretKey) -> Result<(), NodeError> {
+        let first_start = !is_initialised(&self.dir);
+        match self.opener.open(&mk, first_start).await {
+            Ok(core) => {
+                drop(mk);
+                if let Err(e) = mark_initialised(&self.dir) {
+                    tracing::warn!(error = %e, "cannot record the initialised cluster");
+                }
+                if let Ok(mut slot) = self.core.write() {
+                    *slot = Some(core);
+                }
+                state.reason = None;
+                let _ = self.sealed.send(false);
+                tracing::info!(cluster_id = %self.cluster_id, mode = %self.mode_name(), "unsealed: the Crypto Core is serving keys");
+                Ok(())
+            }
+            Err(e) => {
+                let reason = format!(
+                    "the MasterKey was recovered, but the Crypto Core could not be opened with it: {e}"
+                );
+                tracing::error!(reason = %reason, "the node stays sealed");
+                state.reason = Some(reason.clone());
+                Err(NodeError::Server(reason))
+            }
+        }
+    }
+
+    /// Automatic modes: unseal through the seal (at start, and on `POST /v1/sys/unseal` while sealed).
+    pub async fn auto_unseal(&self) -> Result<SealStatus, NodeError> {
+        let SealMode::Auto(seal) = &self.mode else {
+            return Err(NodeError::Client(
+                "this node uses Shamir shares: submit a share with its nonce".into(),
+            ));
+        };
+        let mut state = self.state.lock().await;
+        if !self.is_sealed() {
+            return Ok(self.status_of(&state));
+        }
+        match seal.unseal().await {
+            Ok((mk, created)) => {
+                if created {
+                    tracing::info!(seal = %seal.name(), "initialised a new cluster MasterKey");
+                }
+                self.open_core(&mut state, mk).await?;
+                Ok(self.status_of(&state))
+            }
+            Err(e) => {
+                let reason = format!("the {} seal could not give back the MasterKey: {e}", seal.name());
+                state.reason = Some(reason.clone());
+                Err(NodeError::Server(reason))
+            }
+        }
+    }
+
+    /// Shamir mode: holds the key ceremony (DESIGN §3.2) for an uninitialised node, stores the manifest, and
+    /// returns it with the encrypted share files. The node stays sealed: M holders unseal it.
+    pub async fn init(
+        &self,
+        shares: usize,
+        threshold: usize,
+        recipients: Vec<String>,
+    ) -> Result<(Manifest, Vec<(String, String)>), NodeError> {
+        if !matches!(self.mode, SealMode::Shamir) {
+            return Err(NodeError::Conflict(format!(
+                "this node uses the {} seal, which initialises itself; init is for Shamir mode",
+                self.mode_name()
+            )));
+        }
+        let mut state = self.state.lock().await;
+        if state.manifest.is_some() {
+            return Err(NodeError::Conflict(
+                "the cluster is already initialised: its shares exist (see the ceremony manifest)".into(),
+            ));
+        }
+        shamir::check_parameters(shares, threshold, &recipients)
+            .map_err(|e| NodeError::Client(e.to_string()))?;
+        let request = CeremonyRequest {
+            cluster_id: self.cluster_id.clone(),
+            region: self.region.clone(),
+            shares,
+            threshold,
+            recipients,
+            purpose: "shamir".into(),
+        };
+        // ssh-rsa encryption and key generation take milliseconds each: off the async threads.
+        let output = tokio::task::spawn_blocking(move || shamir::run_ceremony(&request))
+            .await
+            .map_err(|e| NodeError::Server(format!("the ceremony task failed: {e}")))?
+            .map_err(|e| match e {
+                SealError::Invalid(m) => NodeError::Client(m),
+                other => NodeError::Server(other.to_string()),
+            })?;
+        let manifest_json = serde_json::to_vec_pretty(&output.manifest)
+            .map_err(|e| NodeError::Server(format!("cannot encode the manifest: {e}")))?;
+        write_private(&self.dir.join(MANIFEST_FILE), &manifest_json)
+            .map_err(|e| NodeError::Server(e.to_string()))?;
+        drop(output.mk);
+        state.unsealer = Some(Unsealer::new(output.manifest.clone()));
+        state.manifest = Some(output.manifest.clone());
+        tracing::info!(
+            cluster_id = %self.cluster_id,
+            threshold,
+            shares,
+            "key ceremony complete: the MasterKey exists only as shares now; the node stays sealed until {threshold} holders unseal it"
+        );
+        Ok((output.manifest, output.share_files))
+    }
+
+    /// Shamir mode: submits one share (the decrypted share document) under `nonce`.
+    pub async fn submit_share(&self, nonce: &str, share: &str) -> Result<SubmitOutcome, NodeError> {
+        let mut state = self.state.lock().await;
+        if !self.is_sealed() {
+            return Err(NodeError::Conflict("the node is already unsealed".into()));
+        }
+        if !matches!(self.mode, SealMode::Shamir) {
+            return Err(NodeError::Client(format!(
+                "this node uses the {} seal: POST /v1/sys/unseal with an empty body unseals it, shares are not used",
+                self.mode_name()
+            )));
+        }
+        let Some(unsealer) = state.unsealer.as_mut() else {
+            return Err(NodeError::Conflict(
+                "the cluster is not initialised yet: hold the key ceremony first (openkcm operator init)".into(),
+            ));
+        };
+        let result = unsealer.submit(nonce, share);
+        let progress = unsealer.progress();
+        let threshold = unsealer.manifest().body.threshold;
+        match result {
+            Ok(Submitted::Progress { duplicate, .. }) => {
+                tracing::info!(progress, threshold, duplicate, "unseal share accepted");
+                Ok(SubmitOutcome {
+                    status: self.status_of(&state),
+                    duplicate,
+                })
+            }
+            Ok(Submitted::Complete(mk)) => {
+                self.open_core(&mut state, mk).await?;
+                Ok(SubmitOutcome {
+                    status: self.status_of(&state),
+                    duplicate: false,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, progress, threshold, "unseal share refused");
+                Err(NodeError::Unseal(e))
+            }
+        }
+    }
+
+    /// Shamir mode: clears the unseal progress and issues a new nonce.
+    pub async fn reset(&self) -> Result<SealStatus, NodeError> {
+        let mut state = self.state.lock().await;
+        if let Some(u) = state.unsealer.as_mut() {
+            u.reset();
+            tracing::info!("unseal progress reset; a new nonce was issued");
+        }
+        Ok(self.status_of(&state))
+    }
+
+    /// Seals the node: drops the Core and zeroizes every key it held; a new unseal nonce is issued.
+    pub async fn seal(&self) -> SealStatus {
+        let mut state = self.state.lock().await;
+        let core = self.core.write().ok().and_then(|mut slot| slot.take());
+        if let Some(core) = core {
+            core.evict_all();
+            drop(core);
+            tracing::warn!(cluster_id = %self.cluster_id, "sealed: key operations are refused until the node is unsealed");
+        }
+        if let Some(u) = state.unsealer.as_mut() {
+            u.reset();
+        }
+        let _ = self.sealed.send(true);
+        self.status_of(&state)
+    }
+}
