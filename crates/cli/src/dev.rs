@@ -2,7 +2,8 @@
 //! under one data directory and bound to loopback.
 
 use anyhow::{bail, Context};
-use openkcm_core::{seal::FileSeal, Core, CoreConfig, CoreKmipService};
+use openkcm_core::seal::{CoreOpener, FileSeal, Node, SealMode};
+use openkcm_core::{Core, CoreConfig, CoreKmipService, OperatorApi};
 use openkcm_edge::{CoreLink, Edge, EdgeKmipService};
 use openkcm_net::{pki::DevPki, tls, KmipPool, ServerLimits};
 use openkcm_store::{KeyStore, MemoryStore, SqliteStore};
@@ -106,6 +107,38 @@ pub struct DevArgs {
     /// CAP_IPC_LOCK). Without it the node starts with a warning and secrets may be swapped to disk (DESIGN §3.1).
     #[arg(long, env = "OPENKCM_REQUIRE_MLOCK")]
     require_mlock: bool,
+    /// How the MasterKey is sealed: `file` (development: the seal key is a file in the data directory, the node
+    /// unseals itself) or `shamir` (M-of-N key ceremony; the node starts sealed until M share holders unseal it).
+    #[arg(long, env = "OPENKCM_SEAL", value_enum, default_value = "file")]
+    seal: SealKind,
+    /// Shamir: N, the number of shares the ceremony on first start makes (one per --recipient).
+    #[arg(long, env = "OPENKCM_SHARES")]
+    shares: Option<usize>,
+    /// Shamir: M, the number of shares that unseal the node.
+    #[arg(long, env = "OPENKCM_THRESHOLD")]
+    threshold: Option<usize>,
+    /// Shamir: the public key of a share holder (age `age1…`, `ssh-ed25519 …` or `ssh-rsa …`), one per share, in
+    /// share order; or a path to a file holding one.
+    #[arg(long = "recipient")]
+    recipients: Vec<String>,
+    /// Shamir: a file of recipients, one public key per line (`#` comments and blank lines are skipped).
+    #[arg(long)]
+    recipients_file: Option<PathBuf>,
+    /// Operator API listener (HTTPS with mTLS: seal-status, init, unseal, seal). Port 0 picks a free port.
+    #[arg(long, env = "OPENKCM_OPERATOR_ADDR", default_value = "127.0.0.1:5698")]
+    operator_addr: String,
+    /// Region of this cluster (bound into the ceremony manifest and the sealed MasterKey).
+    #[arg(long, env = "OPENKCM_REGION", default_value = "dev")]
+    region: String,
+}
+
+/// Seal modes of `openkcm dev`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SealKind {
+    /// Development seal key in `<data-dir>/seal/` (zero-touch start).
+    File,
+    /// M-of-N Shamir shares encrypted to their holders.
+    Shamir,
 }
 
 /// The limits of both KMIP listeners, from the flags.
@@ -271,63 +304,51 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         clients.push((t.clone(), pki.client(t, "default")?));
     }
 
-    // Root of trust and Core.
-    tracing::warn!("the MasterKey is sealed with the `file` seal provider: DEVELOPMENT ONLY, anyone who can read {} can unseal it", data.join("seal").display());
-    let seal = FileSeal::new(&data.join("seal"));
-    let (mk, created) = seal.init_or_unseal().context("unsealing the MasterKey")?;
-    if created {
-        tracing::info!("initialised a new cluster MasterKey");
-    }
+    // Root of trust and Core: the Core storage and L1 provider open now; the Core itself opens once the
+    // MasterKey is back (at once with the file seal, after M holders' shares with Shamir).
     let core_sqlite = Arc::new(
         SqliteStore::open(&data.join("core.db"))
             .await
             .context("core key storage")?,
     );
-    let core_store: Arc<dyn KeyStore> = core_sqlite.clone();
     tracing::warn!(
         "customer L1 keys use the `local` provider (key files in {}): DEVELOPMENT ONLY",
         data.join("l1").display()
     );
-    let l1 = Arc::new(openkcm_providers::local::LocalProvider::new(
-        data.join("l1"),
-    ));
-    let core = Arc::new(
-        Core::open(
-            core_store,
-            &mk,
-            l1,
-            CoreConfig {
-                allow_new_ivk: created || !seal.is_initialised(),
-                auto_provision_services: args.auto_provision_services,
-                l3_lease_ttl: (args.l3_custody == Custody::Lease)
-                    .then(|| std::time::Duration::from_secs(args.l3_lease_ttl)),
-                ..CoreConfig::default()
-            },
-        )
-        .await
-        .context("opening the Crypto Core")?,
-    );
-    drop(mk);
-    seal.mark_initialised()
-        .context("recording the initialised cluster")?;
-    warn_loose_permissions(data);
-    for t in &args.tenants {
-        core.provision(t, &format!("{t}-system"), "default")
-            .await
-            .with_context(|| format!("provisioning tenant {t}"))?;
-    }
-    for t in &args.tenants {
-        let system = format!("{t}-system");
-        match core.l1_status(t, &system).await {
-            Ok(d) if d.enabled => {}
-            Ok(_) => {
-                tracing::warn!(tenant = %t, system, "the customer's L1 key is disabled: this system's keys stop being served once the sovereign TTL has passed since L1 was last proven")
-            }
-            Err(e) => {
-                tracing::warn!(tenant = %t, system, error = %e, "the customer's L1 key cannot be used: this system's keys stop being served once the sovereign TTL has passed since L1 was last proven")
-            }
+    let opener = Arc::new(DevOpener {
+        store: core_sqlite.clone(),
+        l1: Arc::new(openkcm_providers::local::LocalProvider::new(
+            data.join("l1"),
+        )),
+        config: CoreConfig {
+            auto_provision_services: args.auto_provision_services,
+            l3_lease_ttl: (args.l3_custody == Custody::Lease)
+                .then(|| std::time::Duration::from_secs(args.l3_lease_ttl)),
+            ..CoreConfig::default()
+        },
+        tenants: args.tenants.clone(),
+    });
+    let seal_dir = data.join("seal");
+    let mode = match args.seal {
+        SealKind::File => {
+            tracing::warn!("the MasterKey is sealed with the `file` seal provider: DEVELOPMENT ONLY, anyone who can read {} can unseal it", seal_dir.display());
+            SealMode::Auto(Arc::new(FileSeal::new(&seal_dir)))
         }
+        SealKind::Shamir => SealMode::Shamir,
+    };
+    let node =
+        Arc::new(Node::new(&seal_dir, mode, &args.region, opener).context("the node's seal")?);
+    let operator_files = pki.operator("admin")?;
+    match args.seal {
+        SealKind::File => {
+            node.auto_unseal()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .context("unsealing the MasterKey")?;
+        }
+        SealKind::Shamir => first_ceremony(&args, &node).await?,
     }
+    warn_loose_permissions(data);
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let acceptor = TlsAcceptor::from(tls::server_config(&server_files)?);
@@ -339,7 +360,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let core_task = tokio::spawn(openkcm_net::serve(
         core_listener,
         acceptor.clone(),
-        Arc::new(CoreKmipService::new(core.clone())),
+        Arc::new(CoreKmipService::new(node.clone())),
         core_limits(limits),
         shutdown_rx.clone(),
     ));
@@ -404,6 +425,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         edge = edge.with_credentials(creds);
     }
     let edge = Arc::new(edge);
+    // Sealing the Core also takes the edge's plaintext data keys and leased service keys, before the seal returns.
+    let edge_on_seal = edge.clone();
+    node.on_seal(Box::new(move || edge_on_seal.forget_all_keys()));
     if args.legacy_crypto {
         tracing::warn!("legacy_crypto is on: Encrypt and Decrypt accept Triple DES keys; use it only to read old data");
     }
@@ -413,11 +437,29 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let edge_addr = edge_listener.local_addr()?;
     let edge_task = tokio::spawn(openkcm_net::serve(
         edge_listener,
-        acceptor,
+        acceptor.clone(),
         Arc::new(EdgeKmipService::new(edge.clone())),
         limits,
+        shutdown_rx.clone(),
+    ));
+
+    let operator_addr_arg = loopback_only(&args.operator_addr)?;
+    let operator_listener = TcpListener::bind(&operator_addr_arg)
+        .await
+        .with_context(|| format!("cannot listen on {}", operator_addr_arg))?;
+    let operator_addr = operator_listener.local_addr()?;
+    let operator_task = tokio::spawn(openkcm_net::https::serve_https(
+        operator_listener,
+        acceptor,
+        Arc::new(OperatorApi::new(node.clone())),
+        core_limits(limits),
         shutdown_rx,
     ));
+    openkcm_core::seal::write_private(
+        &data.join(OPERATOR_ADDR_FILE),
+        operator_addr.to_string().as_bytes(),
+    )
+    .context("recording the operator API address")?;
 
     for (t, files) in &clients {
         eprintln!(
@@ -426,22 +468,57 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             files.key.display()
         );
     }
+    eprintln!(
+        "operator certificate: --cert {} --key {} (or `openkcm operator … --data-dir {}`)",
+        operator_files.cert.display(),
+        operator_files.key.display(),
+        data.display()
+    );
     // Signal handlers exist before READY is printed: a supervisor may send SIGTERM right after reading it.
     let signals = Signals::install()?;
-    println!(
-        "OPENKCM READY edge={edge_addr} core={core_addr} ca={}",
+    let addresses = format!(
+        "edge={edge_addr} core={core_addr} operator={operator_addr} ca={}",
         pki.ca_path().display()
     );
-
-    signals.wait().await?;
-    tracing::info!("shutting down: closing listeners and zeroizing keys");
+    // One line per seal-state change: OPENKCM SEALED while the node waits for its unseal, OPENKCM READY once the
+    // Core serves keys.
+    let mut seal_events = node.subscribe();
+    let announce = |sealed: bool| {
+        if sealed {
+            println!(
+                "OPENKCM SEALED {addresses} unseal: openkcm operator unseal --data-dir {}",
+                data.display()
+            );
+        } else {
+            println!("OPENKCM READY {addresses}");
+        }
+    };
+    let mut announced = node.is_sealed();
+    announce(announced);
+    let stop = signals.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            r = &mut stop => { r?; break; }
+            changed = seal_events.changed() => {
+                if changed.is_err() { break; }
+                let sealed = *seal_events.borrow_and_update();
+                if sealed != announced {
+                    announced = sealed;
+                    announce(sealed);
+                }
+            }
+        }
+    }
+    tracing::info!("shutting down: sealing (zeroizing every key) and closing listeners");
+    node.seal().await;
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         let _ = core_task.await;
         let _ = edge_task.await;
+        let _ = operator_task.await;
     })
     .await;
-    core.evict_all();
     // Counts of log lines left out under the per-second limits, not yet written.
     openkcm_net::log_limit::flush();
     let (hits, misses) = edge.l4_cache_stats();
@@ -482,4 +559,90 @@ impl Signals {
         }
         Ok(())
     }
+}
+
+/// File in the data directory naming the operator API's address (for `openkcm operator --data-dir`).
+pub const OPERATOR_ADDR_FILE: &str = "operator.addr";
+
+/// Opens the dev Core once the MasterKey is back: its storage, the `local` L1 provider, and the tenants of the
+/// command line (provisioned on every unseal; provisioning is idempotent).
+struct DevOpener {
+    store: Arc<SqliteStore>,
+    l1: Arc<openkcm_providers::local::LocalProvider>,
+    config: CoreConfig,
+    tenants: Vec<String>,
+}
+
+#[async_trait::async_trait]
+impl CoreOpener for DevOpener {
+    async fn open(
+        &self,
+        mk: &openkcm_crypto::SecretKey,
+        first_start: bool,
+    ) -> Result<Arc<Core>, String> {
+        let store: Arc<dyn KeyStore> = self.store.clone();
+        let config = CoreConfig {
+            allow_new_ivk: first_start,
+            ..self.config.clone()
+        };
+        let core = Arc::new(
+            Core::open(store, mk, self.l1.clone(), config)
+                .await
+                .map_err(|e| format!("opening the Crypto Core: {e}"))?,
+        );
+        for t in &self.tenants {
+            core.provision(t, &format!("{t}-system"), "default")
+                .await
+                .map_err(|e| format!("provisioning tenant {t}: {e}"))?;
+        }
+        for t in &self.tenants {
+            let system = format!("{t}-system");
+            match core.l1_status(t, &system).await {
+                Ok(d) if d.enabled => {}
+                Ok(_) => {
+                    tracing::warn!(tenant = %t, system, "the customer's L1 key is disabled: this system's keys stop being served once the sovereign TTL has passed since L1 was last proven")
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %t, system, error = %e, "the customer's L1 key cannot be used: this system's keys stop being served once the sovereign TTL has passed since L1 was last proven")
+                }
+            }
+        }
+        Ok(core)
+    }
+}
+
+/// Shamir mode at start: on a node that was never initialised, with recipients given, holds the key ceremony and
+/// writes the encrypted shares and the manifest under `<data-dir>/ceremony/`.
+async fn first_ceremony(args: &DevArgs, node: &Node) -> anyhow::Result<()> {
+    let recipients = crate::operator_cli::recipients(&args.recipients, &args.recipients_file)?;
+    let status = node.status().await;
+    if status.initialized {
+        if !recipients.is_empty() {
+            tracing::info!(
+                "the cluster is already initialised: --recipient and --shares are not used again"
+            );
+        }
+        return Ok(());
+    }
+    if recipients.is_empty() {
+        tracing::warn!("the cluster is not initialised: hold the key ceremony with `openkcm operator init` (or restart with --recipient … for each share holder)");
+        return Ok(());
+    }
+    let shares = args.shares.unwrap_or(recipients.len());
+    let threshold = args.threshold.context(
+        "--threshold is required for the key ceremony (how many shares unseal the node)",
+    )?;
+    let (manifest, files) = node
+        .init(shares, threshold, recipients)
+        .await
+        .map_err(|e| anyhow::anyhow!("the key ceremony failed: {e}"))?;
+    let dir = args.data_dir.join("ceremony");
+    crate::operator_cli::write_ceremony(&dir, &manifest, &files)?;
+    tracing::info!(
+        shares,
+        threshold,
+        dir = %dir.display(),
+        "key ceremony complete: hand each share-<i>.age to its holder; the node stays sealed until {threshold} of them unseal it"
+    );
+    Ok(())
 }

@@ -76,7 +76,14 @@ fn without_mlock(data: &std::path::Path, extra: &[&str]) -> Option<Command> {
         .arg("dev")
         .arg("--data-dir")
         .arg(data)
-        .args(["--edge-addr", "127.0.0.1:0", "--core-addr", "127.0.0.1:0"])
+        .args([
+            "--edge-addr",
+            "127.0.0.1:0",
+            "--core-addr",
+            "127.0.0.1:0",
+            "--operator-addr",
+            "127.0.0.1:0",
+        ])
         .args(extra)
         .env("OPENKCM_LOG", "warn");
     Some(cmd)

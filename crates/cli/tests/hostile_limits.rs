@@ -445,7 +445,14 @@ fn limit_flags_are_documented_and_inconsistent_ones_refused() {
         .arg("dev")
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["--edge-addr", "127.0.0.1:0", "--core-addr", "127.0.0.1:0"])
+        .args([
+            "--edge-addr",
+            "127.0.0.1:0",
+            "--core-addr",
+            "127.0.0.1:0",
+            "--operator-addr",
+            "127.0.0.1:0",
+        ])
         .args(["--max-connections-per-identity", "2"])
         .output()
         .unwrap();

@@ -6,7 +6,6 @@
 
 mod common;
 use common::{in_ci, Dev};
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,25 +39,7 @@ const CHECKS: [&str; 16] = [
 const BUDGET: Duration = Duration::from_secs(50);
 
 fn python() -> Option<String> {
-    let py = std::env::var("OPENKCM_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import kmip, cryptography"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if ok {
-        return Some(py);
-    }
-    if in_ci() {
-        panic!("PyKMIP is not importable with {py}; CI must run it (scripts/test installs it)");
-    }
-    // Straight to the process's stderr: the test harness captures eprintln! of a passing test, and a skip must be
-    // seen.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPING the PyKMIP interoperability test: PyKMIP is not importable with {py}. Run scripts/test. ***\n"
-    );
-    None
+    common::pykmip_python("the PyKMIP interoperability test")
 }
 
 /// Runs the client script for one version; returns (finished successfully, stdout, stderr). Output goes to files

@@ -30,6 +30,9 @@ pub(crate) fn now() -> i64 {
 pub(crate) fn rfc3339_now() -> String {
     time::OffsetDateTime::from_unix_timestamp(now())
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }

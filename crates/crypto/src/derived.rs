@@ -93,11 +93,12 @@ impl CeremonyKey {
     /// The ceremony key of the cluster whose MasterKey is `mk`.
     pub fn derive(mk: &SecretKey) -> Result<Self, CryptoError> {
         let seed = derive_key(mk, "ceremony-ed25519")?;
-        let pair = Ed25519KeyPair::from_seed_unchecked(&seed.expose()[..KEY_LEN]).map_err(|_| {
-            CryptoError::Internal {
-                operation: "build an Ed25519 key from a seed",
-            }
-        })?;
+        let pair =
+            Ed25519KeyPair::from_seed_unchecked(&seed.expose()[..KEY_LEN]).map_err(|_| {
+                CryptoError::Internal {
+                    operation: "build an Ed25519 key from a seed",
+                }
+            })?;
         Ok(Self { pair })
     }
 

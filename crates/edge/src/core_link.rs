@@ -93,6 +93,11 @@ impl CoreLink {
         self.leases().retain(|(t, ..), _| t != tenant);
     }
 
+    /// Drops every leased service key (the Core was sealed); they are zeroized.
+    pub fn purge_all_leases(&self) {
+        self.leases().clear();
+    }
+
     /// The leased key of L3 `l3` version `version`, from the Core when this edge holds no valid lease.
     async fn leased(
         &self,

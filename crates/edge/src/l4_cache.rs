@@ -163,6 +163,13 @@ impl L4Cache {
         }
     }
 
+    /// Forgets every key (the Core was sealed: nothing may be served until it is unsealed).
+    pub fn purge_all(&self) {
+        if self.enabled() {
+            self.lock().map.clear();
+        }
+    }
+
     /// Lookups answered from the cache and lookups that had to unwrap, since start.
     pub fn stats(&self) -> (u64, u64) {
         (

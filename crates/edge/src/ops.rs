@@ -194,6 +194,13 @@ impl Edge {
         self
     }
 
+    /// Forgets every plaintext key this edge holds (cached data keys and leased service keys), zeroizing them: the
+    /// Core was sealed, and nothing may be served from memory until it is unsealed.
+    pub fn forget_all_keys(&self) {
+        self.l4_cache.purge_all();
+        self.core.purge_all_leases();
+    }
+
     /// L4 cache lookups since start: (served from the cache, unwrapped through the Core).
     pub fn l4_cache_stats(&self) -> (u64, u64) {
         self.l4_cache.stats()

@@ -75,8 +75,11 @@ async fn one_request(
 ) -> Response<Full<Bytes>> {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
-    let collected =
-        tokio::time::timeout(read_timeout, Limited::new(req.into_body(), MAX_BODY).collect()).await;
+    let collected = tokio::time::timeout(
+        read_timeout,
+        Limited::new(req.into_body(), MAX_BODY).collect(),
+    )
+    .await;
     let mut body: Vec<u8> = match collected {
         Ok(Ok(c)) => c.to_bytes().into(),
         Ok(Err(_)) => {
@@ -128,7 +131,9 @@ pub async fn serve_https(
         let limits = limits.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+            let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp))
+                .await
+            {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     crate::limited!(crate::log_limit::FAILED_HANDSHAKES, info, %addr, error = %e, "TLS handshake failed (operator API)");

@@ -14,7 +14,10 @@ pub struct Dev {
     pub data: PathBuf,
     pub edge: String,
     pub core: String,
+    pub operator: String,
     pub ca: PathBuf,
+    /// Lines of standard output not read yet.
+    lines: Option<std::sync::mpsc::Receiver<String>>,
 }
 
 impl Dev {
@@ -43,6 +46,19 @@ impl Dev {
     }
 
     fn spawn(data: &Path, tenants: &[&str], log: Option<&Path>, envs: &[(&str, &str)]) -> Dev {
+        Self::spawn_with(data, tenants, log, envs, &[], "OPENKCM READY")
+    }
+
+    /// Starts with extra `openkcm dev` arguments and waits for the first line starting with `first_line`
+    /// (`OPENKCM READY`, or `OPENKCM SEALED` for a node that waits for its unseal).
+    pub fn spawn_with(
+        data: &Path,
+        tenants: &[&str],
+        log: Option<&Path>,
+        envs: &[(&str, &str)],
+        extra: &[&str],
+        first_line: &str,
+    ) -> Dev {
         let mut cmd = Command::new(BIN);
         cmd.envs(envs.iter().copied());
         cmd.arg("dev").arg("--data-dir").arg(data).args([
@@ -50,10 +66,13 @@ impl Dev {
             "127.0.0.1:0",
             "--core-addr",
             "127.0.0.1:0",
+            "--operator-addr",
+            "127.0.0.1:0",
         ]);
         for t in tenants {
             cmd.args(["--tenant", t]);
         }
+        cmd.args(extra);
         match log {
             Some(path) => {
                 cmd.env("OPENKCM_LOG", "debug")
@@ -77,11 +96,11 @@ impl Dev {
         let ready = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
-                Ok(line) if line.starts_with("OPENKCM READY") => break line,
+                Ok(line) if line.starts_with(first_line) => break line,
                 Ok(_) => continue,
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("openkcm dev did not print OPENKCM READY within 60 s");
+                    panic!("openkcm dev did not print {first_line} within 60 s");
                 }
             }
         };
@@ -97,8 +116,41 @@ impl Dev {
             data: data.to_path_buf(),
             edge: field("edge"),
             core: field("core"),
+            operator: field("operator"),
             ca: PathBuf::from(field("ca")),
+            lines: Some(rx),
         }
+    }
+
+    /// Waits up to `within` for a line of standard output starting with `prefix`; returns it.
+    pub fn wait_line(&self, prefix: &str, within: Duration) -> String {
+        let rx = self.lines.as_ref().expect("stdout is read");
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("openkcm dev printed no {prefix} line within {within:?}"),
+            }
+        }
+    }
+
+    /// Runs `openkcm operator <args> --data-dir <data>`; returns (success, stdout, stderr).
+    pub fn operator(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(BIN)
+            .arg("operator")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run openkcm operator");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     pub fn cert(&self, tenant: &str) -> (PathBuf, PathBuf) {
@@ -226,7 +278,14 @@ pub fn dev_refusal(data: &Path) -> std::process::Output {
         .arg("dev")
         .arg("--data-dir")
         .arg(data)
-        .args(["--edge-addr", "127.0.0.1:0", "--core-addr", "127.0.0.1:0"])
+        .args([
+            "--edge-addr",
+            "127.0.0.1:0",
+            "--core-addr",
+            "127.0.0.1:0",
+            "--operator-addr",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
     assert!(
@@ -289,4 +348,29 @@ pub fn register_key_payload(
             ),
         ],
     )
+}
+
+/// The Python with PyKMIP (`OPENKCM_PYTHON`, else `python3`). Outside CI a missing PyKMIP skips `what`, loudly; in
+/// CI it is a failure.
+pub fn pykmip_python(what: &str) -> Option<String> {
+    use std::io::Write;
+    let py = std::env::var("OPENKCM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", "import kmip, cryptography"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if ok {
+        return Some(py);
+    }
+    if in_ci() {
+        panic!("PyKMIP is not importable with {py}; CI must run {what} (scripts/test installs it)");
+    }
+    // Straight to the process's stderr: the test harness captures eprintln! of a passing test, and a skip must be
+    // seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPING {what}: PyKMIP is not importable with {py}. Run scripts/test. ***\n"
+    );
+    None
 }

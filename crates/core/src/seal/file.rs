@@ -2,8 +2,8 @@
 //! MasterKey, so anyone who can read the data directory can unseal. It exists so that `openkcm dev` starts with
 //! no ceremony; every start logs a warning saying so.
 
-use openkcm_crypto::{unwrap, wrap, EnvelopeHeader, Layer, SecretKey, WrappedKey};
 use super::{io, write_private, SealError};
+use openkcm_crypto::{unwrap, wrap, EnvelopeHeader, Layer, SecretKey, WrappedKey};
 use std::path::{Path, PathBuf};
 
 /// Tenant name used in envelope headers of cluster-level keys.

@@ -122,7 +122,11 @@ pub struct Node {
     core: RwLock<Option<Arc<Core>>>,
     opener: Arc<dyn CoreOpener>,
     sealed: watch::Sender<bool>,
+    on_seal: std::sync::Mutex<Vec<SealHook>>,
 }
+
+/// Work done when the node seals, before [`Node::seal`] returns (e.g. an in-process edge forgetting its keys).
+pub type SealHook = Box<dyn Fn() + Send + Sync>;
 
 fn load_or_create_cluster_id(dir: &Path) -> Result<String, SealError> {
     let path = dir.join(CLUSTER_ID_FILE);
@@ -154,12 +158,14 @@ impl Node {
         region: &str,
         opener: Arc<dyn CoreOpener>,
     ) -> Result<Self, SealError> {
-        std::fs::create_dir_all(dir).map_err(super::io(format!("cannot create {}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(super::io(format!("cannot create {}", dir.display())))?;
         let manifest_path = dir.join(MANIFEST_FILE);
         let manifest = match std::fs::read(&manifest_path) {
-            Ok(bytes) => Some(Manifest::parse_verified(&bytes).map_err(|e| {
-                SealError::Invalid(format!("{}: {e}", manifest_path.display()))
-            })?),
+            Ok(bytes) => Some(
+                Manifest::parse_verified(&bytes)
+                    .map_err(|e| SealError::Invalid(format!("{}: {e}", manifest_path.display())))?,
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
                 return Err(SealError::Io {
@@ -207,6 +213,7 @@ impl Node {
             core: RwLock::new(None),
             opener,
             sealed,
+            on_seal: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -223,6 +230,13 @@ impl Node {
     /// Notifies every seal (`true`) and unseal (`false`).
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.sealed.subscribe()
+    }
+
+    /// Runs `hook` on every seal, before the seal call returns.
+    pub fn on_seal(&self, hook: SealHook) {
+        if let Ok(mut hooks) = self.on_seal.lock() {
+            hooks.push(hook);
+        }
     }
 
     /// Cluster id.
@@ -325,7 +339,10 @@ impl Node {
                 Ok(self.status_of(&state))
             }
             Err(e) => {
-                let reason = format!("the {} seal could not give back the MasterKey: {e}", seal.name());
+                let reason = format!(
+                    "the {} seal could not give back the MasterKey: {e}",
+                    seal.name()
+                );
                 state.reason = Some(reason.clone());
                 Err(NodeError::Server(reason))
             }
@@ -349,7 +366,8 @@ impl Node {
         let mut state = self.state.lock().await;
         if state.manifest.is_some() {
             return Err(NodeError::Conflict(
-                "the cluster is already initialised: its shares exist (see the ceremony manifest)".into(),
+                "the cluster is already initialised: its shares exist (see the ceremony manifest)"
+                    .into(),
             ));
         }
         shamir::check_parameters(shares, threshold, &recipients)
@@ -449,6 +467,9 @@ impl Node {
         }
         if let Some(u) = state.unsealer.as_mut() {
             u.reset();
+        }
+        if let Ok(hooks) = self.on_seal.lock() {
+            hooks.iter().for_each(|hook| hook());
         }
         let _ = self.sealed.send(true);
         self.status_of(&state)

@@ -168,7 +168,11 @@ pub fn parse_recipient(text: &str) -> Result<Box<dyn age::Recipient + Send>, Sea
     if text.starts_with("age1") {
         return age::x25519::Recipient::from_str(text)
             .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
-            .map_err(|e| SealError::Invalid(format!("recipient {text:?} is not a valid age public key: {e}")));
+            .map_err(|e| {
+                SealError::Invalid(format!(
+                    "recipient {text:?} is not a valid age public key: {e}"
+                ))
+            });
     }
     if text.starts_with("ssh-") {
         return age::ssh::Recipient::from_str(text)
@@ -195,7 +199,17 @@ fn short(text: &str) -> String {
 }
 
 /// Checks the share count, threshold and recipients of a ceremony.
-pub fn check_parameters(shares: usize, threshold: usize, recipients: &[String]) -> Result<(), SealError> {
+pub fn check_parameters(
+    shares: usize,
+    threshold: usize,
+    recipients: &[String],
+) -> Result<(), SealError> {
+    if recipients.is_empty() {
+        return Err(SealError::Invalid(
+            "no recipients: give one public key per share (--recipient or --recipients-file)"
+                .into(),
+        ));
+    }
     if threshold < 1 {
         return Err(SealError::Invalid(format!(
             "the threshold must be at least 1, not {threshold}"
@@ -211,11 +225,6 @@ pub fn check_parameters(shares: usize, threshold: usize, recipients: &[String]) 
         return Err(SealError::Invalid(format!(
             "the share count {shares} is below the threshold {threshold}: the MasterKey could never be rebuilt"
         )));
-    }
-    if recipients.is_empty() {
-        return Err(SealError::Invalid(
-            "no recipients: give one public key per share (--recipient or --recipients-file)".into(),
-        ));
     }
     if recipients.len() != shares {
         return Err(SealError::Invalid(format!(
@@ -362,7 +371,9 @@ pub fn decrypt_share_file(
 
 /// Parses an age identity file or an unencrypted SSH private key (ssh-ed25519 or ssh-rsa).
 pub fn parse_identities(text: &str) -> Result<Vec<Box<dyn age::Identity>>, SealError> {
-    if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----") || text.contains("-----BEGIN RSA PRIVATE KEY-----") {
+    if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----")
+        || text.contains("-----BEGIN RSA PRIVATE KEY-----")
+    {
         let id = age::ssh::Identity::from_buffer(text.as_bytes(), None)
             .map_err(|e| SealError::Invalid(format!("the SSH private key cannot be read: {e}")))?;
         if matches!(id, age::ssh::Identity::Encrypted(_)) {
@@ -393,8 +404,9 @@ pub fn parse_identities(text: &str) -> Result<Vec<Box<dyn age::Identity>>, SealE
 impl Manifest {
     /// Parses a manifest and checks its signature against the public key it names and its internal consistency.
     pub fn parse_verified(text: &[u8]) -> Result<Self, SealError> {
-        let m: Manifest = serde_json::from_slice(text)
-            .map_err(|e| SealError::Invalid(format!("the ceremony manifest is not valid JSON: {e}")))?;
+        let m: Manifest = serde_json::from_slice(text).map_err(|e| {
+            SealError::Invalid(format!("the ceremony manifest is not valid JSON: {e}"))
+        })?;
         m.verify()?;
         Ok(m)
     }
@@ -404,15 +416,21 @@ impl Manifest {
         let b = &self.body;
         let bad = |what: &str| SealError::Invalid(format!("the ceremony manifest {what}"));
         if b.format != MANIFEST_FORMAT {
-            return Err(bad(&format!("has format {:?}, expected {MANIFEST_FORMAT:?}", b.format)));
+            return Err(bad(&format!(
+                "has format {:?}, expected {MANIFEST_FORMAT:?}",
+                b.format
+            )));
         }
-        let pk = hex::decode(&b.ceremony_public_key).map_err(|_| bad("has a malformed ceremony public key"))?;
+        let pk = hex::decode(&b.ceremony_public_key)
+            .map_err(|_| bad("has a malformed ceremony public key"))?;
         let sig = hex::decode(&self.signature).map_err(|_| bad("has a malformed signature"))?;
         if !derived::verify_signature(&pk, &signed_bytes(b)?, &sig) {
             return Err(bad("signature does not verify: the file was altered"));
         }
         if cluster_fingerprint(&b.cluster_id, &pk) != b.cluster_fingerprint {
-            return Err(bad("cluster fingerprint does not match its cluster id and key"));
+            return Err(bad(
+                "cluster fingerprint does not match its cluster id and key",
+            ));
         }
         if b.threshold < 1 || b.threshold > b.shares || b.share_list.len() != b.shares {
             return Err(bad("has inconsistent share counts"));
@@ -447,7 +465,9 @@ pub enum UnsealError {
     #[error("the share is malformed: {0}")]
     Malformed(String),
     /// The share belongs to another cluster.
-    #[error("the share belongs to another cluster (fingerprint {given}, this cluster is {expected})")]
+    #[error(
+        "the share belongs to another cluster (fingerprint {given}, this cluster is {expected})"
+    )]
     ForeignCluster {
         /// The fingerprint the share names.
         given: String,
@@ -455,7 +475,9 @@ pub enum UnsealError {
         expected: String,
     },
     /// The header signature does not verify.
-    #[error("the share header is not signed by this cluster's ceremony key: it was altered or forged")]
+    #[error(
+        "the share header is not signed by this cluster's ceremony key: it was altered or forged"
+    )]
     BadSignature,
     /// The share has the wrong length.
     #[error("the share is {actual} bytes long, expected {expected}")]
@@ -573,7 +595,8 @@ impl Unsealer {
             });
         }
         let sig = hex::decode(&doc.signature).map_err(|_| UnsealError::BadSignature)?;
-        let header_bytes = serde_json::to_vec(&doc.header).map_err(|_| UnsealError::BadSignature)?;
+        let header_bytes =
+            serde_json::to_vec(&doc.header).map_err(|_| UnsealError::BadSignature)?;
         if !derived::verify_signature(&self.manifest.public_key(), &header_bytes, &sig) {
             return Err(UnsealError::BadSignature);
         }
@@ -663,7 +686,13 @@ impl Unsealer {
 }
 
 fn json_error_position(e: &serde_json::Error) -> String {
-    format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column()).to_lowercase()
+    format!(
+        "{:?} error at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+    .to_lowercase()
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -687,7 +716,10 @@ mod tests {
             region: "eu-1".into(),
             shares: n,
             threshold: m,
-            recipients: identities.iter().map(|i| i.to_public().to_string()).collect(),
+            recipients: identities
+                .iter()
+                .map(|i| i.to_public().to_string())
+                .collect(),
             purpose: "shamir".into(),
         })
         .unwrap();
@@ -718,7 +750,9 @@ mod tests {
     fn progress(r: Result<Submitted, UnsealError>) -> (usize, bool) {
         match r.unwrap() {
             Submitted::Progress {
-                progress, duplicate, ..
+                progress,
+                duplicate,
+                ..
             } => (progress, duplicate),
             Submitted::Complete(_) => panic!("completed early"),
         }
@@ -940,7 +974,8 @@ mod tests {
         assert!(run(256, 2, r(256)).contains("at most 255"));
         assert!(run(3, 2, vec![]).contains("no recipients"));
         assert!(run(3, 2, r(2)).contains("exactly one public key per share"));
-        assert!(run(2, 2, vec!["age1nope".into(), r(1).remove(0)]).contains("not a valid age public key"));
+        assert!(run(2, 2, vec!["age1nope".into(), r(1).remove(0)])
+            .contains("not a valid age public key"));
         assert!(run(1, 1, vec!["ecdsa-sha2 AAAA".into()]).contains("neither an age public key"));
     }
 
@@ -961,7 +996,10 @@ mod tests {
         );
         // The manifest lists each encrypted file's digest and recipient.
         let m = &held.output.manifest.body;
-        assert_eq!(m.share_list[0].sha256, hex::encode(sha256(armored.as_bytes())));
+        assert_eq!(
+            m.share_list[0].sha256,
+            hex::encode(sha256(armored.as_bytes()))
+        );
     }
 
     #[test]
@@ -977,7 +1015,11 @@ mod tests {
         assert!(!m.matches(&SecretKey::generate().unwrap()));
         let mut edited = m.clone();
         edited.body.threshold = 1;
-        assert!(edited.verify().unwrap_err().to_string().contains("signature"));
+        assert!(edited
+            .verify()
+            .unwrap_err()
+            .to_string()
+            .contains("signature"));
         let reparsed = Manifest::parse_verified(text.as_bytes()).unwrap();
         assert_eq!(&reparsed, m);
     }

@@ -1,0 +1,424 @@
+//! `openkcm operator …`: the operator API's client (seal-status, init, unseal, seal) for people and scripts.
+//!
+//! Every command finds the node through `--data-dir` (a local `openkcm dev`: its operator address, CA and operator
+//! certificate) or explicit `--addr/--ca/--cert/--key`.
+
+use anyhow::{bail, Context};
+use openkcm_core::seal::shamir;
+use openkcm_net::tls::{self, TlsFiles};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use zeroize::Zeroize;
+
+/// Arguments of `openkcm operator`.
+#[derive(clap::Args)]
+pub struct OperatorArgs {
+    #[command(subcommand)]
+    command: OperatorCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum OperatorCommand {
+    /// Print the node's seal status (JSON).
+    SealStatus(Conn),
+    /// Hold the Shamir key ceremony on an uninitialised node; writes the encrypted shares and the manifest.
+    Init(InitArgs),
+    /// Submit one unseal share (decrypting it locally with --identity), or reset the unseal progress.
+    Unseal(UnsealArgs),
+    /// Seal the node now: every key in memory is zeroized and key operations stop until it is unsealed.
+    Seal(Conn),
+}
+
+/// Where the node's operator API is and how to authenticate.
+#[derive(clap::Args, Clone)]
+struct Conn {
+    /// Data directory of a local node (`openkcm dev --data-dir`): gives the address, CA and operator certificate.
+    #[arg(long, env = "OPENKCM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Operator API address (HOST:PORT).
+    #[arg(long, env = "OPENKCM_OPERATOR_ADDR")]
+    addr: Option<String>,
+    /// CA certificate the node's certificate chains to (PEM).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Operator certificate (PEM).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Operator private key (PEM).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// TLS server name of the node.
+    #[arg(long, default_value = "localhost")]
+    server_name: String,
+    /// Seconds to wait for the node's answer.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
+
+#[derive(clap::Args)]
+struct InitArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// `shamir` (automatic seals initialise themselves when the node starts).
+    #[arg(long, default_value = "shamir")]
+    mode: String,
+    /// N: shares to make (default: one per recipient).
+    #[arg(long)]
+    shares: Option<usize>,
+    /// M: shares needed to unseal.
+    #[arg(long)]
+    threshold: usize,
+    /// A share holder's public key (age `age1…`, `ssh-ed25519 …`, `ssh-rsa …`) or a file holding one; one per share.
+    #[arg(long = "recipient")]
+    recipients: Vec<String>,
+    /// A file of recipients, one public key per line.
+    #[arg(long)]
+    recipients_file: Option<PathBuf>,
+    /// Directory for share-<i>.age and manifest.json (created; existing share files are never overwritten).
+    #[arg(long, default_value = "ceremony")]
+    out_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct UnsealArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Your share file: the encrypted `share-<i>.age` (with --identity), or its decrypted content.
+    #[arg(long)]
+    share_file: Option<PathBuf>,
+    /// Your age identity file (AGE-SECRET-KEY-1…) or unencrypted SSH private key, to decrypt the share locally.
+    #[arg(long)]
+    identity: Option<PathBuf>,
+    /// Clear the unseal progress and issue a new nonce (shares submitted so far must be submitted again).
+    #[arg(long, conflicts_with_all = ["share_file", "identity"])]
+    reset: bool,
+    /// Automatic seals: ask the node to unseal through its seal now (no share).
+    #[arg(long, conflicts_with_all = ["share_file", "identity", "reset"])]
+    auto: bool,
+}
+
+struct Target {
+    addr: String,
+    server_name: String,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    timeout: Duration,
+}
+
+impl Conn {
+    fn target(&self) -> anyhow::Result<Target> {
+        let from_dir = |f: &dyn Fn(&Path) -> PathBuf| self.data_dir.as_deref().map(f);
+        let pick = |explicit: &Option<PathBuf>, derived: Option<PathBuf>, what: &str| {
+            explicit.clone().or(derived).with_context(|| {
+                format!(
+                    "no {what}: pass --data-dir of a local node, or --addr, --ca, --cert and --key"
+                )
+            })
+        };
+        let ca = pick(
+            &self.ca,
+            from_dir(&|d| d.join("pki/ca.crt")),
+            "CA certificate",
+        )?;
+        let cert = pick(
+            &self.cert,
+            from_dir(&|d| d.join("pki/operator-admin.crt")),
+            "operator certificate",
+        )?;
+        let key = pick(
+            &self.key,
+            from_dir(&|d| d.join("pki/operator-admin.key")),
+            "operator key",
+        )?;
+        let addr = match (&self.addr, &self.data_dir) {
+            (Some(a), _) => a.clone(),
+            (None, Some(d)) => {
+                let path = d.join(crate::dev::OPERATOR_ADDR_FILE);
+                std::fs::read_to_string(&path)
+                    .with_context(|| {
+                        format!(
+                            "cannot read {} (is `openkcm dev --data-dir {}` running?)",
+                            path.display(),
+                            d.display()
+                        )
+                    })?
+                    .trim()
+                    .to_owned()
+            }
+            (None, None) => bail!("no node address: pass --data-dir of a local node, or --addr"),
+        };
+        let config = tls::client_config(&TlsFiles { ca, cert, key })?;
+        Ok(Target {
+            addr,
+            server_name: self.server_name.clone(),
+            config,
+            timeout: Duration::from_secs(self.timeout),
+        })
+    }
+}
+
+impl Target {
+    /// Calls the API; returns the JSON body of a 2xx answer, or the API's error sentence.
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let (status, bytes) = openkcm_net::https::request(
+            &self.addr,
+            &self.server_name,
+            self.config.clone(),
+            method,
+            path,
+            body,
+            self.timeout,
+        )
+        .await
+        .with_context(|| format!("calling the operator API at {}", self.addr))?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| {
+            format!("the operator API answered {status} with a body that is not JSON")
+        })?;
+        if !(200..300).contains(&status) {
+            let message = value
+                .get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("no error message");
+            bail!("{message} (HTTP {status})");
+        }
+        Ok(value)
+    }
+}
+
+/// Reads a recipients file: one public key per line; blank lines and `#` comments are skipped.
+pub fn read_recipients_file(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the recipients file {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The recipients of `--recipient` (a key, or a file holding one) and `--recipients-file`.
+pub fn recipients(list: &[String], file: &Option<PathBuf>) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for r in list {
+        let path = Path::new(r);
+        if !r.starts_with("age1") && !r.starts_with("ssh-") && path.is_file() {
+            out.push(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the recipient file {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            );
+        } else {
+            out.push(r.trim().to_owned());
+        }
+    }
+    if let Some(f) = file {
+        out.extend(read_recipients_file(f)?);
+    }
+    Ok(out)
+}
+
+/// Writes the ceremony's share files (never overwriting one) and manifest into `dir`.
+pub fn write_ceremony(
+    dir: &Path,
+    manifest: &shamir::Manifest,
+    files: &[(String, String)],
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, _) in files {
+        let path = dir.join(name);
+        if path.exists() {
+            bail!(
+                "{} already exists: move the previous ceremony's files away first (they are still someone's shares)",
+                path.display()
+            );
+        }
+    }
+    for (name, armored) in files {
+        openkcm_core::seal::write_private(&dir.join(name), armored.as_bytes())?;
+    }
+    let json = serde_json::to_vec_pretty(manifest)?;
+    openkcm_core::seal::write_private(&dir.join("manifest.json"), &json)?;
+    Ok(())
+}
+
+fn is_age_file(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).to_string();
+    let t = text.trim_start();
+    t.starts_with("-----BEGIN AGE ENCRYPTED FILE-----") || t.starts_with("age-encryption.org/")
+}
+
+/// The share document to submit: decrypted from `--share-file` with `--identity`, read from `--share-file`, or
+/// typed at the prompt.
+fn share_document(args: &UnsealArgs) -> anyhow::Result<String> {
+    let raw = match &args.share_file {
+        Some(path) => std::fs::read(path)
+            .with_context(|| format!("reading the share file {}", path.display()))?,
+        None => {
+            eprint!("Unseal share (the decrypted content of your share-<i>.age, one line): ");
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the share from standard input")?;
+            line.into_bytes()
+        }
+    };
+    let raw = openkcm_crypto::SecretBytes::new(raw);
+    if is_age_file(raw.expose()) {
+        let Some(identity) = &args.identity else {
+            bail!("the share file is age-encrypted: pass --identity with your age identity file or SSH private key (or decrypt it with `age -d` first)");
+        };
+        let mut text = std::fs::read_to_string(identity)
+            .with_context(|| format!("reading the identity {}", identity.display()))?;
+        let ids = shamir::parse_identities(&text);
+        text.zeroize();
+        let plain = shamir::decrypt_share_file(raw.expose(), &ids?)?;
+        return String::from_utf8(plain.expose().to_vec())
+            .map_err(|_| anyhow::anyhow!("the decrypted share is not text"));
+    }
+    String::from_utf8(raw.expose().to_vec())
+        .map_err(|_| anyhow::anyhow!("the share is neither an age file nor text"))
+}
+
+fn show_progress(v: &serde_json::Value) {
+    let sealed = v["sealed"].as_bool().unwrap_or(true);
+    if !sealed {
+        println!("Unsealed: the node is serving keys.");
+        return;
+    }
+    let duplicate = v["duplicate"].as_bool().unwrap_or(false);
+    println!(
+        "Unseal progress: {}/{}{}",
+        v["progress"],
+        v["threshold"],
+        if duplicate {
+            " (this share had already been submitted; it counts once)"
+        } else {
+            ""
+        }
+    );
+}
+
+pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
+    tls::install_default_provider();
+    match args.command {
+        OperatorCommand::SealStatus(conn) => {
+            let v = conn
+                .target()?
+                .call("GET", "/v1/sys/seal-status", Vec::new())
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        OperatorCommand::Seal(conn) => {
+            let v = conn
+                .target()?
+                .call("POST", "/v1/sys/seal", b"{}".to_vec())
+                .await?;
+            println!(
+                "Sealed (cluster {}).",
+                v["cluster_id"].as_str().unwrap_or("?")
+            );
+        }
+        OperatorCommand::Init(a) => {
+            let recipients = recipients(&a.recipients, &a.recipients_file)?;
+            let shares = a.shares.unwrap_or(recipients.len());
+            // Refuse before the ceremony if the files could not be written afterwards.
+            for i in 1..=shares {
+                let p = a.out_dir.join(format!("share-{i}.age"));
+                if p.exists() {
+                    bail!("{} already exists: choose another --out-dir", p.display());
+                }
+            }
+            let body = serde_json::json!({
+                "mode": a.mode,
+                "shares": shares,
+                "threshold": a.threshold,
+                "recipients": recipients,
+            });
+            let v = a
+                .conn
+                .target()?
+                .call("POST", "/v1/sys/init", serde_json::to_vec(&body)?)
+                .await?;
+            let manifest: shamir::Manifest = serde_json::from_value(v["manifest"].clone())
+                .context("the node's answer holds no valid manifest")?;
+            manifest.verify()?;
+            let files: Vec<(String, String)> = v["shares"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| {
+                            Some((
+                                s["file"].as_str()?.to_owned(),
+                                s["age"].as_str()?.to_owned(),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if files.len() != shares {
+                bail!(
+                    "the node returned {} share files for {shares} shares",
+                    files.len()
+                );
+            }
+            write_ceremony(&a.out_dir, &manifest, &files)?;
+            println!(
+                "Key ceremony complete: {shares} shares, {} needed to unseal. Files in {}: hand share-<i>.age to holder i; keep manifest.json.",
+                a.threshold,
+                a.out_dir.display()
+            );
+        }
+        OperatorCommand::Unseal(a) => {
+            let target = a.conn.target()?;
+            if a.reset {
+                let v = target
+                    .call("POST", "/v1/sys/unseal", br#"{"reset":true}"#.to_vec())
+                    .await?;
+                println!(
+                    "Unseal progress reset; new nonce {}.",
+                    v["nonce"].as_str().unwrap_or("-")
+                );
+                return Ok(());
+            }
+            let status = target
+                .call("GET", "/v1/sys/seal-status", Vec::new())
+                .await?;
+            if status["sealed"] == false {
+                println!("The node is already unsealed.");
+                return Ok(());
+            }
+            if a.auto || status["mode"] != "shamir" {
+                let v = target
+                    .call("POST", "/v1/sys/unseal", b"{}".to_vec())
+                    .await?;
+                show_progress(&v);
+                return Ok(());
+            }
+            if status["initialized"] == false {
+                bail!("the node is not initialised: hold the key ceremony first (openkcm operator init)");
+            }
+            let nonce = status["nonce"].as_str().unwrap_or_default().to_owned();
+            let mut document = share_document(&a)?;
+            #[derive(serde::Serialize)]
+            struct Submit<'a> {
+                share: &'a str,
+                nonce: &'a str,
+            }
+            let mut body = serde_json::to_vec(&Submit {
+                share: document.trim(),
+                nonce: &nonce,
+            })?;
+            document.zeroize();
+            let result = target.call("POST", "/v1/sys/unseal", body.clone()).await;
+            body.zeroize();
+            show_progress(&result?);
+        }
+    }
+    Ok(())
+}
