@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::{in_ci, Dev};
+use common::Dev;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
