@@ -2,7 +2,7 @@
 //! under one data directory and bound to loopback.
 
 use anyhow::{bail, Context};
-use openkcm_core::seal::{CoreOpener, FileSeal, Node, SealMode};
+use openkcm_core::seal::{CoreOpener, FileSeal, Node, ProviderSeal, SealMode};
 use openkcm_core::{Core, CoreConfig, CoreKmipService, OperatorApi};
 use openkcm_edge::{CoreLink, Edge, EdgeKmipService};
 use openkcm_net::{pki::DevPki, tls, KmipPool, ServerLimits};
@@ -130,6 +130,21 @@ pub struct DevArgs {
     /// Region of this cluster (bound into the ceremony manifest and the sealed MasterKey).
     #[arg(long, env = "OPENKCM_REGION", default_value = "dev")]
     region: String,
+    /// Auto-unseal: the seal provider's key (a transit key name for vault-transit). It must exist.
+    #[arg(long, env = "OPENKCM_SEAL_KEY", default_value = "openkcm-seal")]
+    seal_key: String,
+    /// vault-transit: the Vault or OpenBao server, `http://HOST:PORT` or `https://HOST:PORT`.
+    #[arg(long, env = "OPENKCM_VAULT_ADDR")]
+    vault_addr: Option<String>,
+    /// vault-transit: CA certificate of an https server (PEM).
+    #[arg(long, env = "OPENKCM_VAULT_CA")]
+    vault_ca: Option<PathBuf>,
+    /// vault-transit: a file holding the token (else the OPENKCM_VAULT_TOKEN environment variable).
+    #[arg(long, env = "OPENKCM_VAULT_TOKEN_FILE")]
+    vault_token_file: Option<PathBuf>,
+    /// vault-transit: the transit engine's mount path.
+    #[arg(long, env = "OPENKCM_VAULT_MOUNT", default_value = "transit")]
+    vault_mount: String,
 }
 
 /// Seal modes of `openkcm dev`.
@@ -139,6 +154,51 @@ pub enum SealKind {
     File,
     /// M-of-N Shamir shares encrypted to their holders.
     Shamir,
+    /// Auto-unseal through a key in a Vault or OpenBao transit engine (--vault-addr, --seal-key).
+    VaultTransit,
+}
+
+/// The vault-transit provider of the flags.
+fn vault_transit(args: &DevArgs) -> anyhow::Result<openkcm_providers::vault_transit::VaultTransit> {
+    let addr = args.vault_addr.as_deref().context(
+        "--seal vault-transit needs --vault-addr (http://HOST:PORT or https://HOST:PORT)",
+    )?;
+    let (tls, hostport) = if let Some(rest) = addr.strip_prefix("https://") {
+        let ca = args
+            .vault_ca
+            .as_deref()
+            .context("an https --vault-addr needs --vault-ca (the server's CA certificate)")?;
+        let host = rest
+            .trim_end_matches('/')
+            .rsplit_once(':')
+            .map_or(rest, |(h, _)| h);
+        (
+            Some((tls::ca_only_client_config(ca)?, host.to_owned())),
+            rest.trim_end_matches('/').to_owned(),
+        )
+    } else if let Some(rest) = addr.strip_prefix("http://") {
+        (None, rest.trim_end_matches('/').to_owned())
+    } else {
+        bail!("--vault-addr {addr:?} must start with http:// or https://");
+    };
+    let token = match &args.vault_token_file {
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading the Vault token file {}", f.display()))?
+            .trim()
+            .to_owned(),
+        None => std::env::var("OPENKCM_VAULT_TOKEN").context(
+            "--seal vault-transit needs a token: --vault-token-file FILE or the OPENKCM_VAULT_TOKEN environment variable",
+        )?,
+    };
+    openkcm_providers::vault_transit::VaultTransit::new(
+        openkcm_net::https::HttpTarget {
+            addr: hostport,
+            tls,
+        },
+        token,
+        &args.vault_mount,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// The limits of both KMIP listeners, from the flags.
@@ -335,6 +395,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             SealMode::Auto(Arc::new(FileSeal::new(&seal_dir)))
         }
         SealKind::Shamir => SealMode::Shamir,
+        SealKind::VaultTransit => {
+            let provider = Arc::new(vault_transit(&args)?);
+            let key = openkcm_providers::KeyRef {
+                provider: openkcm_providers::vault_transit::NAME.into(),
+                key_id: args.seal_key.clone(),
+                region: None,
+            };
+            SealMode::Auto(Arc::new(ProviderSeal::new(provider, key, &seal_dir)))
+        }
     };
     let node =
         Arc::new(Node::new(&seal_dir, mode, &args.region, opener).context("the node's seal")?);
@@ -347,6 +416,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 .context("unsealing the MasterKey")?;
         }
         SealKind::Shamir => first_ceremony(&args, &node).await?,
+        // A seal provider may be down at boot: then the node starts sealed and retries (below) until it answers.
+        SealKind::VaultTransit => {
+            if let Err(e) = node.auto_unseal().await {
+                tracing::error!(error = %e, "auto-unseal failed; the node starts sealed and retries with backoff");
+            }
+        }
     }
     warn_loose_permissions(data);
 
@@ -495,6 +570,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     };
     let mut announced = node.is_sealed();
     announce(announced);
+    if args.seal == SealKind::VaultTransit && node.is_sealed() {
+        tokio::spawn(auto_unseal_with_backoff(node.clone()));
+    }
     let stop = signals.wait();
     tokio::pin!(stop);
     loop {
@@ -645,4 +723,20 @@ async fn first_ceremony(args: &DevArgs, node: &Node) -> anyhow::Result<()> {
         "key ceremony complete: hand each share-<i>.age to its holder; the node stays sealed until {threshold} of them unseal it"
     );
     Ok(())
+}
+
+/// Unseals through the node's automatic seal, retrying with exponential backoff (1 s doubling to 30 s) while the
+/// provider fails; seal-status shows `sealed` with the reason meanwhile.
+async fn auto_unseal_with_backoff(node: Arc<Node>) {
+    let mut delay = std::time::Duration::from_secs(1);
+    loop {
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(30));
+        match node.auto_unseal().await {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(error = %e, retry_in_s = delay.as_secs(), "auto-unseal failed; the node stays sealed and retries");
+            }
+        }
+    }
 }

@@ -97,6 +97,7 @@ fn refusal(e: NodeError, status: Option<SealStatus>) -> HttpResponse {
         NodeError::Client(_) | NodeError::Unseal(_) => 400,
         NodeError::Conflict(_) => 409,
         NodeError::Server(_) => 500,
+        NodeError::Unavailable(_) => 503,
     };
     json(
         code,

@@ -189,41 +189,122 @@ pub async fn request(
     config: Arc<ClientConfig>,
     method: &str,
     path: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), NetError> {
+    let target = HttpTarget {
+        addr: addr.to_owned(),
+        tls: Some((config, server_name.to_owned())),
+    };
+    call(&target, method, path, &[], body, timeout).await
+}
+
+/// Where an HTTP client request goes: `addr` (HOST:PORT), over TLS when `tls` names a client configuration and the
+/// server name to verify, else in plain HTTP (only for loopback test servers such as an OpenBao dev server).
+#[derive(Clone)]
+pub struct HttpTarget {
+    /// HOST:PORT.
+    pub addr: String,
+    /// TLS client configuration and server name; `None` for plain HTTP.
+    pub tls: Option<(Arc<ClientConfig>, String)>,
+}
+
+impl std::fmt::Debug for HttpTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}://{}",
+            if self.tls.is_some() { "https" } else { "http" },
+            self.addr
+        )
+    }
+}
+
+/// One HTTP/1.1 request with extra `headers`: returns the status and body (at most [`MAX_BODY`] bytes). `body` is
+/// zeroized after sending; the response body is the caller's to protect.
+pub async fn call(
+    target: &HttpTarget,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
     mut body: Vec<u8>,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), NetError> {
-    let tls = crate::client::connect_tls(addr, config, server_name).await?;
-    let call = async {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| NetError::ConnectionLost(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let method = hyper::Method::from_bytes(method.as_bytes())
-            .map_err(|_| NetError::Protocol(format!("{method:?} is not an HTTP method")))?;
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, server_name)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::copy_from_slice(&body)))
-            .map_err(|e| NetError::Protocol(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| NetError::ConnectionLost(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let bytes = Limited::new(resp.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| NetError::ConnectionLost(e.to_string()))?
-            .to_bytes();
-        Ok((status, bytes.to_vec()))
-    };
-    let result = tokio::time::timeout(timeout, call)
-        .await
-        .map_err(|_| NetError::Timeout("the operator API request"))?;
+    let result = tokio::time::timeout(timeout, async {
+        match &target.tls {
+            Some((config, name)) => {
+                let tls = crate::client::connect_tls(&target.addr, config.clone(), name).await?;
+                exchange(
+                    TokioIo::new(tls),
+                    &target.addr,
+                    method,
+                    path,
+                    headers,
+                    &body,
+                )
+                .await
+            }
+            None => {
+                let tcp = tokio::net::TcpStream::connect(&target.addr)
+                    .await
+                    .map_err(|e| NetError::io(format!("cannot connect to {}", target.addr), e))?;
+                exchange(
+                    TokioIo::new(tcp),
+                    &target.addr,
+                    method,
+                    path,
+                    headers,
+                    &body,
+                )
+                .await
+            }
+        }
+    })
+    .await
+    .map_err(|_| NetError::Timeout("the HTTP request"));
     body.zeroize();
-    result
+    result?
+}
+
+async fn exchange<I>(
+    io: I,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, Vec<u8>), NetError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| NetError::ConnectionLost(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let method = hyper::Method::from_bytes(method.as_bytes())
+        .map_err(|_| NetError::Protocol(format!("{method:?} is not an HTTP method")))?;
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::CONTENT_TYPE, "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .map_err(|e| NetError::Protocol(e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| NetError::ConnectionLost(e.to_string()))?;
+    let status = resp.status().as_u16();
+    let bytes = Limited::new(resp.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| NetError::ConnectionLost(e.to_string()))?
+        .to_bytes();
+    Ok((status, bytes.to_vec()))
 }

@@ -91,3 +91,13 @@ pub fn client_config(files: &TlsFiles) -> Result<Arc<ClientConfig>, NetError> {
         )?;
     Ok(Arc::new(config))
 }
+
+/// A client configuration without a client certificate, trusting only the CA in `ca` (for calling an external
+/// service such as a Vault/OpenBao server).
+pub fn ca_only_client_config(ca: &Path) -> Result<Arc<ClientConfig>, NetError> {
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_root_certificates(roots(&read(ca)?)?)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}

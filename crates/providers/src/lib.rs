@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod local;
+pub mod vault_transit;
 
 use async_trait::async_trait;
 use openkcm_crypto::SecretBytes;
@@ -124,4 +125,33 @@ pub trait KeyProvider: Send + Sync {
 
     /// Creates a key at the provider and returns its reference.
     async fn create(&self, key_id: &str) -> Result<KeyRef, ProviderError>;
+}
+
+/// The canonical bytes of an encryption context, for providers that take associated data rather than key/value
+/// pairs: a domain tag, the pair count, then each key and value length-prefixed, pairs sorted.
+pub fn canonical_context(context: &[(String, String)]) -> Result<Vec<u8>, ProviderError> {
+    canonical_context_with(b"openkcm-provider-context-v1", context)
+}
+
+pub(crate) fn canonical_context_with(
+    domain: &[u8],
+    context: &[(String, String)],
+) -> Result<Vec<u8>, ProviderError> {
+    let too_long = || ProviderError::Invalid("the encryption context is too large".to_owned());
+    let mut pairs: Vec<&(String, String)> = context.iter().collect();
+    pairs.sort();
+    let mut out = Vec::from(domain);
+    out.extend_from_slice(
+        &u32::try_from(pairs.len())
+            .map_err(|_| too_long())?
+            .to_be_bytes(),
+    );
+    for (k, v) in pairs {
+        for part in [k, v] {
+            let len = u32::try_from(part.len()).map_err(|_| too_long())?;
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(part.as_bytes());
+        }
+    }
+    Ok(out)
 }

@@ -100,23 +100,7 @@ pub fn validate_key_id(key_id: &str) -> Result<(), ProviderError> {
 /// The canonical AAD for a context: domain ‖ count ‖ (len ‖ key ‖ len ‖ value)* with the pairs
 /// sorted, all lengths u32 big-endian.
 fn encode_context(context: &[(String, String)]) -> Result<Vec<u8>, ProviderError> {
-    let too_long = || ProviderError::Invalid("the encryption context is too large".to_owned());
-    let mut pairs: Vec<&(String, String)> = context.iter().collect();
-    pairs.sort();
-    let mut out = Vec::from(CONTEXT_DOMAIN);
-    out.extend_from_slice(
-        &u32::try_from(pairs.len())
-            .map_err(|_| too_long())?
-            .to_be_bytes(),
-    );
-    for (k, v) in pairs {
-        for part in [k, v] {
-            let len = u32::try_from(part.len()).map_err(|_| too_long())?;
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(part.as_bytes());
-        }
-    }
-    Ok(out)
+    crate::canonical_context_with(CONTEXT_DOMAIN, context)
 }
 
 fn key_path(dir: &Path, id: &str) -> PathBuf {

@@ -1,17 +1,20 @@
 //! Sealing the MasterKey (DESIGN §3): where the node's root of trust comes from at start.
 //!
 //! * [`file`] — development only: the seal key sits in a file next to the sealed MK (`openkcm dev` default).
+//! * [`auto`] — auto-unseal: MK sealed through an external KMS/HSM key (DESIGN §3.3).
 //! * [`shamir`] — the M-of-N key ceremony, age-encrypted shares with signed headers, the signed manifest with the
 //!   MK check value, and the unseal rules.
 //! * [`node`] — the node's seal state (sealed / unsealed), the unseal progress, and the Core it opens once the
 //!   MasterKey is back; what the operator API and the KMIP listeners consult.
 
+pub mod auto;
 pub mod file;
 pub mod node;
 pub mod shamir;
 
+pub use auto::ProviderSeal;
 pub use file::FileSeal;
-pub use node::{CoreOpener, Node, SealMode, SealStatus};
+pub use node::{AutoSeal, CoreOpener, Node, SealContext, SealMode, SealStatus};
 
 use std::path::Path;
 
@@ -32,6 +35,16 @@ pub enum SealError {
     /// A request or a file that cannot be used (bad parameters, bad recipient, corrupt manifest …).
     #[error("{0}")]
     Invalid(String),
+    /// The seal provider refused or failed (the normalised error says whether a retry can help).
+    #[error("{0}")]
+    Provider(String, openkcm_providers::ProviderError),
+}
+
+impl SealError {
+    /// Whether trying again later can help (the seal provider is unreachable or throttling).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SealError::Provider(_, e) if e.is_retryable())
+    }
 }
 
 pub(crate) fn io(context: String) -> impl FnOnce(std::io::Error) -> SealError {

@@ -18,13 +18,22 @@ use tokio::sync::{watch, Mutex};
 pub const MANIFEST_FILE: &str = "manifest.json";
 const CLUSTER_ID_FILE: &str = "cluster-id";
 
+/// Who the node is, as bound into a sealed MasterKey.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealContext {
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Region.
+    pub region: String,
+}
+
 /// An automatic seal: gives back the MasterKey without people (the dev `file` seal; KMS/HSM seal providers).
 #[async_trait::async_trait]
 pub trait AutoSeal: Send + Sync {
     /// The seal's name as shown in seal-status (`file`, `aws-kms` …).
     fn name(&self) -> String;
     /// Unseals the MasterKey, creating one on first use. Returns it and whether it was newly created.
-    async fn unseal(&self) -> Result<(SecretKey, bool), SealError>;
+    async fn unseal(&self, ctx: &SealContext) -> Result<(SecretKey, bool), SealError>;
 }
 
 #[async_trait::async_trait]
@@ -32,7 +41,7 @@ impl AutoSeal for super::FileSeal {
     fn name(&self) -> String {
         "file".into()
     }
-    async fn unseal(&self) -> Result<(SecretKey, bool), SealError> {
+    async fn unseal(&self, _ctx: &SealContext) -> Result<(SecretKey, bool), SealError> {
         self.init_or_unseal()
     }
 }
@@ -94,6 +103,9 @@ pub enum NodeError {
     /// The node failed (HTTP 500).
     #[error("{0}")]
     Server(String),
+    /// A service the node needs is unreachable for now (HTTP 503): the seal provider.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The result of an unseal submission.
@@ -330,7 +342,11 @@ impl Node {
         if !self.is_sealed() {
             return Ok(self.status_of(&state));
         }
-        match seal.unseal().await {
+        let ctx = SealContext {
+            cluster_id: self.cluster_id.clone(),
+            region: self.region.clone(),
+        };
+        match seal.unseal(&ctx).await {
             Ok((mk, created)) => {
                 if created {
                     tracing::info!(seal = %seal.name(), "initialised a new cluster MasterKey");
@@ -344,7 +360,11 @@ impl Node {
                     seal.name()
                 );
                 state.reason = Some(reason.clone());
-                Err(NodeError::Server(reason))
+                Err(if e.is_retryable() {
+                    NodeError::Unavailable(reason)
+                } else {
+                    NodeError::Server(reason)
+                })
             }
         }
     }
