@@ -130,21 +130,15 @@ pub struct DevArgs {
     /// Region of this cluster (bound into the ceremony manifest and the sealed MasterKey).
     #[arg(long, env = "OPENKCM_REGION", default_value = "dev")]
     region: String,
-    /// Auto-unseal: the seal provider's key (a transit key name for vault-transit). It must exist.
-    #[arg(long, env = "OPENKCM_SEAL_KEY", default_value = "openkcm-seal")]
-    seal_key: String,
-    /// vault-transit: the Vault or OpenBao server, `http://HOST:PORT` or `https://HOST:PORT`.
-    #[arg(long, env = "OPENKCM_VAULT_ADDR")]
-    vault_addr: Option<String>,
-    /// vault-transit: CA certificate of an https server (PEM).
-    #[arg(long, env = "OPENKCM_VAULT_CA")]
-    vault_ca: Option<PathBuf>,
-    /// vault-transit: a file holding the token (else the OPENKCM_VAULT_TOKEN environment variable).
-    #[arg(long, env = "OPENKCM_VAULT_TOKEN_FILE")]
-    vault_token_file: Option<PathBuf>,
-    /// vault-transit: the transit engine's mount path.
-    #[arg(long, env = "OPENKCM_VAULT_MOUNT", default_value = "transit")]
-    vault_mount: String,
+    /// Auto-unseal: recovery shares to make at first start (one per --recipient): M of them rebuild the
+    /// MasterKey if the seal provider's key is ever lost (`openkcm operator recover`).
+    #[arg(long, env = "OPENKCM_RECOVERY_SHARES")]
+    recovery_shares: Option<usize>,
+    /// Auto-unseal: how many recovery shares rebuild the MasterKey.
+    #[arg(long, env = "OPENKCM_RECOVERY_THRESHOLD")]
+    recovery_threshold: Option<usize>,
+    #[command(flatten)]
+    provider: crate::seal_args::SealProviderArgs,
 }
 
 /// Seal modes of `openkcm dev`.
@@ -156,49 +150,19 @@ pub enum SealKind {
     Shamir,
     /// Auto-unseal through a key in a Vault or OpenBao transit engine (--vault-addr, --seal-key).
     VaultTransit,
+    /// Auto-unseal through an AWS KMS key (--aws-region, --seal-key, --aws-endpoint).
+    AwsKms,
 }
 
-/// The vault-transit provider of the flags.
-fn vault_transit(args: &DevArgs) -> anyhow::Result<openkcm_providers::vault_transit::VaultTransit> {
-    let addr = args.vault_addr.as_deref().context(
-        "--seal vault-transit needs --vault-addr (http://HOST:PORT or https://HOST:PORT)",
-    )?;
-    let (tls, hostport) = if let Some(rest) = addr.strip_prefix("https://") {
-        let ca = args
-            .vault_ca
-            .as_deref()
-            .context("an https --vault-addr needs --vault-ca (the server's CA certificate)")?;
-        let host = rest
-            .trim_end_matches('/')
-            .rsplit_once(':')
-            .map_or(rest, |(h, _)| h);
-        (
-            Some((tls::ca_only_client_config(ca)?, host.to_owned())),
-            rest.trim_end_matches('/').to_owned(),
-        )
-    } else if let Some(rest) = addr.strip_prefix("http://") {
-        (None, rest.trim_end_matches('/').to_owned())
-    } else {
-        bail!("--vault-addr {addr:?} must start with http:// or https://");
-    };
-    let token = match &args.vault_token_file {
-        Some(f) => std::fs::read_to_string(f)
-            .with_context(|| format!("reading the Vault token file {}", f.display()))?
-            .trim()
-            .to_owned(),
-        None => std::env::var("OPENKCM_VAULT_TOKEN").context(
-            "--seal vault-transit needs a token: --vault-token-file FILE or the OPENKCM_VAULT_TOKEN environment variable",
-        )?,
-    };
-    openkcm_providers::vault_transit::VaultTransit::new(
-        openkcm_net::https::HttpTarget {
-            addr: hostport,
-            tls,
-        },
-        token,
-        &args.vault_mount,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))
+impl SealKind {
+    /// The provider of an auto-unseal kind.
+    fn provider(self) -> Option<crate::seal_args::ProviderKind> {
+        match self {
+            SealKind::VaultTransit => Some(crate::seal_args::ProviderKind::VaultTransit),
+            SealKind::AwsKms => Some(crate::seal_args::ProviderKind::AwsKms),
+            SealKind::File | SealKind::Shamir => None,
+        }
+    }
 }
 
 /// The limits of both KMIP listeners, from the flags.
@@ -395,12 +359,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             SealMode::Auto(Arc::new(FileSeal::new(&seal_dir)))
         }
         SealKind::Shamir => SealMode::Shamir,
-        SealKind::VaultTransit => {
-            let provider = Arc::new(vault_transit(&args)?);
+        SealKind::VaultTransit | SealKind::AwsKms => {
+            let kind = args.seal.provider().context("an auto-unseal provider")?;
+            let config = args.provider.config(kind)?;
+            let provider = config.build().map_err(|e| anyhow::anyhow!("{e}"))?;
             let key = openkcm_providers::KeyRef {
-                provider: openkcm_providers::vault_transit::NAME.into(),
-                key_id: args.seal_key.clone(),
-                region: None,
+                provider: provider.name().to_owned(),
+                key_id: args.provider.seal_key.clone(),
+                region: config.region(),
             };
             SealMode::Auto(Arc::new(ProviderSeal::new(provider, key, &seal_dir)))
         }
@@ -417,10 +383,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
         SealKind::Shamir => first_ceremony(&args, &node).await?,
         // A seal provider may be down at boot: then the node starts sealed and retries (below) until it answers.
-        SealKind::VaultTransit => {
+        SealKind::VaultTransit | SealKind::AwsKms => {
             if let Err(e) = node.auto_unseal().await {
                 tracing::error!(error = %e, "auto-unseal failed; the node starts sealed and retries with backoff");
             }
+            recovery_shares(&args, &node).await?;
         }
     }
     warn_loose_permissions(data);
@@ -570,7 +537,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     };
     let mut announced = node.is_sealed();
     announce(announced);
-    if args.seal == SealKind::VaultTransit && node.is_sealed() {
+    if args.seal.provider().is_some() && node.is_sealed() {
         tokio::spawn(auto_unseal_with_backoff(node.clone()));
     }
     let stop = signals.wait();
@@ -739,4 +706,34 @@ async fn auto_unseal_with_backoff(node: Arc<Node>) {
             }
         }
     }
+}
+
+/// Auto-unseal at start: with --recovery-shares, makes the recovery shares once (the node must be unsealed) and
+/// writes them under `<data-dir>/ceremony/`.
+async fn recovery_shares(args: &DevArgs, node: &Node) -> anyhow::Result<()> {
+    let Some(shares) = args.recovery_shares else {
+        if node.manifest().await.is_none() && !node.is_sealed() {
+            tracing::warn!("this auto-unseal cluster has no recovery shares: if the seal provider's key is lost, so is every key; make them with --recovery-shares/--recovery-threshold/--recipient or `openkcm operator init --mode recovery`");
+        }
+        return Ok(());
+    };
+    if node.manifest().await.is_some() {
+        return Ok(());
+    }
+    if node.is_sealed() {
+        tracing::warn!("recovery shares are made once the node has unsealed; it is sealed now, so they are not made at this start");
+        return Ok(());
+    }
+    let recipients = crate::operator_cli::recipients(&args.recipients, &args.recipients_file)?;
+    let threshold = args
+        .recovery_threshold
+        .context("--recovery-shares needs --recovery-threshold")?;
+    let (manifest, files) = node
+        .init(shares, threshold, recipients)
+        .await
+        .map_err(|e| anyhow::anyhow!("making the recovery shares failed: {e}"))?;
+    let dir = args.data_dir.join("ceremony");
+    crate::operator_cli::write_ceremony_named(&dir, &manifest, &files, "recovery-manifest.json")?;
+    tracing::info!(shares, threshold, dir = %dir.display(), "recovery shares made: hand each recovery-share-<i>.age to its holder");
+    Ok(())
 }

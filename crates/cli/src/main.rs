@@ -6,6 +6,7 @@ mod bench_cli;
 mod dev;
 mod kmip_cli;
 mod operator_cli;
+mod seal_args;
 
 use clap::{Parser, Subcommand};
 

@@ -27,6 +27,21 @@ enum OperatorCommand {
     Unseal(UnsealArgs),
     /// Seal the node now: every key in memory is zeroized and key operations stop until it is unsealed.
     Seal(Conn),
+    /// Auto-unseal nodes whose seal cannot unseal them: submit one recovery share (as `unseal` does).
+    Recover(UnsealArgs),
+    /// Re-seal the MasterKey of an unsealed node under another provider's key (retiring the previous seal).
+    MigrateSeal(MigrateArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The new seal provider.
+    #[arg(long)]
+    to: crate::seal_args::ProviderKind,
+    #[command(flatten)]
+    provider: crate::seal_args::SealProviderArgs,
 }
 
 /// Where the node's operator API is and how to authenticate.
@@ -59,8 +74,8 @@ struct Conn {
 struct InitArgs {
     #[command(flatten)]
     conn: Conn,
-    /// `shamir` (automatic seals initialise themselves when the node starts).
-    #[arg(long, default_value = "shamir")]
+    /// `shamir` (the key ceremony of a Shamir node) or `recovery` (recovery shares of an unsealed auto-unseal node).
+    #[arg(long, default_value = "shamir", value_parser = ["shamir", "recovery"])]
     mode: String,
     /// N: shares to make (default: one per recipient).
     #[arg(long)]
@@ -229,6 +244,16 @@ pub fn write_ceremony(
     manifest: &shamir::Manifest,
     files: &[(String, String)],
 ) -> anyhow::Result<()> {
+    write_ceremony_named(dir, manifest, files, "manifest.json")
+}
+
+/// [`write_ceremony`] with the manifest under `manifest_name`.
+pub fn write_ceremony_named(
+    dir: &Path,
+    manifest: &shamir::Manifest,
+    files: &[(String, String)],
+    manifest_name: &str,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for (name, _) in files {
         let path = dir.join(name);
@@ -243,7 +268,7 @@ pub fn write_ceremony(
         openkcm_core::seal::write_private(&dir.join(name), armored.as_bytes())?;
     }
     let json = serde_json::to_vec_pretty(manifest)?;
-    openkcm_core::seal::write_private(&dir.join("manifest.json"), &json)?;
+    openkcm_core::seal::write_private(&dir.join(manifest_name), &json)?;
     Ok(())
 }
 
@@ -328,8 +353,13 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             let recipients = recipients(&a.recipients, &a.recipients_file)?;
             let shares = a.shares.unwrap_or(recipients.len());
             // Refuse before the ceremony if the files could not be written afterwards.
+            let prefix = if a.mode == "recovery" {
+                "recovery-share"
+            } else {
+                "share"
+            };
             for i in 1..=shares {
-                let p = a.out_dir.join(format!("share-{i}.age"));
+                let p = a.out_dir.join(format!("{prefix}-{i}.age"));
                 if p.exists() {
                     bail!("{} already exists: choose another --out-dir", p.display());
                 }
@@ -367,12 +397,68 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                     files.len()
                 );
             }
-            write_ceremony(&a.out_dir, &manifest, &files)?;
+            let manifest_name = if a.mode == "recovery" {
+                "recovery-manifest.json"
+            } else {
+                "manifest.json"
+            };
+            write_ceremony_named(&a.out_dir, &manifest, &files, manifest_name)?;
             println!(
                 "Key ceremony complete: {shares} shares, {} needed to unseal. Files in {}: hand share-<i>.age to holder i; keep manifest.json.",
                 a.threshold,
                 a.out_dir.display()
             );
+        }
+        OperatorCommand::MigrateSeal(a) => {
+            let config = a.provider.config(a.to)?;
+            #[derive(serde::Serialize)]
+            struct Migrate<'a> {
+                to: &'a openkcm_providers::config::ProviderConfig,
+                key_id: &'a str,
+            }
+            let mut body = serde_json::to_vec(&Migrate {
+                to: &config,
+                key_id: &a.provider.seal_key,
+            })?;
+            let result = a
+                .conn
+                .target()?
+                .call("POST", "/v1/sys/migrate-seal", body.clone())
+                .await;
+            body.zeroize();
+            let v = result?;
+            println!(
+                "Seal migrated: the MasterKey is now sealed by {} (key {}). Restart the node with --seal {} and that provider's settings.",
+                v["mode"].as_str().unwrap_or("?"),
+                a.provider.seal_key,
+                v["mode"].as_str().unwrap_or("?")
+            );
+        }
+        OperatorCommand::Recover(a) => {
+            let target = a.conn.target()?;
+            if a.auto {
+                bail!(
+                    "--auto does not apply to recover: recovery rebuilds the MasterKey from shares"
+                );
+            }
+            if a.reset {
+                let v = target
+                    .call("POST", "/v1/sys/recover", br#"{"reset":true}"#.to_vec())
+                    .await?;
+                println!(
+                    "Recovery progress reset; new nonce {}.",
+                    v["nonce"].as_str().unwrap_or("-")
+                );
+                return Ok(());
+            }
+            let status = target
+                .call("GET", "/v1/sys/seal-status", Vec::new())
+                .await?;
+            if status["sealed"] == false {
+                println!("The node is already unsealed.");
+                return Ok(());
+            }
+            submit_share(&target, "/v1/sys/recover", &a, &status).await?;
         }
         OperatorCommand::Unseal(a) => {
             let target = a.conn.target()?;
@@ -393,6 +479,12 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                 println!("The node is already unsealed.");
                 return Ok(());
             }
+            if status["mode"] != "shamir" && (a.share_file.is_some() || a.identity.is_some()) {
+                bail!(
+                    "this node uses the {} seal, which unseals without shares; recovery shares go to `openkcm operator recover` (when the seal cannot unseal: see seal-status \"reason\")",
+                    status["mode"].as_str().unwrap_or("?")
+                );
+            }
             if a.auto || status["mode"] != "shamir" {
                 let v = target
                     .call("POST", "/v1/sys/unseal", b"{}".to_vec())
@@ -403,22 +495,33 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             if status["initialized"] == false {
                 bail!("the node is not initialised: hold the key ceremony first (openkcm operator init)");
             }
-            let nonce = status["nonce"].as_str().unwrap_or_default().to_owned();
-            let mut document = share_document(&a)?;
-            #[derive(serde::Serialize)]
-            struct Submit<'a> {
-                share: &'a str,
-                nonce: &'a str,
-            }
-            let mut body = serde_json::to_vec(&Submit {
-                share: document.trim(),
-                nonce: &nonce,
-            })?;
-            document.zeroize();
-            let result = target.call("POST", "/v1/sys/unseal", body.clone()).await;
-            body.zeroize();
-            show_progress(&result?);
+            submit_share(&target, "/v1/sys/unseal", &a, &status).await?;
         }
     }
+    Ok(())
+}
+
+/// Submits the share of `args` to `path` under the nonce of `status`, and shows the progress.
+async fn submit_share(
+    target: &Target,
+    path: &str,
+    a: &UnsealArgs,
+    status: &serde_json::Value,
+) -> anyhow::Result<()> {
+    #[derive(serde::Serialize)]
+    struct Submit<'a> {
+        share: &'a str,
+        nonce: &'a str,
+    }
+    let nonce = status["nonce"].as_str().unwrap_or_default().to_owned();
+    let mut document = share_document(a)?;
+    let mut body = serde_json::to_vec(&Submit {
+        share: document.trim(),
+        nonce: &nonce,
+    })?;
+    document.zeroize();
+    let result = target.call("POST", path, body.clone()).await;
+    body.zeroize();
+    show_progress(&result?);
     Ok(())
 }

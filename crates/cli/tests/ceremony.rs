@@ -168,8 +168,14 @@ fn ceremony_restart_and_unseal_with_two_of_three_age_shares_serves_the_old_key_t
     assert!(out.contains("sealed"), "{out}");
     // Holders 3 and 2 this time.
     assert!(unseal(&dev, &share(3), &ids[2]).contains("1/2"));
+    let started = std::time::Instant::now();
     assert!(unseal(&dev, &share(2), &ids[1]).contains("Unsealed"));
+    let last_share = started.elapsed();
     dev.wait_line("OPENKCM READY", Duration::from_secs(10));
+    eprintln!(
+        "UNSEAL TIMING shamir 2-of-3: the last `openkcm operator unseal` (decrypt the age share, submit, combine, verify, open the Core) took {} ms",
+        last_share.as_millis()
+    );
     let (code, again) = pykmip(&py, &dev, &["get", &uid]);
     assert_eq!(code, 0, "{again}");
     assert_eq!(again, key_hex, "the key created before the restart");

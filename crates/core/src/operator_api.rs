@@ -6,6 +6,8 @@
 //! | `POST /v1/sys/init` | operator | Shamir key ceremony: `{shares, threshold, recipients}` → manifest and encrypted shares |
 //! | `POST /v1/sys/unseal` | operator | `{share, nonce}` (Shamir), `{reset: true}`, or `{}` (automatic seals) |
 //! | `POST /v1/sys/seal` | operator | seal now: the Core drops and zeroizes every key |
+//! | `POST /v1/sys/recover` | operator | auto-unseal nodes: `{share, nonce}` of a recovery share, or `{reset: true}` |
+//! | `POST /v1/sys/migrate-seal` | operator | `{to: <provider settings>, key_id}`: re-seal the MasterKey under another provider |
 //!
 //! While sealed every other path answers 503 `{"error":"sealed"}`. Errors are `{"error": "<sentence>"}` with a
 //! 4xx status when the caller can fix them (a refused share is 400, never 500).
@@ -56,6 +58,16 @@ pub struct InitShare {
     pub file: String,
     /// The armored age file.
     pub age: String,
+}
+
+/// `POST /v1/sys/migrate-seal`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateRequest {
+    /// The new seal provider's settings (`{"provider":"vault-transit", …}`).
+    pub to: openkcm_providers::config::ProviderConfig,
+    /// The key at the new provider (transit key name, KMS key id, ARN or alias).
+    pub key_id: String,
 }
 
 /// `POST /v1/sys/unseal`. `Debug` does not show the share.
@@ -132,12 +144,27 @@ impl OperatorApi {
             Ok(r) => r,
             Err(resp) => return resp,
         };
-        if req.mode != "shamir" {
+        if req.mode != "shamir" && req.mode != "recovery" {
             return error(
                 400,
                 format!(
-                    "mode {:?} cannot be initialised through the API: use \"shamir\" (automatic seals initialise themselves at start)",
+                    "mode {:?} cannot be initialised through the API: use \"shamir\" (key ceremony of a Shamir node) or \"recovery\" (recovery shares of an auto-unseal node)",
                     req.mode
+                ),
+            );
+        }
+        let status = self.node.status().await;
+        let expected = if status.mode == "shamir" {
+            "shamir"
+        } else {
+            "recovery"
+        };
+        if req.mode != expected {
+            return error(
+                400,
+                format!(
+                    "this node uses the {} seal: init takes mode {expected:?}, not {:?}",
+                    status.mode, req.mode
                 ),
             );
         }
@@ -157,6 +184,53 @@ impl OperatorApi {
                     "seal_status": self.node.status().await,
                 }),
             ),
+            Err(e) => refusal(e, Some(self.node.status().await)),
+        }
+    }
+
+    async fn recover(&self, body: &[u8]) -> HttpResponse {
+        let req: UnsealRequest = match parse(body) {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let result = if req.reset {
+            self.node.reset().await.map(|s| json(200, &s))
+        } else {
+            let (Some(share), Some(nonce)) = (&req.share, &req.nonce) else {
+                return error(
+                    400,
+                    "a recovery share needs \"share\" and the current \"nonce\" (from /v1/sys/seal-status)",
+                );
+            };
+            self.node.recover(nonce, share).await.map(|o| json(200, &o))
+        };
+        match result {
+            Ok(resp) => resp,
+            Err(e) => refusal(e, Some(self.node.status().await)),
+        }
+    }
+
+    async fn migrate_seal(&self, body: &[u8]) -> HttpResponse {
+        let req: MigrateRequest = match parse(body) {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let provider = match req.to.build() {
+            Ok(p) => p,
+            Err(e) => return error(400, format!("the new seal provider cannot be used: {e}")),
+        };
+        let key = openkcm_providers::KeyRef {
+            provider: provider.name().to_owned(),
+            key_id: req.key_id.clone(),
+            region: req.to.region(),
+        };
+        let seal = Arc::new(crate::seal::ProviderSeal::new(
+            provider,
+            key,
+            self.node.seal_dir(),
+        ));
+        match self.node.migrate_seal(seal).await {
+            Ok(status) => json(200, &status),
             Err(e) => refusal(e, Some(self.node.status().await)),
         }
     }
@@ -210,7 +284,14 @@ impl HttpService for OperatorApi {
             return json(200, &self.node.status().await);
         }
         if route.1.starts_with("/v1/sys/") {
-            let allowed = matches!(route.1, "/v1/sys/init" | "/v1/sys/unseal" | "/v1/sys/seal");
+            let allowed = matches!(
+                route.1,
+                "/v1/sys/init"
+                    | "/v1/sys/unseal"
+                    | "/v1/sys/seal"
+                    | "/v1/sys/recover"
+                    | "/v1/sys/migrate-seal"
+            );
             if !allowed {
                 return error(404, format!("no such endpoint: {path}"));
             }
@@ -228,6 +309,8 @@ impl HttpService for OperatorApi {
             return match route.1 {
                 "/v1/sys/init" => self.init(body).await,
                 "/v1/sys/unseal" => self.unseal(body).await,
+                "/v1/sys/recover" => self.recover(body).await,
+                "/v1/sys/migrate-seal" => self.migrate_seal(body).await,
                 _ => json(200, &self.node.seal().await),
             };
         }

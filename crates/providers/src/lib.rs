@@ -23,6 +23,8 @@
 
 #![warn(missing_docs)]
 
+pub mod aws_kms;
+pub mod config;
 pub mod local;
 pub mod vault_transit;
 

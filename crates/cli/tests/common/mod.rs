@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod services;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_openkcm");
 
 /// A running `openkcm dev`.

@@ -186,6 +186,16 @@ impl ProviderSeal {
         }
     }
 
+    /// The provider.
+    pub fn provider(&self) -> &dyn KeyProvider {
+        self.provider.as_ref()
+    }
+
+    /// Seals `mk` under this seal's key (does not write the blob).
+    pub async fn seal(&self, mk: &SecretKey, ctx: &SealContext) -> Result<SealedBlob, SealError> {
+        seal_master_key(mk, self.provider.as_ref(), &self.key, ctx).await
+    }
+
     /// Reads the blob, if any.
     pub fn read_blob(dir: &Path) -> Result<Option<SealedBlob>, SealError> {
         let path = dir.join(BLOB_FILE);

