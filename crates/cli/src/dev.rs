@@ -316,6 +316,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             bail!("tenant name {t:?} is invalid: use 1-63 characters of a-z, 0-9 and -, not starting with -");
         }
     }
+    check_seal_flags(&args)?;
     let data = &args.data_dir;
     let _lock = prepare_data_dir(data)?;
 
@@ -469,7 +470,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let edge = Arc::new(edge);
     // Sealing the Core also takes the edge's plaintext data keys and leased service keys, before the seal returns.
     let edge_on_seal = edge.clone();
-    node.on_seal(Box::new(move || edge_on_seal.forget_all_keys()));
+    node.on_seal(Box::new(move || edge_on_seal.set_core_sealed(true)));
+    edge.set_core_sealed(node.is_sealed());
     if args.legacy_crypto {
         tracing::warn!("legacy_crypto is on: Encrypt and Decrypt accept Triple DES keys; use it only to read old data");
     }
@@ -525,6 +527,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     // One line per seal-state change: OPENKCM SEALED while the node waits for its unseal, OPENKCM READY once the
     // Core serves keys.
     let mut seal_events = node.subscribe();
+    // Changes before the subscription are not signalled: take the state now, later ones arrive as events.
+    edge.set_core_sealed(node.is_sealed());
     let announce = |sealed: bool| {
         if sealed {
             println!(
@@ -548,6 +552,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             changed = seal_events.changed() => {
                 if changed.is_err() { break; }
                 let sealed = *seal_events.borrow_and_update();
+                edge.set_core_sealed(sealed);
                 if sealed != announced {
                     announced = sealed;
                     announce(sealed);
@@ -664,7 +669,7 @@ async fn first_ceremony(args: &DevArgs, node: &Node) -> anyhow::Result<()> {
     if status.initialized {
         if !recipients.is_empty() {
             tracing::info!(
-                "the cluster is already initialised: --recipient and --shares are not used again"
+                "the cluster is already initialised: --recipient, --shares and --threshold are not used again"
             );
         }
         return Ok(());
@@ -735,5 +740,25 @@ async fn recovery_shares(args: &DevArgs, node: &Node) -> anyhow::Result<()> {
     let dir = args.data_dir.join("ceremony");
     crate::operator_cli::write_ceremony_named(&dir, &manifest, &files, "recovery-manifest.json")?;
     tracing::info!(shares, threshold, dir = %dir.display(), "recovery shares made: hand each recovery-share-<i>.age to its holder");
+    Ok(())
+}
+
+/// Refuses seal flags that the chosen seal would silently ignore.
+fn check_seal_flags(args: &DevArgs) -> anyhow::Result<()> {
+    let shamir = args.seal == SealKind::Shamir;
+    let auto = args.seal.provider().is_some();
+    if !shamir && (args.threshold.is_some() || args.shares.is_some()) {
+        bail!("--threshold and --shares belong to the Shamir seal: add --seal shamir (for an auto-unseal seal's recovery shares use --recovery-shares and --recovery-threshold)");
+    }
+    if !auto && (args.recovery_shares.is_some() || args.recovery_threshold.is_some()) {
+        bail!("--recovery-shares and --recovery-threshold belong to an auto-unseal seal (--seal vault-transit or aws-kms)");
+    }
+    let recipients = !args.recipients.is_empty() || args.recipients_file.is_some();
+    if recipients && !shamir && args.recovery_shares.is_none() {
+        bail!("--recipient names the holders of Shamir shares (--seal shamir) or of recovery shares (--recovery-shares); with this seal it would be ignored");
+    }
+    if shamir && !recipients && args.threshold.is_some() {
+        tracing::warn!("--threshold is used by the key ceremony, which needs the holders' public keys (--recipient); without them the node waits for `openkcm operator init`");
+    }
     Ok(())
 }

@@ -210,7 +210,14 @@ pub fn read_recipients_file(path: &Path) -> anyhow::Result<Vec<String>> {
         .with_context(|| format!("reading the recipients file {}", path.display()))?;
     Ok(text
         .lines()
-        .map(str::trim)
+        // A `#` at the start of a line or after white space starts a comment.
+        .map(|l| {
+            let l = l.trim();
+            match l.find(" #").or_else(|| l.find("\t#")) {
+                Some(i) => l[..i].trim_end(),
+                None => l,
+            }
+        })
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_owned)
         .collect())
@@ -234,6 +241,13 @@ pub fn recipients(list: &[String], file: &Option<PathBuf>) -> anyhow::Result<Vec
     }
     if let Some(f) = file {
         out.extend(read_recipients_file(f)?);
+    }
+    if let Some(i) = out.iter().position(|r| shamir::looks_private(r)) {
+        bail!(
+            "recipient {} is a PRIVATE key (AGE-SECRET-KEY-… or a private key file): give each holder's public key \
+             (`age-keygen -y KEYFILE`, or the .pub file of an SSH key); nothing was sent",
+            i + 1
+        );
     }
     Ok(out)
 }
@@ -294,12 +308,23 @@ fn share_document(args: &UnsealArgs) -> anyhow::Result<String> {
         }
     };
     let raw = openkcm_crypto::SecretBytes::new(raw);
+    if raw.expose().iter().all(u8::is_ascii_whitespace) {
+        bail!("no share was given (the share file or standard input is empty)");
+    }
     if is_age_file(raw.expose()) {
         let Some(identity) = &args.identity else {
             bail!("the share file is age-encrypted: pass --identity with your age identity file or SSH private key (or decrypt it with `age -d` first)");
         };
         let mut text = std::fs::read_to_string(identity)
             .with_context(|| format!("reading the identity {}", identity.display()))?;
+        let first = text.trim_start();
+        if first.starts_with("age1") || first.starts_with("ssh-") {
+            text.zeroize();
+            bail!(
+                "{} holds a PUBLIC key; --identity takes the holder's private identity (the AGE-SECRET-KEY-1… file, or the SSH private key)",
+                identity.display()
+            );
+        }
         let ids = shamir::parse_identities(&text);
         text.zeroize();
         let plain = shamir::decrypt_share_file(raw.expose(), &ids?)?;
@@ -353,6 +378,24 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             let recipients = recipients(&a.recipients, &a.recipients_file)?;
             let shares = a.shares.unwrap_or(recipients.len());
             // Refuse before the ceremony if the files could not be written afterwards.
+            // The node holds the ceremony before the files are written here: make sure they can be, first.
+            std::fs::create_dir_all(&a.out_dir).with_context(|| {
+                format!(
+                    "cannot create --out-dir {} (nothing was done)",
+                    a.out_dir.display()
+                )
+            })?;
+            let probe = a
+                .out_dir
+                .join(format!(".openkcm-write-test-{}", std::process::id()));
+            std::fs::write(&probe, b"probe")
+                .and_then(|()| std::fs::remove_file(&probe))
+                .with_context(|| {
+                    format!(
+                        "cannot write into --out-dir {} (nothing was done)",
+                        a.out_dir.display()
+                    )
+                })?;
             let prefix = if a.mode == "recovery" {
                 "recovery-share"
             } else {
@@ -402,7 +445,18 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             } else {
                 "manifest.json"
             };
-            write_ceremony_named(&a.out_dir, &manifest, &files, manifest_name)?;
+            if let Err(e) = write_ceremony_named(&a.out_dir, &manifest, &files, manifest_name) {
+                // The shares exist only in this answer now. They are encrypted to their holders, so printing them
+                // is safe, and it is the only way not to lose them.
+                println!("{}", serde_json::to_string_pretty(&v["shares"])?);
+                println!("{}", serde_json::to_string_pretty(&manifest)?);
+                bail!(
+                    "the key ceremony COMPLETED on the node, but writing its files into {} failed: {e:#}. The encrypted \
+                     shares and the manifest are printed above on standard output: save each \"age\" text as the file \
+                     named beside it and hand it to its holder",
+                    a.out_dir.display()
+                );
+            }
             println!(
                 "Key ceremony complete: {shares} shares, {} needed to unseal. Files in {}: hand share-<i>.age to holder i; keep manifest.json.",
                 a.threshold,
@@ -445,10 +499,10 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                 let v = target
                     .call("POST", "/v1/sys/recover", br#"{"reset":true}"#.to_vec())
                     .await?;
-                println!(
-                    "Recovery progress reset; new nonce {}.",
-                    v["nonce"].as_str().unwrap_or("-")
-                );
+                match v["nonce"].as_str() {
+                    Some(n) => println!("Recovery progress reset; new nonce {n}."),
+                    None => println!("Nothing to reset: this node is not waiting for shares."),
+                }
                 return Ok(());
             }
             let status = target
@@ -466,10 +520,10 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                 let v = target
                     .call("POST", "/v1/sys/unseal", br#"{"reset":true}"#.to_vec())
                     .await?;
-                println!(
-                    "Unseal progress reset; new nonce {}.",
-                    v["nonce"].as_str().unwrap_or("-")
-                );
+                match v["nonce"].as_str() {
+                    Some(n) => println!("Unseal progress reset; new nonce {n}."),
+                    None => println!("Nothing to reset: this node is not waiting for shares."),
+                }
                 return Ok(());
             }
             let status = target

@@ -310,7 +310,81 @@ async fn operator_api_init_refusals_are_client_errors_and_only_operators_act() {
     assert!(!ok && err.contains("at most 255"), "{err}");
     let (ok, _, err) = init(&["--threshold", "1"]);
     assert!(!ok && err.contains("no recipients"), "{err}");
-    assert!(!out_dir.exists());
+    assert!(!out_dir.join("share-1.age").exists());
+    // Duplicate holders, and a private key given as a recipient: refused, and the key is never echoed.
+    let (ok, _, err) = init(&[
+        "--threshold",
+        "2",
+        "--recipient",
+        &publics[0],
+        "--recipient",
+        &publics[0],
+    ]);
+    assert!(!ok && err.contains("same public key"), "{err}");
+    let secret = std::fs::read_to_string(&ids[0]).unwrap();
+    let (ok, _, err) = init(&["--threshold", "1", "--recipient", ids[0].to_str().unwrap()]);
+    assert!(!ok && err.contains("PRIVATE key"), "{err}");
+    assert!(
+        !err.contains(&secret.trim()[15..35]),
+        "the private key was echoed: {err}"
+    );
+    // An --out-dir that cannot be made: nothing is done on the node.
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let (ok, _, err) = dev.operator(&[
+        "init",
+        "--threshold",
+        "1",
+        "--recipient",
+        &publics[0],
+        "--out-dir",
+        blocker.join("sub").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("nothing was done"), "{err}");
+    let (_, st) = api(
+        &dev,
+        "operator-admin",
+        "GET",
+        "/v1/sys/seal-status",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(st["initialized"], false);
+    // Malformed bodies name the problem (field names only), and /v1/sys itself is no endpoint.
+    let (code, body) = api(
+        &dev,
+        "operator-admin",
+        "POST",
+        "/v1/sys/init",
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `shares`"),
+        "{body}"
+    );
+    let (code, _) = api(
+        &dev,
+        "operator-admin",
+        "POST",
+        "/v1/sys/unseal",
+        serde_json::json!([]),
+    )
+    .await;
+    assert_eq!(code, 400);
+    let (code, _) = api(
+        &dev,
+        "operator-admin",
+        "GET",
+        "/v1/sys",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(code, 404);
 
     // The ceremony through the API, with recipients from a file.
     let recipients = dir.path().join("recipients.txt");
@@ -421,7 +495,8 @@ async fn operator_api_init_refusals_are_client_errors_and_only_operators_act() {
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["sealed"], false);
     dev.wait_line("OPENKCM READY", Duration::from_secs(10));
-    assert!(dev.kmip("demo", &["create"]).is_ok());
+    let uid = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
+    assert!(dev.kmip("demo", &["attributes", &uid]).is_ok());
     let (code, _) = unseal(doc1, nonce).await;
     assert_eq!(code, 409, "unsealing an unsealed node");
     // Unsealed: unknown paths are 404 now, not 503.
@@ -447,7 +522,70 @@ async fn operator_api_init_refusals_are_client_errors_and_only_operators_act() {
     dev.wait_line("OPENKCM SEALED", Duration::from_secs(10));
     let err = dev.kmip("demo", &["create"]).unwrap_err();
     assert!(err.contains("sealed"), "{err}");
+    // Operations the edge could answer from its vault alone are refused too while the Core is sealed.
+    for args in [
+        vec!["attributes", uid.as_str()],
+        vec!["locate", "--name", "nothing"],
+        vec!["destroy", uid.as_str()],
+    ] {
+        let err = dev.kmip("demo", &args).unwrap_err();
+        assert!(err.contains("sealed"), "{args:?}: {err}");
+    }
+    // The Core's own KMIP port: an application is told it has no business there, sealed or not.
+    let err = dev
+        .kmip_at(&dev.core.clone(), "demo", &["create"])
+        .unwrap_err();
+    assert!(
+        err.contains("Permission Denied") && !err.contains("sealed"),
+        "{err}"
+    );
+    // {"reset": true} with a share is ambiguous: refused.
+    let (code, _) = api(
+        &dev,
+        "operator-admin",
+        "POST",
+        "/v1/sys/unseal",
+        serde_json::json!({"reset": true, "share": "x"}),
+    )
+    .await;
+    assert_eq!(code, 400);
     dev.stop();
+}
+
+#[test]
+fn dev_refuses_seal_flags_its_seal_would_ignore() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["--threshold", "2"],
+        vec!["--seal", "file", "--shares", "3"],
+        vec![
+            "--recipient",
+            "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq",
+        ],
+        vec!["--seal", "shamir", "--recovery-shares", "3"],
+    ] {
+        let out = Command::new(common::BIN)
+            .arg("dev")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args([
+                "--edge-addr",
+                "127.0.0.1:0",
+                "--core-addr",
+                "127.0.0.1:0",
+                "--operator-addr",
+                "127.0.0.1:0",
+            ])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("belong") || err.contains("would be ignored"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 fn hex_decode(s: &str) -> Vec<u8> {

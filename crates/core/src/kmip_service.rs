@@ -92,7 +92,15 @@ impl OperationHandler for SealedOps<'_> {
         if operation == op::DISCOVER_VERSIONS {
             return payload::discover_versions_response(payload);
         }
-        let e = KmipError::new(rr::GENERAL_FAILURE, SEALED_MESSAGE);
+        // Who may call comes before what state the node is in.
+        let e = if matches!(self.peer, PeerIdentity::Edge { .. }) {
+            KmipError::new(rr::GENERAL_FAILURE, SEALED_MESSAGE)
+        } else {
+            KmipError::new(
+                rr::PERMISSION_DENIED,
+                "the Core's KMIP port serves edges only (applications use the Crypto Edge, operators the operator API)",
+            )
+        };
         openkcm_net::log_refusal(self.peer, ctx.version, operation, &e);
         Err(e)
     }

@@ -123,17 +123,24 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, HttpResponse> {
     } else {
         body
     };
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(error(400, "the request body must be a JSON object"));
+    }
     serde_json::from_slice(body).map_err(|e| {
-        // Position only: serde's message can quote the input, which may hold a share.
+        // serde's message can quote the input, which may hold a share: only field-name messages are passed on.
+        let text = e.to_string();
+        let what = if text.starts_with("missing field") || text.starts_with("unknown field") {
+            text.split(" at line").next().unwrap_or_default().to_owned()
+        } else {
+            format!("{:?} error", e.classify()).to_lowercase()
+        };
         error(
             400,
             format!(
-                "the request body is not the expected JSON object ({:?} error at line {} column {})",
-                e.classify(),
+                "the request body is not the expected JSON object: {what} (line {}, column {})",
                 e.line(),
                 e.column()
-            )
-            .to_lowercase(),
+            ),
         )
     })
 }
@@ -193,6 +200,12 @@ impl OperatorApi {
             Ok(r) => r,
             Err(resp) => return resp,
         };
+        if req.reset && (req.share.is_some() || req.nonce.is_some()) {
+            return error(
+                400,
+                "reset takes no share or nonce: send {\"reset\": true} alone",
+            );
+        }
         let result = if req.reset {
             self.node.reset().await.map(|s| json(200, &s))
         } else {
@@ -240,6 +253,12 @@ impl OperatorApi {
             Ok(r) => r,
             Err(resp) => return resp,
         };
+        if req.reset && (req.share.is_some() || req.nonce.is_some()) {
+            return error(
+                400,
+                "reset takes no share or nonce: send {\"reset\": true} alone",
+            );
+        }
         let result = if req.reset {
             self.node.reset().await.map(|s| json(200, &s))
         } else if let Some(share) = &req.share {
@@ -283,7 +302,7 @@ impl HttpService for OperatorApi {
         if let ("GET", "/v1/sys/seal-status") = route {
             return json(200, &self.node.status().await);
         }
-        if route.1.starts_with("/v1/sys/") {
+        if route.1 == "/v1/sys" || route.1.starts_with("/v1/sys/") {
             let allowed = matches!(
                 route.1,
                 "/v1/sys/init"

@@ -143,6 +143,9 @@ pub struct Edge {
     group_locate: tokio::sync::Mutex<()>,
     /// Unwrapped L4 keys, so hot keys cost no Core round trip (`core` custody, DESIGN §6.3).
     l4_cache: crate::l4_cache::L4Cache,
+    /// Set while the Core is known to be sealed: every operation but Discover Versions and Query is refused, even
+    /// those the edge could answer from its vault alone (attributes, Locate, Revoke, Destroy).
+    core_sealed: std::sync::atomic::AtomicBool,
 }
 
 fn now() -> i64 {
@@ -178,6 +181,16 @@ impl Edge {
                 crate::l4_cache::DEFAULT_TTL,
                 crate::l4_cache::DEFAULT_CAPACITY,
             ),
+            core_sealed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Records whether the Core is sealed. Sealing also forgets every plaintext key the edge holds.
+    pub fn set_core_sealed(&self, sealed: bool) {
+        self.core_sealed
+            .store(sealed, std::sync::atomic::Ordering::SeqCst);
+        if sealed {
+            self.forget_all_keys();
         }
     }
 
@@ -2204,9 +2217,13 @@ impl OperationHandler for EdgeOps<'_> {
         operation: u32,
         payload: &Item,
     ) -> Result<Item, KmipError> {
+        let sealed = self
+            .edge
+            .core_sealed
+            .load(std::sync::atomic::Ordering::SeqCst);
         let result = match operation {
             op::DISCOVER_VERSIONS => payload::discover_versions_response(payload),
-            op::QUERY => {
+            op::QUERY if !sealed => {
                 // Only what this version defines and this edge serves.
                 let ops: Vec<u32> = EDGE_OPERATIONS
                     .iter()
@@ -2222,6 +2239,10 @@ impl OperationHandler for EdgeOps<'_> {
                     &[object_type::SYMMETRIC_KEY, object_type::SECRET_DATA, object_type::OPAQUE_OBJECT],
                 )
             }
+            _ if sealed => self.caller().and(Err(KmipError::new(
+                rr::GENERAL_FAILURE,
+                "the Crypto Core is sealed: no key operation is possible until an operator unseals it (openkcm operator unseal)",
+            ))),
             op::CREATE => self.create(payload).await,
             op::REGISTER => self.register(payload).await,
             op::REKEY => self.rekey(ctx, payload).await,

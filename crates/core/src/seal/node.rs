@@ -206,8 +206,10 @@ impl Node {
                 }
                 if shamir_manifest.is_none() && is_initialised(dir) {
                     return Err(SealError::Invalid(format!(
-                        "this cluster was initialised with another seal ({} has no ceremony manifest); start it with that seal",
-                        dir.display()
+                        "{} is missing although this cluster was initialised: if it uses Shamir shares, restore it \
+                         from the ceremony's manifest.json (for `openkcm dev`: <data-dir>/ceremony/manifest.json); \
+                         if it uses another seal, start it with that seal",
+                        dir.join(MANIFEST_FILE).display()
                     )));
                 }
                 shamir_manifest
@@ -234,7 +236,22 @@ impl Node {
             }
         };
         let cluster_id = match (&mode, &manifest) {
-            (SealMode::Shamir, Some(m)) => m.body.cluster_id.clone(),
+            (SealMode::Shamir, Some(m)) => {
+                // The id file is written before the ceremony; a manifest of another cluster copied in is refused.
+                let path = dir.join(CLUSTER_ID_FILE);
+                if let Ok(id) = std::fs::read_to_string(&path) {
+                    if id.trim() != m.body.cluster_id {
+                        return Err(SealError::Invalid(format!(
+                            "{} belongs to cluster {:?}, but this data directory is cluster {:?} ({}): restore this cluster's own manifest",
+                            dir.join(MANIFEST_FILE).display(),
+                            m.body.cluster_id,
+                            id.trim(),
+                            path.display()
+                        )));
+                    }
+                }
+                m.body.cluster_id.clone()
+            }
             _ => load_or_create_cluster_id(dir)?,
         };
         if let Some(m) = &manifest {
@@ -383,7 +400,8 @@ impl Node {
             }
             Err(e) => {
                 let reason = format!(
-                    "the MasterKey was recovered, but the Crypto Core could not be opened with it: {e}"
+                    "the MasterKey was recovered, but the Crypto Core could not be opened with it: {e} (check that \
+                     the seal files and the Core storage belong to the same cluster)"
                 );
                 tracing::error!(reason = %reason, "the node stays sealed");
                 state.reason = Some(reason.clone());
@@ -394,6 +412,9 @@ impl Node {
 
     /// Automatic modes: unseal through the seal (at start, and on `POST /v1/sys/unseal` while sealed).
     pub async fn auto_unseal(&self) -> Result<SealStatus, NodeError> {
+        if !self.is_sealed() {
+            return Err(NodeError::Conflict("the node is already unsealed".into()));
+        }
         let SealMode::Auto(seal) = &self.mode() else {
             return Err(NodeError::Client(
                 "this node uses Shamir shares: submit a share with its nonce".into(),

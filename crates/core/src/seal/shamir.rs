@@ -165,6 +165,13 @@ pub fn recipient_fingerprint(recipient: &str) -> String {
 /// Parses a recipient: an age X25519 key (`age1…`) or an SSH public key (`ssh-ed25519 …`, `ssh-rsa …`).
 pub fn parse_recipient(text: &str) -> Result<Box<dyn age::Recipient + Send>, SealError> {
     let text = text.trim();
+    if looks_private(text) {
+        return Err(SealError::Invalid(
+            "a recipient is a PRIVATE key (AGE-SECRET-KEY-… or a private key file): give each holder's public key \
+             (`age-keygen -y KEYFILE`, or the .pub file of an SSH key); the private key was not used or shown"
+                .into(),
+        ));
+    }
     if text.starts_with("age1") {
         return age::x25519::Recipient::from_str(text)
             .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
@@ -190,12 +197,29 @@ pub fn parse_recipient(text: &str) -> Result<Box<dyn age::Recipient + Send>, Sea
     )))
 }
 
+/// Whether `text` is (or holds) a private key: an age identity or a PEM/OpenSSH private key.
+pub fn looks_private(text: &str) -> bool {
+    let upper = text.to_ascii_uppercase();
+    upper.contains("AGE-SECRET-KEY") || upper.contains("PRIVATE KEY")
+}
+
 fn short(text: &str) -> String {
+    if looks_private(text) {
+        return "[a private key, not shown]".into();
+    }
     let mut s: String = text.chars().take(40).collect();
     if text.chars().count() > 40 {
         s.push('…');
     }
     s
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 /// Checks the share count, threshold and recipients of a ceremony.
@@ -228,9 +252,20 @@ pub fn check_parameters(
     }
     if recipients.len() != shares {
         return Err(SealError::Invalid(format!(
-            "{} recipients for {shares} shares: give exactly one public key per share",
-            recipients.len()
+            "{} for {}: give exactly one public key per share",
+            plural(recipients.len(), "recipient"),
+            plural(shares, "share")
         )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, r) in recipients.iter().enumerate() {
+        if !seen.insert(r.trim()) {
+            return Err(SealError::Invalid(format!(
+                "recipient {} is the same public key as an earlier one: one holder would get two shares, which \
+                 defeats M-of-N; give each share to a different holder",
+                i + 1
+            )));
+        }
     }
     Ok(())
 }
@@ -505,7 +540,7 @@ pub enum UnsealError {
         other_index: usize,
     },
     /// The combined key does not match the check value.
-    #[error("the {threshold} shares do not rebuild this cluster's MasterKey (check value mismatch): at least one share is corrupt; progress was reset, the node stays sealed")]
+    #[error("the {} do not rebuild this cluster's MasterKey (check value mismatch): at least one share is corrupt or belongs to another manifest; progress was reset, the node stays sealed", plural(*.threshold, "share"))]
     CheckFailed {
         /// M.
         threshold: usize,
@@ -985,6 +1020,17 @@ mod tests {
         assert!(run(2, 2, vec!["age1nope".into(), r(1).remove(0)])
             .contains("not a valid age public key"));
         assert!(run(1, 1, vec!["ecdsa-sha2 AAAA".into()]).contains("neither an age public key"));
+        let one = r(1).remove(0);
+        assert!(
+            run(2, 2, vec![one.clone(), one.clone()]).contains("same public key as an earlier one")
+        );
+        // A private key given by mistake is refused and never echoed.
+        let secret = age::x25519::Identity::generate();
+        use age::secrecy::ExposeSecret;
+        let text = secret.to_string().expose_secret().to_owned();
+        let e = run(1, 1, vec![text.clone()]);
+        assert!(e.contains("PRIVATE key"), "{e}");
+        assert!(!e.contains(&text[15..30]), "{e}");
     }
 
     #[test]
