@@ -152,6 +152,8 @@ pub enum SealKind {
     VaultTransit,
     /// Auto-unseal through an AWS KMS key (--aws-region, --seal-key, --aws-endpoint).
     AwsKms,
+    /// Auto-unseal through an AES key in an HSM (--pkcs11-module, --pkcs11-token, --seal-key is the key label).
+    Pkcs11,
 }
 
 impl SealKind {
@@ -160,6 +162,7 @@ impl SealKind {
         match self {
             SealKind::VaultTransit => Some(crate::seal_args::ProviderKind::VaultTransit),
             SealKind::AwsKms => Some(crate::seal_args::ProviderKind::AwsKms),
+            SealKind::Pkcs11 => Some(crate::seal_args::ProviderKind::Pkcs11),
             SealKind::File | SealKind::Shamir => None,
         }
     }
@@ -360,7 +363,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             SealMode::Auto(Arc::new(FileSeal::new(&seal_dir)))
         }
         SealKind::Shamir => SealMode::Shamir,
-        SealKind::VaultTransit | SealKind::AwsKms => {
+        SealKind::VaultTransit | SealKind::AwsKms | SealKind::Pkcs11 => {
             let kind = args.seal.provider().context("an auto-unseal provider")?;
             let config = args.provider.config(kind)?;
             let provider = config.build().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -384,7 +387,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
         SealKind::Shamir => first_ceremony(&args, &node).await?,
         // A seal provider may be down at boot: then the node starts sealed and retries (below) until it answers.
-        SealKind::VaultTransit | SealKind::AwsKms => {
+        SealKind::VaultTransit | SealKind::AwsKms | SealKind::Pkcs11 => {
             if let Err(e) = node.auto_unseal().await {
                 tracing::error!(error = %e, "auto-unseal failed; the node starts sealed and retries with backoff");
             }

@@ -13,6 +13,9 @@ pub enum ProviderKind {
     AwsKms,
     /// A Vault or OpenBao transit key (--vault-addr; token from --vault-token-file or OPENKCM_VAULT_TOKEN).
     VaultTransit,
+    /// An AES key in an HSM through PKCS#11 (--pkcs11-module, --pkcs11-token; PIN from --pkcs11-pin-file or
+    /// OPENKCM_PKCS11_PIN).
+    Pkcs11,
 }
 
 /// Where the seal provider is and how to authenticate.
@@ -40,6 +43,15 @@ pub struct SealProviderArgs {
     /// aws-kms: endpoint override, e.g. `http://127.0.0.1:5000` for a moto server.
     #[arg(long, env = "OPENKCM_AWS_ENDPOINT")]
     pub aws_endpoint: Option<String>,
+    /// pkcs11: the PKCS#11 module, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    #[arg(long, env = "OPENKCM_PKCS11_MODULE")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// pkcs11: the label of the token holding the seal key.
+    #[arg(long, env = "OPENKCM_PKCS11_TOKEN")]
+    pub pkcs11_token: Option<String>,
+    /// pkcs11: a file holding the user PIN (else the OPENKCM_PKCS11_PIN environment variable).
+    #[arg(long, env = "OPENKCM_PKCS11_PIN_FILE")]
+    pub pkcs11_pin_file: Option<PathBuf>,
 }
 
 impl SealProviderArgs {
@@ -64,6 +76,28 @@ impl SealProviderArgs {
                     ca: self.vault_ca.clone(),
                     token: Zeroizing::new(token),
                     mount: self.vault_mount.clone(),
+                }
+            }
+            ProviderKind::Pkcs11 => {
+                let pin = match &self.pkcs11_pin_file {
+                    Some(f) => std::fs::read_to_string(f)
+                        .with_context(|| format!("reading the PIN file {}", f.display()))?
+                        .trim()
+                        .to_owned(),
+                    None => std::env::var("OPENKCM_PKCS11_PIN").context(
+                        "the pkcs11 seal needs the user PIN: --pkcs11-pin-file FILE or the OPENKCM_PKCS11_PIN environment variable",
+                    )?,
+                };
+                ProviderConfig::Pkcs11 {
+                    module: self
+                        .pkcs11_module
+                        .clone()
+                        .context("the pkcs11 seal needs --pkcs11-module (the PKCS#11 library)")?,
+                    token_label: self
+                        .pkcs11_token
+                        .clone()
+                        .context("the pkcs11 seal needs --pkcs11-token (the token label)")?,
+                    pin: Zeroizing::new(pin),
                 }
             }
             ProviderKind::AwsKms => {

@@ -43,6 +43,15 @@ pub enum ProviderConfig {
         #[serde(default = "transit")]
         mount: String,
     },
+    /// A token of a PKCS#11 module (an HSM).
+    Pkcs11 {
+        /// The module (shared library).
+        module: PathBuf,
+        /// Token label.
+        token_label: String,
+        /// User PIN.
+        pin: Zeroizing<String>,
+    },
     /// Key files in a directory (development only).
     Local {
         /// The directory.
@@ -66,6 +75,15 @@ impl std::fmt::Debug for ProviderConfig {
             Self::VaultTransit { addr, mount, .. } => {
                 write!(f, "vault-transit({addr}, mount {mount}, token [redacted])")
             }
+            Self::Pkcs11 {
+                module,
+                token_label,
+                ..
+            } => write!(
+                f,
+                "pkcs11({}, token {token_label}, pin [redacted])",
+                module.display()
+            ),
             Self::Local { dir } => write!(f, "local({})", dir.display()),
         }
     }
@@ -77,6 +95,7 @@ impl ProviderConfig {
         match self {
             Self::AwsKms { .. } => crate::aws_kms::NAME,
             Self::VaultTransit { .. } => crate::vault_transit::NAME,
+            Self::Pkcs11 { .. } => crate::pkcs11::NAME,
             Self::Local { .. } => "local",
         }
     }
@@ -115,6 +134,17 @@ impl ProviderConfig {
                 ca.as_deref(),
                 token.as_str().to_owned(),
                 mount,
+            )?),
+            Self::Pkcs11 {
+                module,
+                token_label,
+                pin,
+            } => Arc::new(crate::pkcs11::Pkcs11Provider::open(
+                &crate::pkcs11::Pkcs11Config {
+                    module: module.clone(),
+                    token_label: token_label.clone(),
+                    pin: pin.clone(),
+                },
             )?),
             Self::Local { dir } => Arc::new(LocalProvider::new(dir.clone())),
         })

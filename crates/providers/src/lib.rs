@@ -26,6 +26,7 @@
 pub mod aws_kms;
 pub mod config;
 pub mod local;
+pub mod pkcs11;
 pub mod vault_transit;
 
 use async_trait::async_trait;

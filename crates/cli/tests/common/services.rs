@@ -236,3 +236,86 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// A SoftHSM2 token in its own directory: the module path, and the environment that selects the token directory.
+pub struct SoftHsm {
+    pub module: String,
+    pub conf: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub const SOFTHSM_TOKEN: &str = "openkcm";
+pub const SOFTHSM_PIN: &str = "5678";
+
+impl SoftHsm {
+    /// A fresh token labelled [`SOFTHSM_TOKEN`] with user PIN [`SOFTHSM_PIN`]; `None` (loudly, or a panic in CI)
+    /// when SoftHSM2 is not installed.
+    pub fn init() -> Option<SoftHsm> {
+        let module = [
+            "/usr/lib/softhsm/libsofthsm2.so",
+            "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        ]
+        .iter()
+        .find(|p| Path::new(p).is_file())
+        .map(|p| p.to_string());
+        let util_ok = Command::new("softhsm2-util")
+            .arg("--version")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        let Some(module) = module.filter(|_| util_ok) else {
+            if in_ci() {
+                panic!("SoftHSM2 is not installed; CI must run the PKCS#11 tests (scripts/test installs softhsm2)");
+            }
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPING the PKCS#11 (SoftHSM2) tests: softhsm2 is not installed (apt-get install softhsm2, or run scripts/test). ***\n"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir_all(&tokens).unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new("softhsm2-util")
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                SOFTHSM_TOKEN,
+                "--so-pin",
+                "1234",
+                "--pin",
+                SOFTHSM_PIN,
+            ])
+            .env("SOFTHSM2_CONF", &conf)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "softhsm2-util --init-token: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(SoftHsm {
+            module,
+            conf,
+            _dir: dir,
+        })
+    }
+
+    pub fn config(&self, pin: &str) -> openkcm_providers::pkcs11::Pkcs11Config {
+        openkcm_providers::pkcs11::Pkcs11Config {
+            module: self.module.clone().into(),
+            token_label: SOFTHSM_TOKEN.into(),
+            pin: pin.to_owned().into(),
+        }
+    }
+}
