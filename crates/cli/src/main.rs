@@ -21,9 +21,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run Core and Edge in one process for development, with everything under --data-dir.
-    Dev(dev::DevArgs),
+    Dev(Box<dev::DevArgs>),
     /// Operate a node's root of trust: seal-status, init (key ceremony), unseal, seal.
-    Operator(operator_cli::OperatorArgs),
+    Operator(Box<operator_cli::OperatorArgs>),
     /// A KMIP client for humans and scripts (prints JSON).
     Kmip(kmip_cli::KmipArgs),
     /// Print a KMIP credentials-file entry (salted PBKDF2 hash) for a password read from standard input.
@@ -73,9 +73,9 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Dev(args) => dev::run(args).await,
+            Command::Dev(args) => dev::run(*args).await,
             Command::Kmip(args) => kmip_cli::run(args).await,
-            Command::Operator(args) => operator_cli::run(args).await,
+            Command::Operator(args) => operator_cli::run(*args).await,
             Command::CredentialHash(args) => credential_hash(args),
             Command::Bench(args) => bench_cli::run(args).await,
             Command::BenchFloor(args) => bench_cli::floor(args).await,

@@ -159,7 +159,7 @@ fn lost_kms_key_is_recovered_with_shares_and_migrated_to_openbao_keeping_every_k
     // The customer's KMS key is lost (moto restarted empty: no key of any id exists any more; moto would still
     // decrypt with a key pending deletion): the node comes up sealed and says why.
     let _ = seal_key;
-    let moto = moto.restart();
+    let _moto = moto.restart();
     let dev = Dev::spawn_with(&data, &["demo"], None, &env, &extra, "OPENKCM SEALED");
     let st = status(&dev);
     assert_eq!(st["sealed"], true);

@@ -128,7 +128,6 @@ pub async fn serve_https(
         let acceptor = acceptor.clone();
         let service = service.clone();
         let mut shutdown = shutdown.clone();
-        let limits = limits.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp))
