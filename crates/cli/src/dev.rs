@@ -154,6 +154,10 @@ pub enum SealKind {
     AwsKms,
     /// Auto-unseal through an AES key in an HSM (--pkcs11-module, --pkcs11-token, --seal-key is the key label).
     Pkcs11,
+    /// Auto-unseal through Google Cloud KMS (REST; untested against Google).
+    GcpKms,
+    /// Auto-unseal through Azure Key Vault (REST; untested against Azure).
+    AzureKeyvault,
 }
 
 impl SealKind {
@@ -163,6 +167,8 @@ impl SealKind {
             SealKind::VaultTransit => Some(crate::seal_args::ProviderKind::VaultTransit),
             SealKind::AwsKms => Some(crate::seal_args::ProviderKind::AwsKms),
             SealKind::Pkcs11 => Some(crate::seal_args::ProviderKind::Pkcs11),
+            SealKind::GcpKms => Some(crate::seal_args::ProviderKind::GcpKms),
+            SealKind::AzureKeyvault => Some(crate::seal_args::ProviderKind::AzureKeyvault),
             SealKind::File | SealKind::Shamir => None,
         }
     }
@@ -363,7 +369,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             SealMode::Auto(Arc::new(FileSeal::new(&seal_dir)))
         }
         SealKind::Shamir => SealMode::Shamir,
-        SealKind::VaultTransit | SealKind::AwsKms | SealKind::Pkcs11 => {
+        SealKind::VaultTransit
+        | SealKind::AwsKms
+        | SealKind::Pkcs11
+        | SealKind::GcpKms
+        | SealKind::AzureKeyvault => {
             let kind = args.seal.provider().context("an auto-unseal provider")?;
             let config = args.provider.config(kind)?;
             let provider = config.build().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -387,7 +397,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
         SealKind::Shamir => first_ceremony(&args, &node).await?,
         // A seal provider may be down at boot: then the node starts sealed and retries (below) until it answers.
-        SealKind::VaultTransit | SealKind::AwsKms | SealKind::Pkcs11 => {
+        SealKind::VaultTransit
+        | SealKind::AwsKms
+        | SealKind::Pkcs11
+        | SealKind::GcpKms
+        | SealKind::AzureKeyvault => {
             if let Err(e) = node.auto_unseal().await {
                 tracing::error!(error = %e, "auto-unseal failed; the node starts sealed and retries with backoff");
             }

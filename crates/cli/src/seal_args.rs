@@ -16,6 +16,10 @@ pub enum ProviderKind {
     /// An AES key in an HSM through PKCS#11 (--pkcs11-module, --pkcs11-token; PIN from --pkcs11-pin-file or
     /// OPENKCM_PKCS11_PIN).
     Pkcs11,
+    /// Google Cloud KMS over REST (--gcp-token-file, --seal-key projects/…/cryptoKeys/K; untested against Google).
+    GcpKms,
+    /// Azure Key Vault over REST (--azure-vault, --azure-token-file; untested against Azure).
+    AzureKeyvault,
 }
 
 /// Where the seal provider is and how to authenticate.
@@ -52,6 +56,28 @@ pub struct SealProviderArgs {
     /// pkcs11: a file holding the user PIN (else the OPENKCM_PKCS11_PIN environment variable).
     #[arg(long, env = "OPENKCM_PKCS11_PIN_FILE")]
     pub pkcs11_pin_file: Option<PathBuf>,
+    /// gcp-kms: the Cloud KMS endpoint.
+    #[arg(long, env = "OPENKCM_GCP_ENDPOINT", default_value = openkcm_providers::gcp_kms::ENDPOINT)]
+    pub gcp_endpoint: String,
+    /// gcp-kms: CA certificate of the endpoint (default: the system bundle).
+    #[arg(long, env = "OPENKCM_GCP_CA")]
+    pub gcp_ca: Option<PathBuf>,
+    /// gcp-kms: a file holding an OAuth 2 access token, re-read on every call (keep it fresh, e.g. with
+    /// `gcloud auth print-access-token > FILE` on a timer).
+    #[arg(long, env = "OPENKCM_GCP_TOKEN_FILE")]
+    pub gcp_token_file: Option<PathBuf>,
+    /// azure-keyvault: the vault, `https://NAME.vault.azure.net`.
+    #[arg(long, env = "OPENKCM_AZURE_VAULT")]
+    pub azure_vault: Option<String>,
+    /// azure-keyvault: CA certificate of the vault (default: the system bundle).
+    #[arg(long, env = "OPENKCM_AZURE_CA")]
+    pub azure_ca: Option<PathBuf>,
+    /// azure-keyvault: a file holding an Azure AD access token, re-read on every call.
+    #[arg(long, env = "OPENKCM_AZURE_TOKEN_FILE")]
+    pub azure_token_file: Option<PathBuf>,
+    /// azure-keyvault: the wrap algorithm, RSA-OAEP-256 (vault RSA keys) or A256KW (Managed HSM AES keys).
+    #[arg(long, env = "OPENKCM_AZURE_ALG", default_value = "RSA-OAEP-256")]
+    pub azure_alg: String,
 }
 
 impl SealProviderArgs {
@@ -100,6 +126,26 @@ impl SealProviderArgs {
                     pin: Zeroizing::new(pin),
                 }
             }
+            ProviderKind::GcpKms => ProviderConfig::GcpKms {
+                endpoint: self.gcp_endpoint.clone(),
+                ca: self.gcp_ca.clone(),
+                token_file: self
+                    .gcp_token_file
+                    .clone()
+                    .context("the gcp-kms seal needs --gcp-token-file (a file holding an access token)")?,
+            },
+            ProviderKind::AzureKeyvault => ProviderConfig::AzureKeyvault {
+                vault: self
+                    .azure_vault
+                    .clone()
+                    .context("the azure-keyvault seal needs --azure-vault (https://NAME.vault.azure.net)")?,
+                ca: self.azure_ca.clone(),
+                token_file: self
+                    .azure_token_file
+                    .clone()
+                    .context("the azure-keyvault seal needs --azure-token-file (a file holding an access token)")?,
+                alg: self.azure_alg.clone(),
+            },
             ProviderKind::AwsKms => {
                 let env = |name: &str| {
                     std::env::var(name).with_context(|| {

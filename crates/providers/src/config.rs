@@ -52,6 +52,30 @@ pub enum ProviderConfig {
         /// User PIN.
         pin: Zeroizing<String>,
     },
+    /// Google Cloud KMS over REST.
+    GcpKms {
+        /// Endpoint (default `https://cloudkms.googleapis.com`).
+        #[serde(default = "gcp_endpoint")]
+        endpoint: String,
+        /// CA certificate file of the endpoint (default: the system bundle).
+        #[serde(default)]
+        ca: Option<PathBuf>,
+        /// File holding the OAuth 2 access token (re-read on every call).
+        token_file: PathBuf,
+    },
+    /// Azure Key Vault (or Managed HSM) over REST.
+    AzureKeyvault {
+        /// The vault, `https://NAME.vault.azure.net`.
+        vault: String,
+        /// CA certificate file of the vault (default: the system bundle).
+        #[serde(default)]
+        ca: Option<PathBuf>,
+        /// File holding the Azure AD access token (re-read on every call).
+        token_file: PathBuf,
+        /// `RSA-OAEP-256` (default) or `A256KW`.
+        #[serde(default = "azure_alg")]
+        alg: String,
+    },
     /// Key files in a directory (development only).
     Local {
         /// The directory.
@@ -61,6 +85,14 @@ pub enum ProviderConfig {
 
 fn transit() -> String {
     "transit".into()
+}
+
+fn gcp_endpoint() -> String {
+    crate::gcp_kms::ENDPOINT.into()
+}
+
+fn azure_alg() -> String {
+    "RSA-OAEP-256".into()
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -84,6 +116,10 @@ impl std::fmt::Debug for ProviderConfig {
                 "pkcs11({}, token {token_label}, pin [redacted])",
                 module.display()
             ),
+            Self::GcpKms { endpoint, .. } => write!(f, "gcp-kms({endpoint}, token from a file)"),
+            Self::AzureKeyvault { vault, alg, .. } => {
+                write!(f, "azure-keyvault({vault}, {alg}, token from a file)")
+            }
             Self::Local { dir } => write!(f, "local({})", dir.display()),
         }
     }
@@ -96,6 +132,8 @@ impl ProviderConfig {
             Self::AwsKms { .. } => crate::aws_kms::NAME,
             Self::VaultTransit { .. } => crate::vault_transit::NAME,
             Self::Pkcs11 { .. } => crate::pkcs11::NAME,
+            Self::GcpKms { .. } => crate::gcp_kms::NAME,
+            Self::AzureKeyvault { .. } => crate::azure_keyvault::NAME,
             Self::Local { .. } => "local",
         }
     }
@@ -145,6 +183,24 @@ impl ProviderConfig {
                     token_label: token_label.clone(),
                     pin: pin.clone(),
                 },
+            )?),
+            Self::GcpKms {
+                endpoint,
+                ca,
+                token_file,
+            } => Arc::new(crate::gcp_kms::GcpKms::new(
+                crate::http_target(endpoint, ca.as_deref())?,
+                token_file.clone(),
+            )),
+            Self::AzureKeyvault {
+                vault,
+                ca,
+                token_file,
+                alg,
+            } => Arc::new(crate::azure_keyvault::AzureKeyVault::new(
+                crate::http_target(vault, ca.as_deref())?,
+                token_file.clone(),
+                alg,
             )?),
             Self::Local { dir } => Arc::new(LocalProvider::new(dir.clone())),
         })

@@ -24,7 +24,9 @@
 #![warn(missing_docs)]
 
 pub mod aws_kms;
+pub mod azure_keyvault;
 pub mod config;
+pub mod gcp_kms;
 pub mod local;
 pub mod pkcs11;
 pub mod vault_transit;
@@ -157,4 +159,57 @@ pub(crate) fn canonical_context_with(
         }
     }
     Ok(out)
+}
+
+/// The system's CA bundle, used for an https endpoint when no CA file is given.
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// An HTTP(S) endpoint from `http(s)://HOST[:PORT]` (no path). https trusts `ca`, else the system bundle.
+pub fn http_target(
+    url: &str,
+    ca: Option<&std::path::Path>,
+) -> Result<openkcm_net::https::HttpTarget, ProviderError> {
+    let url = url.trim_end_matches('/');
+    let (tls, rest, default_port) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest, 443)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest, 80)
+    } else {
+        return Err(ProviderError::Invalid(format!(
+            "{url:?} must start with http:// or https://"
+        )));
+    };
+    if rest.is_empty() || rest.contains('/') || rest.contains('@') {
+        return Err(ProviderError::Invalid(format!(
+            "{url:?} is not http(s)://HOST[:PORT]"
+        )));
+    }
+    let (host, addr) = match rest.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_owned(), rest.to_owned()),
+        _ => (rest.to_owned(), format!("{rest}:{default_port}")),
+    };
+    let tls = if tls {
+        let ca = ca.unwrap_or_else(|| std::path::Path::new(SYSTEM_CA_BUNDLE));
+        let config = openkcm_net::tls::ca_only_client_config(ca)
+            .map_err(|e| ProviderError::Invalid(e.to_string()))?;
+        Some((config, host))
+    } else {
+        None
+    };
+    Ok(openkcm_net::https::HttpTarget { addr, tls })
+}
+
+/// The `error` text of a JSON error body (`{"error":{"message":…}}`, `{"errors":[…]}`), for error details.
+pub(crate) fn json_error_message(value: &serde_json::Value) -> String {
+    if let Some(m) = value["error"]["message"].as_str() {
+        return m.to_owned();
+    }
+    if let Some(a) = value["errors"].as_array() {
+        return a
+            .iter()
+            .filter_map(|e| e.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    String::new()
 }

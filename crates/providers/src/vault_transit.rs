@@ -69,33 +69,7 @@ impl VaultTransit {
         token: String,
         mount: &str,
     ) -> Result<Self, ProviderError> {
-        let url = url.trim_end_matches('/');
-        let target = if let Some(rest) = url.strip_prefix("https://") {
-            let ca = ca.ok_or_else(|| {
-                ProviderError::Invalid(format!("{url} is https: give the server's CA certificate"))
-            })?;
-            let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
-            let config = openkcm_net::tls::ca_only_client_config(ca)
-                .map_err(|e| ProviderError::Invalid(e.to_string()))?;
-            HttpTarget {
-                addr: rest.to_owned(),
-                tls: Some((config, host.to_owned())),
-            }
-        } else if let Some(rest) = url.strip_prefix("http://") {
-            HttpTarget {
-                addr: rest.to_owned(),
-                tls: None,
-            }
-        } else {
-            return Err(ProviderError::Invalid(format!(
-                "{url:?} must start with http:// or https://"
-            )));
-        };
-        if target.addr.is_empty() || target.addr.contains('/') {
-            return Err(ProviderError::Invalid(format!(
-                "{url:?} is not http(s)://HOST:PORT"
-            )));
-        }
+        let target = crate::http_target(url, ca)?;
         Self::new(target, token, mount)
     }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod rest_fake;
 pub mod services;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_openkcm");
