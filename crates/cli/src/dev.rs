@@ -158,6 +158,8 @@ pub enum SealKind {
     GcpKms,
     /// Auto-unseal through Azure Key Vault (REST; untested against Azure).
     AzureKeyvault,
+    /// Auto-unseal through a key on a KMIP server (--kmip-addr …, --seal-key is its unique identifier).
+    Kmip,
 }
 
 impl SealKind {
@@ -169,6 +171,7 @@ impl SealKind {
             SealKind::Pkcs11 => Some(crate::seal_args::ProviderKind::Pkcs11),
             SealKind::GcpKms => Some(crate::seal_args::ProviderKind::GcpKms),
             SealKind::AzureKeyvault => Some(crate::seal_args::ProviderKind::AzureKeyvault),
+            SealKind::Kmip => Some(crate::seal_args::ProviderKind::Kmip),
             SealKind::File | SealKind::Shamir => None,
         }
     }
@@ -373,7 +376,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         | SealKind::AwsKms
         | SealKind::Pkcs11
         | SealKind::GcpKms
-        | SealKind::AzureKeyvault => {
+        | SealKind::AzureKeyvault
+        | SealKind::Kmip => {
             let kind = args.seal.provider().context("an auto-unseal provider")?;
             let config = args.provider.config(kind)?;
             let provider = config.build().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -401,7 +405,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         | SealKind::AwsKms
         | SealKind::Pkcs11
         | SealKind::GcpKms
-        | SealKind::AzureKeyvault => {
+        | SealKind::AzureKeyvault
+        | SealKind::Kmip => {
             if let Err(e) = node.auto_unseal().await {
                 tracing::error!(error = %e, "auto-unseal failed; the node starts sealed and retries with backoff");
             }

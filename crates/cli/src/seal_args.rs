@@ -20,6 +20,9 @@ pub enum ProviderKind {
     GcpKms,
     /// Azure Key Vault over REST (--azure-vault, --azure-token-file; untested against Azure).
     AzureKeyvault,
+    /// A key on a KMIP server (--kmip-addr, --kmip-ca, --kmip-cert, --kmip-key; --seal-key is its unique
+    /// identifier).
+    Kmip,
 }
 
 /// Where the seal provider is and how to authenticate.
@@ -78,6 +81,25 @@ pub struct SealProviderArgs {
     /// azure-keyvault: the wrap algorithm, RSA-OAEP-256 (vault RSA keys) or A256KW (Managed HSM AES keys).
     #[arg(long, env = "OPENKCM_AZURE_ALG", default_value = "RSA-OAEP-256")]
     pub azure_alg: String,
+    /// kmip: the KMIP server, HOST:PORT.
+    #[arg(long, env = "OPENKCM_SEAL_KMIP_ADDR")]
+    pub kmip_addr: Option<String>,
+    /// kmip: the server name to verify in its certificate.
+    #[arg(
+        long,
+        env = "OPENKCM_SEAL_KMIP_SERVER_NAME",
+        default_value = "localhost"
+    )]
+    pub kmip_server_name: String,
+    /// kmip: CA certificate of the server (PEM).
+    #[arg(long, env = "OPENKCM_SEAL_KMIP_CA")]
+    pub kmip_ca: Option<PathBuf>,
+    /// kmip: client certificate (PEM).
+    #[arg(long, env = "OPENKCM_SEAL_KMIP_CERT")]
+    pub kmip_cert: Option<PathBuf>,
+    /// kmip: client key (PEM).
+    #[arg(long, env = "OPENKCM_SEAL_KMIP_KEY")]
+    pub kmip_key: Option<PathBuf>,
 }
 
 impl SealProviderArgs {
@@ -146,6 +168,22 @@ impl SealProviderArgs {
                     .context("the azure-keyvault seal needs --azure-token-file (a file holding an access token)")?,
                 alg: self.azure_alg.clone(),
             },
+            ProviderKind::Kmip => {
+                let need = |v: &Option<PathBuf>, flag: &str| {
+                    v.clone()
+                        .with_context(|| format!("the kmip seal needs {flag}"))
+                };
+                ProviderConfig::Kmip {
+                    addr: self
+                        .kmip_addr
+                        .clone()
+                        .context("the kmip seal needs --kmip-addr (HOST:PORT of the KMIP server)")?,
+                    server_name: self.kmip_server_name.clone(),
+                    ca: need(&self.kmip_ca, "--kmip-ca")?,
+                    cert: need(&self.kmip_cert, "--kmip-cert")?,
+                    key: need(&self.kmip_key, "--kmip-key")?,
+                }
+            }
             ProviderKind::AwsKms => {
                 let env = |name: &str| {
                     std::env::var(name).with_context(|| {

@@ -76,6 +76,20 @@ pub enum ProviderConfig {
         #[serde(default = "azure_alg")]
         alg: String,
     },
+    /// A KMIP server (KMIP 1.4, mutual TLS).
+    Kmip {
+        /// HOST:PORT.
+        addr: String,
+        /// Server name to verify in its certificate.
+        #[serde(default = "localhost")]
+        server_name: String,
+        /// CA certificate of the server (PEM).
+        ca: PathBuf,
+        /// Client certificate (PEM).
+        cert: PathBuf,
+        /// Client key (PEM).
+        key: PathBuf,
+    },
     /// Key files in a directory (development only).
     Local {
         /// The directory.
@@ -89,6 +103,10 @@ fn transit() -> String {
 
 fn gcp_endpoint() -> String {
     crate::gcp_kms::ENDPOINT.into()
+}
+
+fn localhost() -> String {
+    "localhost".into()
 }
 
 fn azure_alg() -> String {
@@ -120,6 +138,7 @@ impl std::fmt::Debug for ProviderConfig {
             Self::AzureKeyvault { vault, alg, .. } => {
                 write!(f, "azure-keyvault({vault}, {alg}, token from a file)")
             }
+            Self::Kmip { addr, .. } => write!(f, "kmip({addr})"),
             Self::Local { dir } => write!(f, "local({})", dir.display()),
         }
     }
@@ -134,6 +153,7 @@ impl ProviderConfig {
             Self::Pkcs11 { .. } => crate::pkcs11::NAME,
             Self::GcpKms { .. } => crate::gcp_kms::NAME,
             Self::AzureKeyvault { .. } => crate::azure_keyvault::NAME,
+            Self::Kmip { .. } => crate::kmip::NAME,
             Self::Local { .. } => "local",
         }
     }
@@ -202,6 +222,21 @@ impl ProviderConfig {
                 token_file.clone(),
                 alg,
             )?),
+            Self::Kmip {
+                addr,
+                server_name,
+                ca,
+                cert,
+                key,
+            } => {
+                let config = openkcm_net::tls::client_config(&openkcm_net::tls::TlsFiles {
+                    ca: ca.clone(),
+                    cert: cert.clone(),
+                    key: key.clone(),
+                })
+                .map_err(|e| ProviderError::Invalid(e.to_string()))?;
+                Arc::new(crate::kmip::KmipProvider::new(addr, server_name, config))
+            }
             Self::Local { dir } => Arc::new(LocalProvider::new(dir.clone())),
         })
     }

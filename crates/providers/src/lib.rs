@@ -27,6 +27,7 @@ pub mod aws_kms;
 pub mod azure_keyvault;
 pub mod config;
 pub mod gcp_kms;
+pub mod kmip;
 pub mod local;
 pub mod pkcs11;
 pub mod vault_transit;

@@ -319,3 +319,76 @@ impl SoftHsm {
         }
     }
 }
+
+/// A running PyKMIP server (`pykmip-server` next to OPENKCM_PYTHON), TLS 1.2 with client certificates, using the
+/// development PKI under `pki` (its server certificate names 127.0.0.1 and localhost).
+pub struct PyKmipServer {
+    child: Child,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl PyKmipServer {
+    /// `None` (loudly, or a panic in CI) when pykmip-server is not installed.
+    pub fn start(pki: &Path) -> Option<PyKmipServer> {
+        let py = std::env::var("OPENKCM_PYTHON").unwrap_or_else(|_| "python3".into());
+        let bin = Path::new(&py).with_file_name("pykmip-server");
+        if !bin.is_file() {
+            if in_ci() {
+                panic!(
+                    "pykmip-server is not at {}; CI must run the KMIP seal tests (scripts/test)",
+                    bin.display()
+                );
+            }
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPING the PyKMIP-server seal test: no {} (run scripts/test). ***\n",
+                bin.display()
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+        let conf = dir.path().join("server.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[server]\nhostname=127.0.0.1\nport={port}\ncertificate_path={p}/server.crt\nkey_path={p}/server.key\nca_path={p}/ca.crt\nauth_suite=TLS1.2\npolicy_path={d}/policies\nenable_tls_client_auth=True\nlogging_level=INFO\ndatabase_path={d}/pykmip.db\n",
+                p = pki.display(),
+                d = dir.path().display()
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("server.log");
+        let child = Command::new(&bin)
+            .arg("--config_path")
+            .arg(&conf)
+            .arg("--log_path")
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("Starting connection service")
+        {
+            assert!(Instant::now() < deadline, "pykmip-server did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Some(PyKmipServer {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for PyKmipServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
