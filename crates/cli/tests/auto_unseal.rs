@@ -88,8 +88,9 @@ fn dev_auto_unseals_through_openbao_across_a_restart_and_refuses_another_region(
     let extra: Vec<&str> = args.iter().map(String::as_str).collect();
     let env = [("OPENKCM_VAULT_TOKEN", bao.token.as_str())];
 
+    let log = dir.path().join("dev.log");
     let started = Instant::now();
-    let mut dev = Dev::spawn_with(&data, &["demo"], None, &env, &extra, "OPENKCM READY");
+    let mut dev = Dev::spawn_with(&data, &["demo"], Some(&log), &env, &extra, "OPENKCM READY");
     let first_boot = started.elapsed();
     let blob: serde_json::Value = serde_json::from_slice(
         &std::fs::read(data.join("seal/master-key.provider-sealed.json")).unwrap(),
@@ -110,6 +111,16 @@ fn dev_auto_unseals_through_openbao_across_a_restart_and_refuses_another_region(
     let uid = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
     let key = common::s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex");
     dev.stop();
+    // The debug-level log of the whole start names the provider but never the token.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("vault-transit"),
+        "the log is the expected one"
+    );
+    assert!(
+        !logged.contains(&bao.token),
+        "the OpenBao token is in the log"
+    );
 
     let started = Instant::now();
     let mut dev = Dev::spawn_with(&data, &["demo"], None, &env, &extra, "OPENKCM READY");
