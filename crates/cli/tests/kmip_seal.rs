@@ -94,14 +94,23 @@ fn dev_auto_unseals_through_another_openkcm_over_kmip() {
     ];
     let extra: Vec<&str> = args.iter().map(String::as_str).collect();
     let data = dir.path().join("node");
+    let started = std::time::Instant::now();
     let mut node = Dev::spawn_with(&data, &["demo"], None, &[], &extra, "OPENKCM READY");
+    let first = started.elapsed();
     let l4 = s(
         &node.kmip("demo", &["create"]).unwrap(),
         "unique_identifier",
     );
     let key = s(&node.kmip("demo", &["get", &l4]).unwrap(), "key_hex");
     node.stop();
+    let started = std::time::Instant::now();
     let mut node = Dev::spawn_with(&data, &["demo"], None, &[], &extra, "OPENKCM READY");
+    let restart = started.elapsed();
+    eprintln!(
+        "AUTO-UNSEAL TIMING kmip (another openkcm): first boot (new MasterKey) {} ms, restart {} ms (process start to OPENKCM READY)",
+        first.as_millis(),
+        restart.as_millis()
+    );
     assert_eq!(
         s(&node.kmip("demo", &["get", &l4]).unwrap(), "key_hex"),
         key
