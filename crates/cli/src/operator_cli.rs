@@ -30,7 +30,7 @@ enum OperatorCommand {
     /// Auto-unseal nodes whose seal cannot unseal them: submit one recovery share (as `unseal` does).
     Recover(UnsealArgs),
     /// Re-seal the MasterKey of an unsealed node under another provider's key (retiring the previous seal).
-    MigrateSeal(MigrateArgs),
+    MigrateSeal(Box<MigrateArgs>),
 }
 
 #[derive(clap::Args)]
@@ -495,44 +495,16 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                     "--auto does not apply to recover: recovery rebuilds the MasterKey from shares"
                 );
             }
-            if a.reset {
-                let v = target
-                    .call("POST", "/v1/sys/recover", br#"{"reset":true}"#.to_vec())
-                    .await?;
-                match v["nonce"].as_str() {
-                    Some(n) => println!("Recovery progress reset; new nonce {n}."),
-                    None => println!("Nothing to reset: this node is not waiting for shares."),
-                }
+            let Some(status) = reset_or_status(&target, "/v1/sys/recover", a.reset).await? else {
                 return Ok(());
-            }
-            let status = target
-                .call("GET", "/v1/sys/seal-status", Vec::new())
-                .await?;
-            if status["sealed"] == false {
-                println!("The node is already unsealed.");
-                return Ok(());
-            }
+            };
             submit_share(&target, "/v1/sys/recover", &a, &status).await?;
         }
         OperatorCommand::Unseal(a) => {
             let target = a.conn.target()?;
-            if a.reset {
-                let v = target
-                    .call("POST", "/v1/sys/unseal", br#"{"reset":true}"#.to_vec())
-                    .await?;
-                match v["nonce"].as_str() {
-                    Some(n) => println!("Unseal progress reset; new nonce {n}."),
-                    None => println!("Nothing to reset: this node is not waiting for shares."),
-                }
+            let Some(status) = reset_or_status(&target, "/v1/sys/unseal", a.reset).await? else {
                 return Ok(());
-            }
-            let status = target
-                .call("GET", "/v1/sys/seal-status", Vec::new())
-                .await?;
-            if status["sealed"] == false {
-                println!("The node is already unsealed.");
-                return Ok(());
-            }
+            };
             if status["mode"] != "shamir" && (a.share_file.is_some() || a.identity.is_some()) {
                 bail!(
                     "this node uses the {} seal, which unseals without shares; recovery shares go to `openkcm operator recover` (when the seal cannot unseal: see seal-status \"reason\")",
@@ -553,6 +525,33 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// With `reset`, resets the progress of `path` and returns `None`; otherwise the seal status, or `None` (said so)
+/// when the node is already unsealed.
+async fn reset_or_status(
+    target: &Target,
+    path: &str,
+    reset: bool,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    if reset {
+        let v = target
+            .call("POST", path, br#"{"reset":true}"#.to_vec())
+            .await?;
+        match v["nonce"].as_str() {
+            Some(n) => println!("Progress reset; new nonce {n}."),
+            None => println!("Nothing to reset: this node is not waiting for shares."),
+        }
+        return Ok(None);
+    }
+    let status = target
+        .call("GET", "/v1/sys/seal-status", Vec::new())
+        .await?;
+    if status["sealed"] == false {
+        println!("The node is already unsealed.");
+        return Ok(None);
+    }
+    Ok(Some(status))
 }
 
 /// Submits the share of `args` to `path` under the nonce of `status`, and shows the progress.

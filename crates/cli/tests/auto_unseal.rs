@@ -6,18 +6,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::ctx;
 use common::services::{bao, free_port, Bao};
 use common::Dev;
 use openkcm_providers::vault_transit::VaultTransit;
 use openkcm_providers::{KeyProvider, ProviderError};
 use std::time::{Duration, Instant};
-
-fn ctx(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn vault_transit_driver_binds_the_context_and_normalises_errors() {

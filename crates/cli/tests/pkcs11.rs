@@ -4,18 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::ctx;
 use common::services::{SoftHsm, SOFTHSM_PIN, SOFTHSM_TOKEN};
 use common::{s, Dev};
 use openkcm_providers::pkcs11::Pkcs11Provider;
 use openkcm_providers::{KeyProvider, ProviderError};
 use std::time::Instant;
-
-fn ctx(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 /// One test on purpose: a PKCS#11 module is initialised once per process, reads its configuration from the
 /// process environment, and shares one login among all sessions, so two tests in this process could not each have

@@ -7,18 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::ctx;
 use common::services::{bao, free_port, moto, Bao, Moto};
 use common::{s, Dev};
 use openkcm_providers::{KeyProvider, ProviderError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-fn ctx(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_kms_driver_binds_the_encryption_context_and_normalises_errors_on_moto() {

@@ -76,12 +76,7 @@ impl AwsKms {
     }
 
     fn check_ref(&self, key: &KeyRef) -> Result<(), ProviderError> {
-        if key.provider != NAME {
-            return Err(ProviderError::Invalid(format!(
-                "the key reference is for provider {:?}, not {NAME}",
-                key.provider
-            )));
-        }
+        crate::check_provider(key, NAME)?;
         if let Some(r) = &key.region {
             if r != &self.region {
                 return Err(ProviderError::Invalid(format!(

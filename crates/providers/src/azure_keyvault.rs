@@ -19,9 +19,8 @@ use crate::{KeyDescription, KeyProvider, KeyRef, ProviderError};
 use async_trait::async_trait;
 use base64::Engine;
 use openkcm_crypto::{sha256, SecretBytes};
-use openkcm_net::https::{call, HttpTarget};
+use openkcm_net::https::HttpTarget;
 use std::path::PathBuf;
-use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// Driver name.
@@ -35,7 +34,6 @@ pub struct AzureKeyVault {
     target: HttpTarget,
     token_file: PathBuf,
     alg: String,
-    timeout: Duration,
 }
 
 impl AzureKeyVault {
@@ -51,17 +49,11 @@ impl AzureKeyVault {
             target,
             token_file,
             alg: alg.to_owned(),
-            timeout: Duration::from_secs(10),
         })
     }
 
     fn check_ref(key: &KeyRef) -> Result<(), ProviderError> {
-        if key.provider != NAME {
-            return Err(ProviderError::Invalid(format!(
-                "the key reference is for provider {:?}, not {NAME}",
-                key.provider
-            )));
-        }
+        crate::check_provider(key, NAME)?;
         // A key name, optionally with its version: NAME or NAME/VERSION.
         let ok = key.key_id.split('/').count() <= 2
             && key.key_id.split('/').all(|p| {
@@ -84,37 +76,9 @@ impl AzureKeyVault {
         path: &str,
         body: Vec<u8>,
     ) -> Result<serde_json::Value, ProviderError> {
-        let token = Zeroizing::new(
-            tokio::fs::read_to_string(&self.token_file)
-                .await
-                .map_err(|e| {
-                    ProviderError::Unavailable(format!(
-                        "cannot read the access token file {}: {e}",
-                        self.token_file.display()
-                    ))
-                })?
-                .trim()
-                .to_owned(),
-        );
-        let auth = Zeroizing::new(format!("Bearer {}", token.as_str()));
         let path = format!("{path}?api-version={API_VERSION}");
-        let (status, bytes) = call(
-            &self.target,
-            method,
-            &path,
-            &[("Authorization", auth.as_str())],
-            body,
-            self.timeout,
-        )
-        .await
-        .map_err(|e| ProviderError::Unavailable(format!("{:?}: {e}", self.target)))?;
-        let bytes = Zeroizing::new(bytes);
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
-            ProviderError::Unavailable(format!(
-                "{:?} answered HTTP {status} with a body that is not JSON",
-                self.target
-            ))
-        })?;
+        let (status, value) =
+            crate::bearer_call(&self.target, &self.token_file, method, &path, body).await?;
         if (200..300).contains(&status) {
             return Ok(value);
         }

@@ -19,9 +19,8 @@ use crate::{KeyDescription, KeyProvider, KeyRef, ProviderError};
 use async_trait::async_trait;
 use base64::Engine;
 use openkcm_crypto::SecretBytes;
-use openkcm_net::https::{call, HttpTarget};
+use openkcm_net::https::HttpTarget;
 use std::path::PathBuf;
-use std::time::Duration;
 use zeroize::{Zeroize, Zeroizing};
 
 /// Driver name.
@@ -34,26 +33,16 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 pub struct GcpKms {
     target: HttpTarget,
     token_file: PathBuf,
-    timeout: Duration,
 }
 
 impl GcpKms {
     /// The client of `target` (usually [`ENDPOINT`]), authenticating with the token in `token_file`.
     pub fn new(target: HttpTarget, token_file: PathBuf) -> Self {
-        Self {
-            target,
-            token_file,
-            timeout: Duration::from_secs(10),
-        }
+        Self { target, token_file }
     }
 
     fn check_ref(key: &KeyRef) -> Result<(), ProviderError> {
-        if key.provider != NAME {
-            return Err(ProviderError::Invalid(format!(
-                "the key reference is for provider {:?}, not {NAME}",
-                key.provider
-            )));
-        }
+        crate::check_provider(key, NAME)?;
         let parts: Vec<&str> = key.key_id.split('/').collect();
         let shaped = matches!(
             parts.as_slice(),
@@ -75,36 +64,8 @@ impl GcpKms {
         path: &str,
         body: Vec<u8>,
     ) -> Result<serde_json::Value, ProviderError> {
-        let token = Zeroizing::new(
-            tokio::fs::read_to_string(&self.token_file)
-                .await
-                .map_err(|e| {
-                    ProviderError::Unavailable(format!(
-                        "cannot read the access token file {}: {e}",
-                        self.token_file.display()
-                    ))
-                })?
-                .trim()
-                .to_owned(),
-        );
-        let auth = Zeroizing::new(format!("Bearer {}", token.as_str()));
-        let (status, bytes) = call(
-            &self.target,
-            method,
-            path,
-            &[("Authorization", auth.as_str())],
-            body,
-            self.timeout,
-        )
-        .await
-        .map_err(|e| ProviderError::Unavailable(format!("{:?}: {e}", self.target)))?;
-        let bytes = Zeroizing::new(bytes);
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
-            ProviderError::Unavailable(format!(
-                "{:?} answered HTTP {status} with a body that is not JSON",
-                self.target
-            ))
-        })?;
+        let (status, value) =
+            crate::bearer_call(&self.target, &self.token_file, method, path, body).await?;
         if (200..300).contains(&status) {
             return Ok(value);
         }

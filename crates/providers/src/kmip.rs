@@ -109,12 +109,7 @@ impl KmipProvider {
     }
 
     fn check_ref(key: &KeyRef) -> Result<(), ProviderError> {
-        if key.provider != NAME {
-            return Err(ProviderError::Invalid(format!(
-                "the key reference is for provider {:?}, not {NAME}",
-                key.provider
-            )));
-        }
+        crate::check_provider(key, NAME)?;
         if key.key_id.is_empty() || key.key_id.len() > 256 {
             return Err(ProviderError::Invalid(
                 "a KMIP unique identifier must be 1 to 256 characters".into(),

@@ -214,3 +214,55 @@ pub(crate) fn json_error_message(value: &serde_json::Value) -> String {
     }
     String::new()
 }
+
+/// Refuses a key reference made for another driver.
+pub(crate) fn check_provider(key: &KeyRef, name: &str) -> Result<(), ProviderError> {
+    if key.provider != name {
+        return Err(ProviderError::Invalid(format!(
+            "the key reference is for provider {:?}, not {name}",
+            key.provider
+        )));
+    }
+    Ok(())
+}
+
+/// One JSON call of a cloud REST API with a bearer token read from `token_file` (re-read on every call, so that an
+/// outside agent can refresh it). Returns the status and the parsed body; the token never reaches an error.
+pub(crate) async fn bearer_call(
+    target: &openkcm_net::https::HttpTarget,
+    token_file: &std::path::Path,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<(u16, serde_json::Value), ProviderError> {
+    let token = zeroize::Zeroizing::new(
+        tokio::fs::read_to_string(token_file)
+            .await
+            .map_err(|e| {
+                ProviderError::Unavailable(format!(
+                    "cannot read the access token file {}: {e}",
+                    token_file.display()
+                ))
+            })?
+            .trim()
+            .to_owned(),
+    );
+    let auth = zeroize::Zeroizing::new(format!("Bearer {}", token.as_str()));
+    let (status, bytes) = openkcm_net::https::call(
+        target,
+        method,
+        path,
+        &[("Authorization", auth.as_str())],
+        body,
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .map_err(|e| ProviderError::Unavailable(format!("{target:?}: {e}")))?;
+    let bytes = zeroize::Zeroizing::new(bytes);
+    let value = serde_json::from_slice(&bytes).map_err(|_| {
+        ProviderError::Unavailable(format!(
+            "{target:?} answered HTTP {status} with a body that is not JSON"
+        ))
+    })?;
+    Ok((status, value))
+}

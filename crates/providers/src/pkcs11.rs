@@ -154,12 +154,7 @@ impl Pkcs11Provider {
     }
 
     fn check_ref(key: &KeyRef) -> Result<(), ProviderError> {
-        if key.provider != NAME {
-            return Err(ProviderError::Invalid(format!(
-                "the key reference is for provider {:?}, not {NAME}",
-                key.provider
-            )));
-        }
+        crate::check_provider(key, NAME)?;
         if key.key_id.is_empty() || key.key_id.len() > 128 {
             return Err(ProviderError::Invalid(
                 "a PKCS#11 key label must be 1 to 128 characters".into(),

@@ -74,12 +74,7 @@ impl VaultTransit {
     }
 
     fn check_ref(&self, key: &KeyRef) -> Result<(), ProviderError> {
-        if key.provider != NAME {
-            return Err(ProviderError::Invalid(format!(
-                "the key reference is for provider {:?}, not {NAME}",
-                key.provider
-            )));
-        }
+        crate::check_provider(key, NAME)?;
         if !valid_segment(&key.key_id) {
             return Err(ProviderError::Invalid(format!(
                 "{:?} is not a transit key name (letters, digits, - _ .)",

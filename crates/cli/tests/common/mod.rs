@@ -377,3 +377,11 @@ pub fn pykmip_python(what: &str) -> Option<String> {
     );
     None
 }
+
+/// An encryption context from pairs.
+pub fn ctx(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
