@@ -18,7 +18,7 @@
 use crate::{KeyDescription, KeyProvider, KeyRef, ProviderError};
 use async_trait::async_trait;
 use base64::Engine;
-use openkcm_crypto::{sha256, SecretBytes};
+use openkcm_crypto::SecretBytes;
 use openkcm_net::https::HttpTarget;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
@@ -101,10 +101,6 @@ impl AzureKeyVault {
     }
 }
 
-fn context_digest(context: &[(String, String)]) -> Result<[u8; 32], ProviderError> {
-    Ok(sha256(&crate::canonical_context(context)?))
-}
-
 #[async_trait]
 impl KeyProvider for AzureKeyVault {
     fn name(&self) -> &str {
@@ -130,8 +126,7 @@ impl KeyProvider for AzureKeyVault {
         context: &[(String, String)],
     ) -> Result<Vec<u8>, ProviderError> {
         Self::check_ref(key)?;
-        let mut value = Zeroizing::new(context_digest(context)?.to_vec());
-        value.extend_from_slice(plaintext);
+        let value = crate::context_prefixed(context, plaintext)?;
         let encoded = Zeroizing::new(B64URL.encode(value.as_slice()));
         let body =
             serde_json::to_vec(&serde_json::json!({ "alg": self.alg, "value": encoded.as_str() }))
@@ -168,19 +163,7 @@ impl KeyProvider for AzureKeyVault {
         let value = Zeroizing::new(B64URL.decode(encoded).map_err(|_| {
             ProviderError::Unavailable("Key Vault returned a malformed value".into())
         })?);
-        let digest = context_digest(context)?;
-        let ok = value.len() >= 32
-            && value[..32]
-                .iter()
-                .zip(digest.iter())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !ok {
-            return Err(ProviderError::Invalid(
-                "the ciphertext was made under another encryption context".into(),
-            ));
-        }
-        Ok(SecretBytes::from_slice(&value[32..]))
+        crate::strip_context_prefix(context, &value)
     }
 
     async fn create(&self, _key_id: &str) -> Result<KeyRef, ProviderError> {

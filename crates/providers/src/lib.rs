@@ -266,3 +266,35 @@ pub(crate) async fn bearer_call(
     })?;
     Ok((status, value))
 }
+
+/// For drivers whose wrap operation takes no associated data: the plaintext prefixed by the SHA-256 of the canonical
+/// context (what gets wrapped).
+pub(crate) fn context_prefixed(
+    context: &[(String, String)],
+    plaintext: &[u8],
+) -> Result<zeroize::Zeroizing<Vec<u8>>, ProviderError> {
+    let mut value =
+        zeroize::Zeroizing::new(openkcm_crypto::sha256(&canonical_context(context)?).to_vec());
+    value.extend_from_slice(plaintext);
+    Ok(value)
+}
+
+/// The inverse of [`context_prefixed`]: checks the prefix in constant time and returns the plaintext.
+pub(crate) fn strip_context_prefix(
+    context: &[(String, String)],
+    value: &[u8],
+) -> Result<SecretBytes, ProviderError> {
+    let digest = openkcm_crypto::sha256(&canonical_context(context)?);
+    let ok = value.len() >= digest.len()
+        && value
+            .iter()
+            .zip(digest.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !ok {
+        return Err(ProviderError::Invalid(
+            "the ciphertext was made under another encryption context".into(),
+        ));
+    }
+    Ok(SecretBytes::from_slice(&value[digest.len()..]))
+}

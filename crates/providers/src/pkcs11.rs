@@ -20,11 +20,11 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use openkcm_crypto::{sha256, SecretBytes};
+use openkcm_crypto::SecretBytes;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// Driver name.
 pub const NAME: &str = "pkcs11";
@@ -258,10 +258,6 @@ impl Inner {
     }
 }
 
-fn context_digest(context: &[(String, String)]) -> Result<[u8; 32], ProviderError> {
-    Ok(sha256(&crate::canonical_context(context)?))
-}
-
 fn secret_template(value: Vec<u8>) -> Vec<Attribute> {
     vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
@@ -308,8 +304,7 @@ impl KeyProvider for Pkcs11Provider {
     ) -> Result<Vec<u8>, ProviderError> {
         Self::check_ref(key)?;
         let label = key.key_id.clone();
-        let mut value = Zeroizing::new(context_digest(context)?.to_vec());
-        value.extend_from_slice(plaintext);
+        let value = crate::context_prefixed(context, plaintext)?;
         self.blocking(move |inner| {
             inner.with_key(&label, |session, wrapping| {
                 let object = session
@@ -331,9 +326,8 @@ impl KeyProvider for Pkcs11Provider {
     ) -> Result<SecretBytes, ProviderError> {
         Self::check_ref(key)?;
         let label = key.key_id.clone();
-        let digest = context_digest(context)?;
         let wrapped = ciphertext.to_vec();
-        let mut value = self
+        let value = self
             .blocking(move |inner| {
                 inner.with_key(&label, |session, wrapping| {
                     let object = session
@@ -364,19 +358,7 @@ impl KeyProvider for Pkcs11Provider {
                 })
             })
             .await?;
-        let ok = value.len() >= 32
-            && value[..32]
-                .iter()
-                .zip(digest.iter())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !ok {
-            value.zeroize();
-            return Err(ProviderError::Invalid(
-                "the ciphertext was made under another encryption context".into(),
-            ));
-        }
-        Ok(SecretBytes::from_slice(&value[32..]))
+        crate::strip_context_prefix(context, &value)
     }
 
     async fn create(&self, key_id: &str) -> Result<KeyRef, ProviderError> {
