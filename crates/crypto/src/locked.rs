@@ -203,6 +203,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hardening_turns_core_dumps_off_and_makes_the_process_undumpable() {
+        harden_process().expect("hardening succeeds for an unprivileged change");
+        let mut limit = libc::rlimit {
+            rlim_cur: 1,
+            rlim_max: 1,
+        };
+        // SAFETY: getrlimit writes into the rlimit struct we own; prctl(PR_GET_DUMPABLE) takes no pointers.
+        let (rc, dumpable) = unsafe {
+            (
+                libc::getrlimit(libc::RLIMIT_CORE, &mut limit),
+                libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0),
+            )
+        };
+        assert_eq!(rc, 0);
+        assert_eq!((limit.rlim_cur, limit.rlim_max), (0, 0));
+        assert_eq!(dumpable, 0, "PR_SET_DUMPABLE 0 must hold");
+    }
+
+    #[test]
     fn pages_cover_a_region_that_straddles_a_boundary() {
         let size = page_size();
         let v: Vec<usize> = pages(size * 3 - 4, 8).collect();
