@@ -139,6 +139,14 @@ pub struct DevArgs {
     recovery_threshold: Option<usize>,
     #[command(flatten)]
     provider: crate::seal_args::SealProviderArgs,
+    /// A PKCS#11 module a seal migration (`openkcm operator migrate-seal --to pkcs11`) may name (repeatable). The
+    /// node's own --pkcs11-module is always allowed; no other library is ever loaded on an operator's request.
+    #[arg(
+        long = "pkcs11-allowed-module",
+        env = "OPENKCM_PKCS11_ALLOWED_MODULES",
+        value_delimiter = ','
+    )]
+    pkcs11_allowed_modules: Vec<PathBuf>,
 }
 
 /// Seal modes of `openkcm dev`.
@@ -517,7 +525,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let operator_task = tokio::spawn(openkcm_net::https::serve_https(
         operator_listener,
         acceptor,
-        Arc::new(OperatorApi::new(node.clone())),
+        Arc::new(
+            OperatorApi::new(node.clone()).with_pkcs11_modules(
+                args.pkcs11_allowed_modules
+                    .iter()
+                    .cloned()
+                    .chain(args.provider.pkcs11_module.clone())
+                    .collect(),
+            ),
+        ),
         core_limits(limits),
         shutdown_rx,
     ));

@@ -464,7 +464,12 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             );
         }
         OperatorCommand::MigrateSeal(a) => {
-            let config = a.provider.config(a.to)?;
+            // Secrets named by files here are read here and sent; the node never reads files on our behalf.
+            let config = a
+                .provider
+                .config(a.to)?
+                .inlined()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             #[derive(serde::Serialize)]
             struct Migrate<'a> {
                 to: &'a openkcm_providers::config::ProviderConfig,

@@ -151,10 +151,12 @@ impl SealProviderArgs {
             ProviderKind::GcpKms => ProviderConfig::GcpKms {
                 endpoint: self.gcp_endpoint.clone(),
                 ca: self.gcp_ca.clone(),
-                token_file: self
-                    .gcp_token_file
-                    .clone()
-                    .context("the gcp-kms seal needs --gcp-token-file (a file holding an access token)")?,
+                token_file: Some(
+                    self.gcp_token_file
+                        .clone()
+                        .context("the gcp-kms seal needs --gcp-token-file (a file holding an access token)")?,
+                ),
+                token: None,
             },
             ProviderKind::AzureKeyvault => ProviderConfig::AzureKeyvault {
                 vault: self
@@ -162,10 +164,12 @@ impl SealProviderArgs {
                     .clone()
                     .context("the azure-keyvault seal needs --azure-vault (https://NAME.vault.azure.net)")?,
                 ca: self.azure_ca.clone(),
-                token_file: self
-                    .azure_token_file
-                    .clone()
-                    .context("the azure-keyvault seal needs --azure-token-file (a file holding an access token)")?,
+                token_file: Some(
+                    self.azure_token_file
+                        .clone()
+                        .context("the azure-keyvault seal needs --azure-token-file (a file holding an access token)")?,
+                ),
+                token: None,
                 alg: self.azure_alg.clone(),
             },
             ProviderKind::Kmip => {
@@ -179,9 +183,12 @@ impl SealProviderArgs {
                         .clone()
                         .context("the kmip seal needs --kmip-addr (HOST:PORT of the KMIP server)")?,
                     server_name: self.kmip_server_name.clone(),
-                    ca: need(&self.kmip_ca, "--kmip-ca")?,
-                    cert: need(&self.kmip_cert, "--kmip-cert")?,
-                    key: need(&self.kmip_key, "--kmip-key")?,
+                    ca: Some(need(&self.kmip_ca, "--kmip-ca")?),
+                    cert: Some(need(&self.kmip_cert, "--kmip-cert")?),
+                    key: Some(need(&self.kmip_key, "--kmip-key")?),
+                    ca_pem: None,
+                    cert_pem: None,
+                    key_pem: None,
                 }
             }
             ProviderKind::AwsKms => {

@@ -539,6 +539,37 @@ async fn operator_api_init_refusals_are_client_errors_and_only_operators_act() {
         err.contains("Permission Denied") && !err.contains("sealed"),
         "{err}"
     );
+    // A seal migration may not make the node read or load its own files for the caller: no PKCS#11 module it was
+    // not configured with (loading one runs its code), no token or key file, no local provider.
+    for (to, expected) in [
+        (
+            serde_json::json!({"provider": "pkcs11", "module": "/tmp/not-allowed.so", "token_label": "t", "pin": "1"}),
+            "only the PKCS#11 modules it was configured with",
+        ),
+        (
+            serde_json::json!({"provider": "gcp-kms", "token_file": "/etc/passwd"}),
+            "not a file name",
+        ),
+        (
+            serde_json::json!({"provider": "kmip", "addr": "127.0.0.1:1", "ca_pem": "x", "cert": "/x.crt", "key": "/x.key"}),
+            "not file names",
+        ),
+        (
+            serde_json::json!({"provider": "local", "dir": "/tmp"}),
+            "development only",
+        ),
+    ] {
+        let (code, body) = api(
+            &dev,
+            "operator-admin",
+            "POST",
+            "/v1/sys/migrate-seal",
+            serde_json::json!({"to": to, "key_id": "k"}),
+        )
+        .await;
+        assert_eq!(code, 400, "{to}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(expected), "{body}");
+    }
     // {"reset": true} with a share is ambiguous: refused.
     let (code, _) = api(
         &dev,

@@ -185,7 +185,10 @@ async fn gcp_kms_driver_speaks_the_documented_rest_contract() {
     let token = dir.path().join("token");
     std::fs::write(&token, "gcp-token\n").unwrap();
     let target = openkcm_providers::http_target(&format!("http://{}", fake.addr), None).unwrap();
-    let p = openkcm_providers::gcp_kms::GcpKms::new(target.clone(), token.clone());
+    let p = openkcm_providers::gcp_kms::GcpKms::new(
+        target.clone(),
+        openkcm_providers::TokenSource::File(token.clone()),
+    );
     let key = |k: &str| KeyRef {
         provider: "gcp-kms".into(),
         key_id: GCP_KEY.replace("/seal", &format!("/{k}")),
@@ -253,7 +256,7 @@ async fn azure_keyvault_driver_speaks_the_documented_rest_contract() {
     let target = openkcm_providers::http_target(&format!("http://{}", fake.addr), None).unwrap();
     let p = openkcm_providers::azure_keyvault::AzureKeyVault::new(
         target,
-        token.clone(),
+        openkcm_providers::TokenSource::File(token.clone()),
         "RSA-OAEP-256",
     )
     .unwrap();
@@ -303,7 +306,7 @@ async fn azure_keyvault_driver_speaks_the_documented_rest_contract() {
     assert!(matches!(e, ProviderError::Denied(_)), "{e:?}");
     assert!(openkcm_providers::azure_keyvault::AzureKeyVault::new(
         openkcm_providers::http_target("http://127.0.0.1:1", None).unwrap(),
-        token,
+        openkcm_providers::TokenSource::File(token),
         "RSA1_5"
     )
     .is_err());

@@ -23,12 +23,23 @@ use zeroize::Zeroize;
 /// The operator API of one node.
 pub struct OperatorApi {
     node: Arc<Node>,
+    pkcs11_modules: Vec<std::path::PathBuf>,
 }
 
 impl OperatorApi {
     /// The API over `node`.
     pub fn new(node: Arc<Node>) -> Self {
-        Self { node }
+        Self {
+            node,
+            pkcs11_modules: Vec::new(),
+        }
+    }
+
+    /// The PKCS#11 modules a seal migration may name (loading a module runs its code in this process, so an
+    /// operator may only choose among the ones the node was configured with).
+    pub fn with_pkcs11_modules(mut self, modules: Vec<std::path::PathBuf>) -> Self {
+        self.pkcs11_modules = modules;
+        self
     }
 }
 
@@ -228,6 +239,10 @@ impl OperatorApi {
             Ok(r) => r,
             Err(resp) => return resp,
         };
+        if let Err(e) = req.to.check_remote(&self.pkcs11_modules) {
+            tracing::warn!(error = %e, "seal migration refused");
+            return error(400, format!("the new seal's settings are refused: {e}"));
+        }
         let provider = match req.to.build() {
             Ok(p) => p,
             Err(e) => return error(400, format!("the new seal provider cannot be used: {e}")),

@@ -101,3 +101,19 @@ pub fn ca_only_client_config(ca: &Path) -> Result<Arc<ClientConfig>, NetError> {
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
+
+/// [`client_config`] from PEM contents instead of files.
+pub fn client_config_from_pem(
+    ca: &[u8],
+    cert: &[u8],
+    key: &[u8],
+) -> Result<Arc<ClientConfig>, NetError> {
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_root_certificates(roots(ca)?)
+        .with_client_auth_cert(
+            certs_from_pem(cert, "the client certificate")?,
+            key_from_pem(key, "the client key")?,
+        )?;
+    Ok(Arc::new(config))
+}

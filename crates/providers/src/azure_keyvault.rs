@@ -20,7 +20,6 @@ use async_trait::async_trait;
 use base64::Engine;
 use openkcm_crypto::SecretBytes;
 use openkcm_net::https::HttpTarget;
-use std::path::PathBuf;
 use zeroize::Zeroizing;
 
 /// Driver name.
@@ -32,14 +31,18 @@ const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::
 /// One vault and the file holding the access token.
 pub struct AzureKeyVault {
     target: HttpTarget,
-    token_file: PathBuf,
+    token: crate::TokenSource,
     alg: String,
 }
 
 impl AzureKeyVault {
     /// The client of the vault at `target` (e.g. `https://NAME.vault.azure.net`), wrapping with `alg`
-    /// (`RSA-OAEP-256` or `A256KW`), authenticating with the token in `token_file`.
-    pub fn new(target: HttpTarget, token_file: PathBuf, alg: &str) -> Result<Self, ProviderError> {
+    /// (`RSA-OAEP-256` or `A256KW`), authenticating with `token`.
+    pub fn new(
+        target: HttpTarget,
+        token: crate::TokenSource,
+        alg: &str,
+    ) -> Result<Self, ProviderError> {
         if !matches!(alg, "RSA-OAEP-256" | "A256KW") {
             return Err(ProviderError::Invalid(format!(
                 "wrap algorithm {alg:?} is not supported: use RSA-OAEP-256 (vault RSA keys) or A256KW (Managed HSM AES keys)"
@@ -47,7 +50,7 @@ impl AzureKeyVault {
         }
         Ok(Self {
             target,
-            token_file,
+            token,
             alg: alg.to_owned(),
         })
     }
@@ -78,7 +81,7 @@ impl AzureKeyVault {
     ) -> Result<serde_json::Value, ProviderError> {
         let path = format!("{path}?api-version={API_VERSION}");
         let (status, value) =
-            crate::bearer_call(&self.target, &self.token_file, method, &path, body).await?;
+            crate::bearer_call(&self.target, &self.token, method, &path, body).await?;
         if (200..300).contains(&status) {
             return Ok(value);
         }

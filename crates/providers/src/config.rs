@@ -61,7 +61,11 @@ pub enum ProviderConfig {
         #[serde(default)]
         ca: Option<PathBuf>,
         /// File holding the OAuth 2 access token (re-read on every call).
-        token_file: PathBuf,
+        #[serde(default)]
+        token_file: Option<PathBuf>,
+        /// The access token itself (instead of `token_file`).
+        #[serde(default)]
+        token: Option<Zeroizing<String>>,
     },
     /// Azure Key Vault (or Managed HSM) over REST.
     AzureKeyvault {
@@ -71,7 +75,11 @@ pub enum ProviderConfig {
         #[serde(default)]
         ca: Option<PathBuf>,
         /// File holding the Azure AD access token (re-read on every call).
-        token_file: PathBuf,
+        #[serde(default)]
+        token_file: Option<PathBuf>,
+        /// The access token itself (instead of `token_file`).
+        #[serde(default)]
+        token: Option<Zeroizing<String>>,
         /// `RSA-OAEP-256` (default) or `A256KW`.
         #[serde(default = "azure_alg")]
         alg: String,
@@ -83,12 +91,24 @@ pub enum ProviderConfig {
         /// Server name to verify in its certificate.
         #[serde(default = "localhost")]
         server_name: String,
-        /// CA certificate of the server (PEM).
-        ca: PathBuf,
-        /// Client certificate (PEM).
-        cert: PathBuf,
-        /// Client key (PEM).
-        key: PathBuf,
+        /// CA certificate of the server (PEM file).
+        #[serde(default)]
+        ca: Option<PathBuf>,
+        /// Client certificate (PEM file).
+        #[serde(default)]
+        cert: Option<PathBuf>,
+        /// Client key (PEM file).
+        #[serde(default)]
+        key: Option<PathBuf>,
+        /// The CA certificate itself (PEM), instead of `ca`.
+        #[serde(default)]
+        ca_pem: Option<String>,
+        /// The client certificate itself (PEM), instead of `cert`.
+        #[serde(default)]
+        cert_pem: Option<String>,
+        /// The client key itself (PEM), instead of `key`.
+        #[serde(default)]
+        key_pem: Option<Zeroizing<String>>,
     },
     /// Key files in a directory (development only).
     Local {
@@ -208,18 +228,20 @@ impl ProviderConfig {
                 endpoint,
                 ca,
                 token_file,
+                token,
             } => Arc::new(crate::gcp_kms::GcpKms::new(
                 crate::http_target(endpoint, ca.as_deref())?,
-                token_file.clone(),
+                token_source(token_file, token)?,
             )),
             Self::AzureKeyvault {
                 vault,
                 ca,
                 token_file,
+                token,
                 alg,
             } => Arc::new(crate::azure_keyvault::AzureKeyVault::new(
                 crate::http_target(vault, ca.as_deref())?,
-                token_file.clone(),
+                token_source(token_file, token)?,
                 alg,
             )?),
             Self::Kmip {
@@ -228,16 +250,130 @@ impl ProviderConfig {
                 ca,
                 cert,
                 key,
+                ca_pem,
+                cert_pem,
+                key_pem,
             } => {
-                let config = openkcm_net::tls::client_config(&openkcm_net::tls::TlsFiles {
-                    ca: ca.clone(),
-                    cert: cert.clone(),
-                    key: key.clone(),
-                })
+                let read = |path: &Option<PathBuf>,
+                            inline: Option<&str>,
+                            what: &str|
+                 -> Result<Zeroizing<Vec<u8>>, ProviderError> {
+                    match (path, inline) {
+                        (_, Some(pem)) => Ok(Zeroizing::new(pem.as_bytes().to_vec())),
+                        (Some(p), None) => std::fs::read(p).map(Zeroizing::new).map_err(|e| {
+                            ProviderError::Invalid(format!(
+                                "cannot read the {what} {}: {e}",
+                                p.display()
+                            ))
+                        }),
+                        (None, None) => Err(ProviderError::Invalid(format!(
+                            "the kmip provider needs the {what}"
+                        ))),
+                    }
+                };
+                let config = openkcm_net::tls::client_config_from_pem(
+                    &read(ca, ca_pem.as_deref(), "CA certificate")?,
+                    &read(cert, cert_pem.as_deref(), "client certificate")?,
+                    &read(key, key_pem.as_ref().map(|k| k.as_str()), "client key")?,
+                )
                 .map_err(|e| ProviderError::Invalid(e.to_string()))?;
                 Arc::new(crate::kmip::KmipProvider::new(addr, server_name, config))
             }
             Self::Local { dir } => Arc::new(LocalProvider::new(dir.clone())),
         })
+    }
+}
+
+fn token_source(
+    file: &Option<PathBuf>,
+    token: &Option<Zeroizing<String>>,
+) -> Result<crate::TokenSource, ProviderError> {
+    match (file, token) {
+        (_, Some(t)) if !t.trim().is_empty() => Ok(crate::TokenSource::Inline(t.clone())),
+        (Some(f), None) => Ok(crate::TokenSource::File(f.clone())),
+        _ => Err(ProviderError::Invalid(
+            "an access token is needed: a token file, or the token itself".into(),
+        )),
+    }
+}
+
+impl ProviderConfig {
+    /// The same settings with every secret a file on this host names read in (tokens, client certificate and
+    /// key), so that they can be sent to a node, which must not be asked to read its own files on a caller's
+    /// behalf. CA files stay paths (on the node).
+    pub fn inlined(mut self) -> Result<Self, ProviderError> {
+        let read = |p: &PathBuf| {
+            std::fs::read_to_string(p)
+                .map_err(|e| ProviderError::Invalid(format!("cannot read {}: {e}", p.display())))
+        };
+        match &mut self {
+            Self::GcpKms {
+                token_file, token, ..
+            }
+            | Self::AzureKeyvault {
+                token_file, token, ..
+            } => {
+                if let Some(f) = token_file.take() {
+                    *token = Some(Zeroizing::new(read(&f)?.trim().to_owned()));
+                }
+            }
+            Self::Kmip {
+                ca,
+                cert,
+                key,
+                ca_pem,
+                cert_pem,
+                key_pem,
+                ..
+            } => {
+                if let Some(f) = ca.take() {
+                    *ca_pem = Some(read(&f)?);
+                }
+                if let Some(f) = cert.take() {
+                    *cert_pem = Some(read(&f)?);
+                }
+                if let Some(f) = key.take() {
+                    *key_pem = Some(Zeroizing::new(read(&f)?));
+                }
+            }
+            _ => {}
+        }
+        Ok(self)
+    }
+
+    /// Whether a node may use these settings sent by a remote operator: no file of the node's may be named except
+    /// CA certificates and a PKCS#11 module from `allowed_modules` (loading a library runs its code in the node).
+    pub fn check_remote(&self, allowed_modules: &[PathBuf]) -> Result<(), String> {
+        match self {
+            Self::Local { .. } => Err(
+                "the local provider is for development only and cannot be named remotely".into(),
+            ),
+            Self::Pkcs11 { module, .. } => {
+                let canon = |p: &std::path::Path| {
+                    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+                };
+                if allowed_modules.iter().any(|m| canon(m) == canon(module)) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the node loads only the PKCS#11 modules it was configured with (--pkcs11-allowed-module), not {}",
+                        module.display()
+                    ))
+                }
+            }
+            Self::GcpKms {
+                token_file: Some(_),
+                ..
+            }
+            | Self::AzureKeyvault {
+                token_file: Some(_),
+                ..
+            } => Err("send the access token itself, not a file name on the node".into()),
+            Self::Kmip { cert: Some(_), .. } | Self::Kmip { key: Some(_), .. } => Err(
+                "send the client certificate and key themselves (PEM), not file names on the node"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
     }
 }

@@ -20,7 +20,6 @@ use async_trait::async_trait;
 use base64::Engine;
 use openkcm_crypto::SecretBytes;
 use openkcm_net::https::HttpTarget;
-use std::path::PathBuf;
 use zeroize::{Zeroize, Zeroizing};
 
 /// Driver name.
@@ -32,13 +31,13 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// A Cloud KMS endpoint and the file holding the access token.
 pub struct GcpKms {
     target: HttpTarget,
-    token_file: PathBuf,
+    token: crate::TokenSource,
 }
 
 impl GcpKms {
-    /// The client of `target` (usually [`ENDPOINT`]), authenticating with the token in `token_file`.
-    pub fn new(target: HttpTarget, token_file: PathBuf) -> Self {
-        Self { target, token_file }
+    /// The client of `target` (usually [`ENDPOINT`]), authenticating with `token`.
+    pub fn new(target: HttpTarget, token: crate::TokenSource) -> Self {
+        Self { target, token }
     }
 
     fn check_ref(key: &KeyRef) -> Result<(), ProviderError> {
@@ -65,7 +64,7 @@ impl GcpKms {
         body: Vec<u8>,
     ) -> Result<serde_json::Value, ProviderError> {
         let (status, value) =
-            crate::bearer_call(&self.target, &self.token_file, method, path, body).await?;
+            crate::bearer_call(&self.target, &self.token, method, path, body).await?;
         if (200..300).contains(&status) {
             return Ok(value);
         }

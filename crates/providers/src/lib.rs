@@ -226,27 +226,44 @@ pub(crate) fn check_provider(key: &KeyRef, name: &str) -> Result<(), ProviderErr
     Ok(())
 }
 
-/// One JSON call of a cloud REST API with a bearer token read from `token_file` (re-read on every call, so that an
+/// Where a cloud driver's bearer token comes from.
+pub enum TokenSource {
+    /// A file on this host, re-read on every call (an outside agent keeps it fresh).
+    File(std::path::PathBuf),
+    /// A token given directly.
+    Inline(zeroize::Zeroizing<String>),
+}
+
+impl TokenSource {
+    async fn read(&self) -> Result<zeroize::Zeroizing<String>, ProviderError> {
+        match self {
+            TokenSource::Inline(t) => Ok(t.clone()),
+            TokenSource::File(path) => Ok(zeroize::Zeroizing::new(
+                tokio::fs::read_to_string(path)
+                    .await
+                    .map_err(|e| {
+                        ProviderError::Unavailable(format!(
+                            "cannot read the access token file {}: {e}",
+                            path.display()
+                        ))
+                    })?
+                    .trim()
+                    .to_owned(),
+            )),
+        }
+    }
+}
+
+/// One JSON call of a cloud REST API with a bearer token from `token` (re-read on every call, so that an
 /// outside agent can refresh it). Returns the status and the parsed body; the token never reaches an error.
 pub(crate) async fn bearer_call(
     target: &openkcm_net::https::HttpTarget,
-    token_file: &std::path::Path,
+    token: &TokenSource,
     method: &str,
     path: &str,
     body: Vec<u8>,
 ) -> Result<(u16, serde_json::Value), ProviderError> {
-    let token = zeroize::Zeroizing::new(
-        tokio::fs::read_to_string(token_file)
-            .await
-            .map_err(|e| {
-                ProviderError::Unavailable(format!(
-                    "cannot read the access token file {}: {e}",
-                    token_file.display()
-                ))
-            })?
-            .trim()
-            .to_owned(),
-    );
+    let token = token.read().await?;
     let auth = zeroize::Zeroizing::new(format!("Bearer {}", token.as_str()));
     let (status, bytes) = openkcm_net::https::call(
         target,
