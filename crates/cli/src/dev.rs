@@ -697,6 +697,17 @@ impl CoreOpener for DevOpener {
         }
         Ok(core)
     }
+
+    async fn storage_holds_keys(&self) -> bool {
+        use openkcm_core::keyring::{IVK_ID, KIND_IVK};
+        use openkcm_core::seal::file::CLUSTER_TENANT;
+        // Any answer but "no IVK" (a record, or a storage error) counts as keys being there: never a new MasterKey
+        // on a doubt.
+        !matches!(
+            self.store.get(CLUSTER_TENANT, KIND_IVK, IVK_ID, 1).await,
+            Ok(None)
+        )
+    }
 }
 
 /// Shamir mode at start: on a node that was never initialised, with recipients given, holds the key ceremony and

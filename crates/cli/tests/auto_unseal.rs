@@ -148,6 +148,51 @@ fn dev_auto_unseals_through_openbao_across_a_restart_and_refuses_another_region(
     let err = dev.kmip("demo", &["get", &uid]).unwrap_err();
     assert!(err.contains("sealed"), "{err}");
     dev.stop();
+
+    // The sealed MasterKey and the initialised marker both lost, the Core storage still there: no new MasterKey is
+    // made over it; the node stays sealed and says how to get the old one back.
+    let blob_path = data.join("seal/master-key.provider-sealed.json");
+    let blob_before = std::fs::read(&blob_path).unwrap();
+    std::fs::remove_file(&blob_path).unwrap();
+    std::fs::remove_file(data.join("seal/cluster.initialised")).unwrap();
+    let mut dev = Dev::spawn_with(&data, &["demo"], None, &env, &extra, "OPENKCM SEALED");
+    let st: serde_json::Value = serde_json::from_str(&dev.operator(&["seal-status"]).1).unwrap();
+    assert!(
+        st["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is missing, but"),
+        "{st}"
+    );
+    assert!(
+        !blob_path.exists(),
+        "a new MasterKey was sealed over existing keys"
+    );
+    dev.stop();
+    std::fs::write(&blob_path, &blob_before).unwrap();
+
+    // A lost cluster id is not replaced by a new one.
+    std::fs::remove_file(data.join("seal/cluster-id")).unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .arg("dev")
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "--edge-addr",
+            "127.0.0.1:0",
+            "--core-addr",
+            "127.0.0.1:0",
+            "--operator-addr",
+            "127.0.0.1:0",
+        ])
+        .args(&extra)
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cluster-id is missing"), "{err}");
+    assert!(!data.join("seal/cluster-id").exists());
 }
 
 #[test]

@@ -225,11 +225,24 @@ impl AutoSeal for ProviderSeal {
         self.provider.name().to_owned()
     }
 
-    async fn unseal(&self, ctx: &SealContext) -> Result<(SecretKey, bool), SealError> {
+    async fn unseal(
+        &self,
+        ctx: &SealContext,
+        allow_create: bool,
+    ) -> Result<(SecretKey, bool), SealError> {
         match Self::read_blob(&self.dir)? {
-            Some(blob) => Ok((unseal_master_key(&blob, self.provider.as_ref(), ctx).await?, false)),
-            None if super::is_initialised(&self.dir) => Err(SealError::Invalid(format!(
-                "{} is missing although this cluster was initialised: restore it from a backup, or rebuild the MasterKey from the recovery shares",
+            Some(blob) => {
+                if blob.key_id != self.key.key_id {
+                    tracing::warn!(
+                        configured = %self.key.key_id,
+                        sealed_with = %blob.key_id,
+                        "the seal key given differs from the key the MasterKey is sealed with; the latter is used (migrate-seal changes keys)"
+                    );
+                }
+                Ok((unseal_master_key(&blob, self.provider.as_ref(), ctx).await?, false))
+            }
+            None if !allow_create => Err(SealError::Invalid(format!(
+                "{} is missing, but this cluster was initialised and its storage holds keys: restore it from a backup, or rebuild the MasterKey from the recovery shares (openkcm operator recover) and migrate the seal; a new MasterKey would open nothing",
                 self.dir.join(BLOB_FILE).display()
             ))),
             None => {
@@ -305,14 +318,14 @@ mod tests {
         let key = provider.create("seal").await.unwrap();
         let seal = ProviderSeal::new(provider.clone(), key, dir.path());
         let c = ctx("c1", "eu");
-        let (mk, created) = seal.unseal(&c).await.unwrap();
+        let (mk, created) = seal.unseal(&c, true).await.unwrap();
         assert!(created);
-        let (again, created) = seal.unseal(&c).await.unwrap();
+        let (again, created) = seal.unseal(&c, true).await.unwrap();
         assert!(!created);
         assert_eq!(again.expose(), mk.expose());
         super::super::mark_initialised(dir.path()).unwrap();
         std::fs::remove_file(dir.path().join(BLOB_FILE)).unwrap();
-        let e = seal.unseal(&c).await.unwrap_err();
-        assert!(e.to_string().contains("is missing although"), "{e}");
+        let e = seal.unseal(&c, false).await.unwrap_err();
+        assert!(e.to_string().contains("is missing, but"), "{e}");
     }
 }

@@ -43,6 +43,11 @@ impl FileSeal {
         super::mark_initialised(&self.dir)
     }
 
+    /// The directory of the seal files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The seal under `dir`.
     pub fn new(dir: &Path) -> Self {
         Self {

@@ -34,8 +34,13 @@ pub struct SealContext {
 pub trait AutoSeal: Send + Sync {
     /// The seal's name as shown in seal-status (`file`, `aws-kms` …).
     fn name(&self) -> String;
-    /// Unseals the MasterKey, creating one on first use. Returns it and whether it was newly created.
-    async fn unseal(&self, ctx: &SealContext) -> Result<(SecretKey, bool), SealError>;
+    /// Unseals the MasterKey, creating one on first use when `allow_create` (the cluster was never initialised
+    /// and its storage holds no keys). Returns it and whether it was newly created.
+    async fn unseal(
+        &self,
+        ctx: &SealContext,
+        allow_create: bool,
+    ) -> Result<(SecretKey, bool), SealError>;
 }
 
 #[async_trait::async_trait]
@@ -43,7 +48,17 @@ impl AutoSeal for super::FileSeal {
     fn name(&self) -> String {
         "file".into()
     }
-    async fn unseal(&self, _ctx: &SealContext) -> Result<(SecretKey, bool), SealError> {
+    async fn unseal(
+        &self,
+        _ctx: &SealContext,
+        allow_create: bool,
+    ) -> Result<(SecretKey, bool), SealError> {
+        if !allow_create && !self.dir().join(super::file::BLOB_FILE).exists() {
+            return Err(SealError::Invalid(format!(
+                "{} is missing, but this cluster's storage already holds keys: restore the seal directory from a backup (a new MasterKey would not open them)",
+                self.dir().join(super::file::BLOB_FILE).display()
+            )));
+        }
         self.init_or_unseal()
     }
 }
@@ -63,6 +78,11 @@ pub trait CoreOpener: Send + Sync {
     /// Opens the Core under `mk`. `first_start` is true until the Core storage of this cluster has been
     /// initialised once: only then may an empty store be given a new IVK.
     async fn open(&self, mk: &SecretKey, first_start: bool) -> Result<Arc<Core>, String>;
+
+    /// Whether the Core storage already holds keys of a MasterKey (then no new MasterKey may ever be made).
+    async fn storage_holds_keys(&self) -> bool {
+        false
+    }
 }
 
 /// `GET /v1/sys/seal-status`.
@@ -252,7 +272,22 @@ impl Node {
                 }
                 m.body.cluster_id.clone()
             }
-            _ => load_or_create_cluster_id(dir)?,
+            _ => {
+                let path = dir.join(CLUSTER_ID_FILE);
+                if !path.exists() && is_initialised(dir) {
+                    let hint = blob
+                        .as_ref()
+                        .map(|b| b.cluster_id.clone())
+                        .or_else(|| manifest.as_ref().map(|m| m.body.cluster_id.clone()));
+                    return Err(SealError::Invalid(format!(
+                        "{} is missing although this cluster was initialised: restore it from a backup{}",
+                        path.display(),
+                        hint.map(|id| format!(" (the sealed MasterKey names cluster {id:?})"))
+                            .unwrap_or_default()
+                    )));
+                }
+                load_or_create_cluster_id(dir)?
+            }
         };
         if let Some(m) = &manifest {
             if m.body.cluster_id != cluster_id {
@@ -400,7 +435,7 @@ impl Node {
             }
             Err(e) => {
                 let reason = format!(
-                    "the MasterKey was recovered, but the Crypto Core could not be opened with it: {e} (check that \
+                    "the MasterKey was obtained, but the Crypto Core could not be opened with it: {e} (check that \
                      the seal files and the Core storage belong to the same cluster)"
                 );
                 tracing::error!(reason = %reason, "the node stays sealed");
@@ -428,7 +463,8 @@ impl Node {
             cluster_id: self.cluster_id.clone(),
             region: self.region.clone(),
         };
-        match seal.unseal(&ctx).await {
+        let allow_create = !is_initialised(&self.dir) && !self.opener.storage_holds_keys().await;
+        match seal.unseal(&ctx, allow_create).await {
             Ok((mk, created)) => {
                 if created {
                     tracing::info!(seal = %seal.name(), "initialised a new cluster MasterKey");
