@@ -108,7 +108,9 @@ pub struct DevArgs {
     #[arg(long, env = "OPENKCM_REQUIRE_MLOCK")]
     require_mlock: bool,
     /// How the MasterKey is sealed: `file` (development: the seal key is a file in the data directory, the node
-    /// unseals itself) or `shamir` (M-of-N key ceremony; the node starts sealed until M share holders unseal it).
+    /// unseals itself), `shamir` (M-of-N key ceremony; the node starts sealed until M share holders unseal it), or
+    /// auto-unseal through a key service: `vault-transit`, `aws-kms`, `pkcs11`, `kmip`, `gcp-kms`,
+    /// `azure-keyvault` (each with its own flags below; docs/operations.md has a table).
     #[arg(long, env = "OPENKCM_SEAL", value_enum, default_value = "file")]
     seal: SealKind,
     /// Shamir: N, the number of shares the ceremony on first start makes (one per --recipient).
@@ -117,14 +119,16 @@ pub struct DevArgs {
     /// Shamir: M, the number of shares that unseal the node.
     #[arg(long, env = "OPENKCM_THRESHOLD")]
     threshold: Option<usize>,
-    /// Shamir: the public key of a share holder (age `age1…`, `ssh-ed25519 …` or `ssh-rsa …`), one per share, in
-    /// share order; or a path to a file holding one.
+    /// The public key of a share holder (age `age1…`, `ssh-ed25519 …` or `ssh-rsa …`), one per share, in share
+    /// order, or a path to a file holding one: the Shamir shares (--seal shamir) or the recovery shares of an
+    /// auto-unseal seal (--recovery-shares).
     #[arg(long = "recipient")]
     recipients: Vec<String>,
-    /// Shamir: a file of recipients, one public key per line (`#` comments and blank lines are skipped).
+    /// A file of recipients (as --recipient), one public key per line (`#` comments and blank lines are skipped).
     #[arg(long)]
     recipients_file: Option<PathBuf>,
-    /// Operator API listener (HTTPS with mTLS: seal-status, init, unseal, seal). Port 0 picks a free port.
+    /// Operator API listener (HTTPS with mTLS: seal-status, init, unseal, seal, recover, migrate-seal). Port 0
+    /// picks a free port.
     #[arg(long, env = "OPENKCM_OPERATOR_ADDR", default_value = "127.0.0.1:5698")]
     operator_addr: String,
     /// Region of this cluster (bound into the ceremony manifest and the sealed MasterKey).
@@ -391,7 +395,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             let provider = config.build().map_err(|e| anyhow::anyhow!("{e}"))?;
             let key = openkcm_providers::KeyRef {
                 provider: provider.name().to_owned(),
-                key_id: args.provider.seal_key.clone(),
+                key_id: args.provider.seal_key(kind)?,
                 region: config.region(),
             };
             SealMode::Auto(Arc::new(ProviderSeal::new(provider, key, &seal_dir)))
@@ -400,6 +404,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let node =
         Arc::new(Node::new(&seal_dir, mode, &args.region, opener).context("the node's seal")?);
     let operator_files = pki.operator("admin")?;
+    let mut retry_unseal = args.seal.provider().is_some();
     match args.seal {
         SealKind::File => {
             node.auto_unseal()
@@ -416,7 +421,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         | SealKind::AzureKeyvault
         | SealKind::Kmip => {
             if let Err(e) = node.auto_unseal().await {
-                tracing::error!(error = %e, "auto-unseal failed; the node starts sealed and retries with backoff");
+                if retry_helps(&e) {
+                    tracing::error!(error = %e, "auto-unseal failed; the node starts sealed and retries with backoff");
+                } else {
+                    tracing::error!(error = %e, "auto-unseal failed and retrying cannot help; the node starts sealed: fix the cause and restart it (or `openkcm operator unseal` to try again)");
+                    retry_unseal = false;
+                }
             }
             recovery_shares(&args, &node).await?;
         }
@@ -579,7 +589,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     };
     let mut announced = node.is_sealed();
     announce(announced);
-    if args.seal.provider().is_some() && node.is_sealed() {
+    if retry_unseal && node.is_sealed() {
         tokio::spawn(auto_unseal_with_backoff(node.clone()));
     }
     let stop = signals.wait();
@@ -594,6 +604,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 if sealed != announced {
                     announced = sealed;
                     announce(sealed);
+                    // Recovery shares asked for at a start when the provider was down are made at the first unseal.
+                    if !sealed && args.seal.provider().is_some() {
+                        if let Err(e) = recovery_shares(&args, &node).await {
+                            tracing::error!(error = %format!("{e:#}"), "the recovery shares were not made");
+                        }
+                    }
                 }
             }
         }
@@ -755,11 +771,21 @@ async fn auto_unseal_with_backoff(node: Arc<Node>) {
         delay = (delay * 2).min(std::time::Duration::from_secs(30));
         match node.auto_unseal().await {
             Ok(_) => return,
-            Err(e) => {
+            Err(e) if retry_helps(&e) => {
                 tracing::error!(error = %e, retry_in_s = delay.as_secs(), "auto-unseal failed; the node stays sealed and retries");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "auto-unseal failed and retrying cannot help; the node stays sealed and stops retrying: fix the cause and restart it (or `openkcm operator unseal` to try again)");
+                return;
             }
         }
     }
+}
+
+/// Whether an auto-unseal failure can go away by itself: the provider being unreachable, throttling or refusing
+/// (a customer may re-enable a key). A blob of another cluster or region, or a corrupt one, does not.
+fn retry_helps(e: &openkcm_core::seal::node::NodeError) -> bool {
+    matches!(e, openkcm_core::seal::node::NodeError::Unavailable(_))
 }
 
 /// Auto-unseal at start: with --recovery-shares, makes the recovery shares once (the node must be unsealed) and
@@ -775,7 +801,7 @@ async fn recovery_shares(args: &DevArgs, node: &Node) -> anyhow::Result<()> {
         return Ok(());
     }
     if node.is_sealed() {
-        tracing::warn!("recovery shares are made once the node has unsealed; it is sealed now, so they are not made at this start");
+        tracing::warn!("recovery shares are made once the node has unsealed; it is sealed now, so they will be made when it unseals");
         return Ok(());
     }
     let recipients = crate::operator_cli::recipients(&args.recipients, &args.recipients_file)?;
@@ -800,7 +826,7 @@ fn check_seal_flags(args: &DevArgs) -> anyhow::Result<()> {
         bail!("--threshold and --shares belong to the Shamir seal: add --seal shamir (for an auto-unseal seal's recovery shares use --recovery-shares and --recovery-threshold)");
     }
     if !auto && (args.recovery_shares.is_some() || args.recovery_threshold.is_some()) {
-        bail!("--recovery-shares and --recovery-threshold belong to an auto-unseal seal (--seal vault-transit or aws-kms)");
+        bail!("--recovery-shares and --recovery-threshold belong to an auto-unseal seal (--seal vault-transit, aws-kms, pkcs11, kmip, gcp-kms or azure-keyvault)");
     }
     let recipients = !args.recipients.is_empty() || args.recipients_file.is_some();
     if recipients && !shamir && args.recovery_shares.is_none() {

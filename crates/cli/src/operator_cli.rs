@@ -6,6 +6,7 @@
 use anyhow::{bail, Context};
 use openkcm_core::seal::shamir;
 use openkcm_net::tls::{self, TlsFiles};
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use zeroize::Zeroize;
@@ -98,7 +99,8 @@ struct InitArgs {
 struct UnsealArgs {
     #[command(flatten)]
     conn: Conn,
-    /// Your share file: the encrypted `share-<i>.age` (with --identity), or its decrypted content.
+    /// Your share file: the encrypted `share-<i>.age` (with --identity), or its decrypted content. Without it the
+    /// share is read from standard input when piped, else typed at a prompt (not echoed).
     #[arg(long)]
     share_file: Option<PathBuf>,
     /// Your age identity file (AGE-SECRET-KEY-1…) or unencrypted SSH private key, to decrypt the share locally.
@@ -292,19 +294,27 @@ fn is_age_file(bytes: &[u8]) -> bool {
     t.starts_with("-----BEGIN AGE ENCRYPTED FILE-----") || t.starts_with("age-encryption.org/")
 }
 
-/// The share document to submit: decrypted from `--share-file` with `--identity`, read from `--share-file`, or
-/// typed at the prompt.
+/// The share document to submit: decrypted from `--share-file` with `--identity`, read from `--share-file`,
+/// read from standard input when it is piped, or typed at a prompt without echo.
 fn share_document(args: &UnsealArgs) -> anyhow::Result<String> {
     let raw = match &args.share_file {
         Some(path) => std::fs::read(path)
             .with_context(|| format!("reading the share file {}", path.display()))?,
+        None if std::io::stdin().is_terminal() => {
+            // Typed at a terminal: no echo, so the share never shows on screen or in a terminal log.
+            rpassword::prompt_password(
+                "Unseal share (the decrypted content of your share-<i>.age, one line; not echoed): ",
+            )
+            .context("reading the share from the terminal")?
+            .into_bytes()
+        }
         None => {
-            eprint!("Unseal share (the decrypted content of your share-<i>.age, one line): ");
-            let mut line = String::new();
+            // Piped in (`age -d share-1.age | openkcm operator unseal`, or the .age file itself with --identity).
+            let mut all = Vec::new();
             std::io::stdin()
-                .read_line(&mut line)
+                .read_to_end(&mut all)
                 .context("reading the share from standard input")?;
-            line.into_bytes()
+            all
         }
     };
     let raw = openkcm_crypto::SecretBytes::new(raw);
@@ -335,15 +345,22 @@ fn share_document(args: &UnsealArgs) -> anyhow::Result<String> {
         .map_err(|_| anyhow::anyhow!("the share is neither an age file nor text"))
 }
 
-fn show_progress(v: &serde_json::Value) {
+/// Prints the progress of an unseal (`path` /v1/sys/unseal) or a recovery (/v1/sys/recover).
+fn show_progress(v: &serde_json::Value, path: &str) {
+    let recovery = path.ends_with("/recover");
     let sealed = v["sealed"].as_bool().unwrap_or(true);
     if !sealed {
-        println!("Unsealed: the node is serving keys.");
+        if recovery {
+            println!("Recovered: the MasterKey was rebuilt from the recovery shares and the node is serving keys. Move it to a working seal now: openkcm operator migrate-seal --to …");
+        } else {
+            println!("Unsealed: the node is serving keys.");
+        }
         return;
     }
     let duplicate = v["duplicate"].as_bool().unwrap_or(false);
     println!(
-        "Unseal progress: {}/{}{}",
+        "{} progress: {}/{}{}",
+        if recovery { "Recovery" } else { "Unseal" },
         v["progress"],
         v["threshold"],
         if duplicate {
@@ -457,11 +474,19 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                     a.out_dir.display()
                 );
             }
-            println!(
-                "Key ceremony complete: {shares} shares, {} needed to unseal. Files in {}: hand share-<i>.age to holder i; keep manifest.json.",
-                a.threshold,
-                a.out_dir.display()
-            );
+            if a.mode == "recovery" {
+                println!(
+                    "Recovery shares made: {shares} shares, {} needed to rebuild the MasterKey (openkcm operator recover). Files in {}: hand recovery-share-<i>.age to holder i; keep recovery-manifest.json.",
+                    a.threshold,
+                    a.out_dir.display()
+                );
+            } else {
+                println!(
+                    "Key ceremony complete: {shares} shares, {} needed to unseal. Files in {}: hand share-<i>.age to holder i; keep manifest.json.",
+                    a.threshold,
+                    a.out_dir.display()
+                );
+            }
         }
         OperatorCommand::MigrateSeal(a) => {
             // Secrets named by files here are read here and sent; the node never reads files on our behalf.
@@ -470,6 +495,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                 .config(a.to)?
                 .inlined()
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let seal_key = a.provider.seal_key(a.to)?;
             #[derive(serde::Serialize)]
             struct Migrate<'a> {
                 to: &'a openkcm_providers::config::ProviderConfig,
@@ -477,7 +503,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             }
             let mut body = serde_json::to_vec(&Migrate {
                 to: &config,
-                key_id: &a.provider.seal_key,
+                key_id: &seal_key,
             })?;
             let result = a
                 .conn
@@ -489,7 +515,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             println!(
                 "Seal migrated: the MasterKey is now sealed by {} (key {}). Restart the node with --seal {} and that provider's settings.",
                 v["mode"].as_str().unwrap_or("?"),
-                a.provider.seal_key,
+                seal_key,
                 v["mode"].as_str().unwrap_or("?")
             );
         }
@@ -520,7 +546,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                 let v = target
                     .call("POST", "/v1/sys/unseal", b"{}".to_vec())
                     .await?;
-                show_progress(&v);
+                show_progress(&v, "/v1/sys/unseal");
                 return Ok(());
             }
             if status["initialized"] == false {
@@ -580,6 +606,6 @@ async fn submit_share(
     document.zeroize();
     let result = target.call("POST", path, body.clone()).await;
     body.zeroize();
-    show_progress(&result?);
+    show_progress(&result?, path);
     Ok(())
 }

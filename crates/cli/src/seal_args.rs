@@ -28,10 +28,12 @@ pub enum ProviderKind {
 /// Where the seal provider is and how to authenticate.
 #[derive(clap::Args, Clone, Debug)]
 pub struct SealProviderArgs {
-    /// The seal provider's key: a transit key name (vault-transit), a key id, ARN or `alias/NAME` (aws-kms). It
-    /// must exist.
-    #[arg(long, env = "OPENKCM_SEAL_KEY", default_value = "openkcm-seal")]
-    pub seal_key: String,
+    /// The seal provider's key; it must exist. vault-transit: a transit key name (default `openkcm-seal`);
+    /// aws-kms: a key id, ARN or `alias/NAME` (default `alias/openkcm-seal`); pkcs11: the AES key's label (default
+    /// `openkcm-seal`); azure-keyvault: `KEY[/VERSION]` (default `openkcm-seal`); kmip: the key's Unique
+    /// Identifier and gcp-kms: `projects/P/locations/L/keyRings/R/cryptoKeys/K` (both required).
+    #[arg(long, env = "OPENKCM_SEAL_KEY")]
+    pub seal_key: Option<String>,
     /// vault-transit: the Vault or OpenBao server, `http://HOST:PORT` or `https://HOST:PORT`.
     #[arg(long, env = "OPENKCM_VAULT_ADDR")]
     pub vault_addr: Option<String>,
@@ -103,6 +105,28 @@ pub struct SealProviderArgs {
 }
 
 impl SealProviderArgs {
+    /// The seal key of provider `kind`: --seal-key, or that provider's default.
+    pub fn seal_key(&self, kind: ProviderKind) -> anyhow::Result<String> {
+        if let Some(k) = &self.seal_key {
+            if k.trim().is_empty() {
+                anyhow::bail!("--seal-key is empty");
+            }
+            return Ok(k.clone());
+        }
+        Ok(match kind {
+            ProviderKind::VaultTransit | ProviderKind::Pkcs11 | ProviderKind::AzureKeyvault => {
+                "openkcm-seal".into()
+            }
+            ProviderKind::AwsKms => "alias/openkcm-seal".into(),
+            ProviderKind::Kmip => {
+                anyhow::bail!("the kmip seal needs --seal-key (the Unique Identifier of the key on the KMIP server)")
+            }
+            ProviderKind::GcpKms => anyhow::bail!(
+                "the gcp-kms seal needs --seal-key (projects/P/locations/L/keyRings/R/cryptoKeys/K)"
+            ),
+        })
+    }
+
     /// The settings of provider `kind`.
     pub fn config(&self, kind: ProviderKind) -> anyhow::Result<ProviderConfig> {
         Ok(match kind {
@@ -110,32 +134,24 @@ impl SealProviderArgs {
                 let addr = self.vault_addr.clone().context(
                     "the vault-transit seal needs --vault-addr (http://HOST:PORT or https://HOST:PORT)",
                 )?;
-                let token = match &self.vault_token_file {
-                    Some(f) => std::fs::read_to_string(f)
-                        .with_context(|| format!("reading the Vault token file {}", f.display()))?
-                        .trim()
-                        .to_owned(),
-                    None => std::env::var("OPENKCM_VAULT_TOKEN").context(
-                        "the vault-transit seal needs a token: --vault-token-file FILE or the OPENKCM_VAULT_TOKEN environment variable",
-                    )?,
-                };
+                let token = secret_from(
+                    self.vault_token_file.as_deref(),
+                    "OPENKCM_VAULT_TOKEN",
+                    "the vault-transit seal needs a token: --vault-token-file FILE or the OPENKCM_VAULT_TOKEN environment variable",
+                )?;
                 ProviderConfig::VaultTransit {
                     addr,
                     ca: self.vault_ca.clone(),
-                    token: Zeroizing::new(token),
+                    token,
                     mount: self.vault_mount.clone(),
                 }
             }
             ProviderKind::Pkcs11 => {
-                let pin = match &self.pkcs11_pin_file {
-                    Some(f) => std::fs::read_to_string(f)
-                        .with_context(|| format!("reading the PIN file {}", f.display()))?
-                        .trim()
-                        .to_owned(),
-                    None => std::env::var("OPENKCM_PKCS11_PIN").context(
-                        "the pkcs11 seal needs the user PIN: --pkcs11-pin-file FILE or the OPENKCM_PKCS11_PIN environment variable",
-                    )?,
-                };
+                let pin = secret_from(
+                    self.pkcs11_pin_file.as_deref(),
+                    "OPENKCM_PKCS11_PIN",
+                    "the pkcs11 seal needs the user PIN: --pkcs11-pin-file FILE or the OPENKCM_PKCS11_PIN environment variable",
+                )?;
                 ProviderConfig::Pkcs11 {
                     module: self
                         .pkcs11_module
@@ -145,7 +161,7 @@ impl SealProviderArgs {
                         .pkcs11_token
                         .clone()
                         .context("the pkcs11 seal needs --pkcs11-token (the token label)")?,
-                    pin: Zeroizing::new(pin),
+                    pin,
                 }
             }
             ProviderKind::GcpKms => ProviderConfig::GcpKms {
@@ -192,10 +208,11 @@ impl SealProviderArgs {
                 }
             }
             ProviderKind::AwsKms => {
-                let env = |name: &str| {
-                    std::env::var(name).with_context(|| {
-                        format!("the aws-kms seal needs credentials: set {name} (and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")
-                    })
+                let env = |name: &str| match std::env::var(name) {
+                    Ok(v) if !v.trim().is_empty() => Ok(v),
+                    _ => Err(anyhow::anyhow!(
+                        "the aws-kms seal needs credentials: {name} is not set (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and AWS_SESSION_TOKEN for temporary credentials)"
+                    )),
                 };
                 ProviderConfig::AwsKms {
                     region: self
@@ -209,5 +226,57 @@ impl SealProviderArgs {
                 }
             }
         })
+    }
+}
+
+/// A secret read from `file` (trimmed) or else from the environment variable `var`; missing or empty is an error
+/// that says how to give it (`missing`). The value itself never appears in an error.
+fn secret_from(
+    file: Option<&std::path::Path>,
+    var: &str,
+    missing: &str,
+) -> anyhow::Result<Zeroizing<String>> {
+    let value = match file {
+        Some(f) => {
+            let text = Zeroizing::new(
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+            );
+            let v = Zeroizing::new(text.trim().to_owned());
+            if v.is_empty() {
+                anyhow::bail!("{} is empty: {missing}", f.display());
+            }
+            v
+        }
+        None => match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Zeroizing::new(v.trim().to_owned()),
+            Ok(_) => anyhow::bail!("{var} is empty: {missing}"),
+            Err(_) => anyhow::bail!("{missing}"),
+        },
+    };
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secret_from;
+
+    #[test]
+    fn secrets_are_trimmed_and_never_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, " s.abc \n").unwrap();
+        assert_eq!(
+            secret_from(Some(&f), "OPENKCM_TEST_UNSET_1", "give it")
+                .unwrap()
+                .as_str(),
+            "s.abc"
+        );
+        std::fs::write(&f, "\n  \n").unwrap();
+        let e = secret_from(Some(&f), "OPENKCM_TEST_UNSET_1", "give it").unwrap_err();
+        assert!(e.to_string().contains("is empty: give it"), "{e}");
+        let e = secret_from(None, "OPENKCM_TEST_UNSET_1", "give it").unwrap_err();
+        assert_eq!(e.to_string(), "give it");
+        let e = secret_from(Some(&dir.path().join("none")), "X", "give it").unwrap_err();
+        assert!(e.to_string().contains("reading"), "{e}");
     }
 }

@@ -133,10 +133,11 @@ fn dev_auto_unseals_through_openbao_across_a_restart_and_refuses_another_region(
     // The same data directory started as another region: the blob is refused, the node stays sealed and says why.
     let mut extra_region = extra.clone();
     extra_region.extend(["--region", "elsewhere"]);
+    let region_log = dir.path().join("region.log");
     let mut dev = Dev::spawn_with(
         &data,
         &["demo"],
-        None,
+        Some(&region_log),
         &env,
         &extra_region,
         "OPENKCM SEALED",
@@ -148,6 +149,10 @@ fn dev_auto_unseals_through_openbao_across_a_restart_and_refuses_another_region(
     let err = dev.kmip("demo", &["get", &uid]).unwrap_err();
     assert!(err.contains("sealed"), "{err}");
     dev.stop();
+    // A refusal that retrying cannot cure is not retried.
+    let logged = std::fs::read_to_string(&region_log).unwrap();
+    assert!(logged.contains("retrying cannot help"), "{logged}");
+    assert!(!logged.contains("retries with backoff"), "{logged}");
 
     // The sealed MasterKey and the initialised marker both lost, the Core storage still there: no new MasterKey is
     // made over it; the node stays sealed and says how to get the old one back.
@@ -171,25 +176,9 @@ fn dev_auto_unseals_through_openbao_across_a_restart_and_refuses_another_region(
     dev.stop();
     std::fs::write(&blob_path, &blob_before).unwrap();
 
-    // A lost cluster id is not replaced by a new one.
+    // A lost cluster id is not replaced by a new one (the sealed MasterKey names the cluster).
     std::fs::remove_file(data.join("seal/cluster-id")).unwrap();
-    let out = std::process::Command::new(common::BIN)
-        .arg("dev")
-        .arg("--data-dir")
-        .arg(&data)
-        .args([
-            "--edge-addr",
-            "127.0.0.1:0",
-            "--core-addr",
-            "127.0.0.1:0",
-            "--operator-addr",
-            "127.0.0.1:0",
-        ])
-        .args(&extra)
-        .envs(env)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    let out = common::dev_refusal_with(&data, &extra, &env);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cluster-id is missing"), "{err}");
     assert!(!data.join("seal/cluster-id").exists());
@@ -201,11 +190,19 @@ fn openbao_down_at_boot_leaves_the_node_sealed_with_the_reason_until_it_answers(
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // Recovery shares are asked for at this first start, while the provider is down: they are made at the unseal.
+    let holder = age::x25519::Identity::generate().to_public().to_string();
     let args = [
         "--seal".to_owned(),
         "vault-transit".into(),
         "--vault-addr".into(),
         format!("http://127.0.0.1:{port}"),
+        "--recovery-shares".into(),
+        "1".into(),
+        "--recovery-threshold".into(),
+        "1".into(),
+        "--recipient".into(),
+        holder,
     ];
     let extra: Vec<&str> = args.iter().map(String::as_str).collect();
     let token = format!("root-{}", std::process::id());
@@ -227,6 +224,15 @@ fn openbao_down_at_boot_leaves_the_node_sealed_with_the_reason_until_it_answers(
     // The backoff (1, 2, 4, 8 … s) reaches the provider on its own.
     dev.wait_line("OPENKCM READY", Duration::from_secs(60));
     assert!(dev.kmip("demo", &["create"]).is_ok());
+    let share = data.join("ceremony/recovery-share-1.age");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(share.exists() && data.join("seal/recovery-manifest.json").exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "the recovery shares were not made when the node unsealed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn hex(s: &str) -> String {

@@ -130,9 +130,6 @@ fn unsupported_reason(name: &str, messages: &[Node]) -> Option<String> {
     if object_types.contains("SplitKey") || operations.contains("JoinSplitKey") {
         return Some("split keys (Split Key objects, Join Split Key): not implemented".into());
     }
-    if object_types.contains("Template") {
-        return Some("Template objects (deprecated since KMIP 1.3): not implemented".into());
-    }
     for (op, why) in [
         ("Put", "server-to-client Put/Notify"),
         ("Notify", "server-to-client Put/Notify"),

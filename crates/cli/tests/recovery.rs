@@ -197,7 +197,11 @@ fn lost_kms_key_is_recovered_with_shares_and_migrated_to_openbao_keeping_every_k
         out
     };
     assert!(recover(3).contains("1/2"));
-    assert!(recover(1).contains("Unsealed"));
+    let out = recover(1);
+    assert!(
+        out.contains("Recovered") && out.contains("migrate-seal"),
+        "{out}"
+    );
     dev.wait_line("OPENKCM READY", Duration::from_secs(10));
     let st = status(&dev);
     assert!(

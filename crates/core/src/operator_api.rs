@@ -111,6 +111,20 @@ fn json(status: u16, value: &impl Serialize) -> HttpResponse {
     }
 }
 
+/// Logs how an operator action ended: its status, and for a refusal the error sentence (these never hold share or
+/// key material; the successful bodies, which may hold encrypted shares, are not logged).
+fn log_outcome(peer: &PeerIdentity, path: &str, response: &HttpResponse) {
+    if response.status < 300 {
+        tracing::info!(peer = %peer, path, status = response.status, "operator request done");
+        return;
+    }
+    let reason = serde_json::from_slice::<serde_json::Value>(&response.body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    tracing::warn!(peer = %peer, path, status = response.status, reason = %reason, "operator request refused");
+}
+
 fn error(status: u16, message: impl std::fmt::Display) -> HttpResponse {
     json(status, &serde_json::json!({ "error": message.to_string() }))
 }
@@ -240,7 +254,6 @@ impl OperatorApi {
             Err(resp) => return resp,
         };
         if let Err(e) = req.to.check_remote(&self.pkcs11_modules) {
-            tracing::warn!(error = %e, "seal migration refused");
             return error(400, format!("the new seal's settings are refused: {e}"));
         }
         let provider = match req.to.build() {
@@ -340,13 +353,15 @@ impl HttpService for OperatorApi {
                 );
             }
             tracing::info!(peer = %peer, path, "operator request");
-            return match route.1 {
+            let response = match route.1 {
                 "/v1/sys/init" => self.init(body).await,
                 "/v1/sys/unseal" => self.unseal(body).await,
                 "/v1/sys/recover" => self.recover(body).await,
                 "/v1/sys/migrate-seal" => self.migrate_seal(body).await,
                 _ => json(200, &self.node.seal().await),
             };
+            log_outcome(peer, path, &response);
+            return response;
         }
         if self.node.is_sealed() {
             return error(503, "sealed");

@@ -96,6 +96,27 @@ pub struct L4Meta {
     pub revocation_message: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra: Vec<ExtraAttr>,
+    /// A Template object (KMIP 1.x): the attributes it gives the objects created or registered with it (its own
+    /// Names are in `names`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub template: Vec<ExtraAttr>,
+}
+
+impl ExtraAttr {
+    /// A kept attribute.
+    pub fn of(a: &Attribute) -> Self {
+        Self {
+            name: a.name.clone(),
+            value_ttlv: hex::encode(openkcm_ttlv::encode(&a.value)),
+        }
+    }
+
+    /// The attribute back, or None if its stored encoding is damaged.
+    pub fn attribute(&self) -> Option<Attribute> {
+        let bytes = hex::decode(&self.value_ttlv).ok()?;
+        let item = openkcm_ttlv::decode(&bytes, &openkcm_ttlv::Limits::default()).ok()?;
+        Some(Attribute::new(&self.name, item.value))
+    }
 }
 
 /// Lease Time every object carries: how long a client may use a key it obtained before asking again.
@@ -141,6 +162,9 @@ impl L4Meta {
 
     /// Every attribute of the object that exists in `version`.
     pub fn attributes_for(&self, uid: &str, now: i64, version: ProtocolVersion) -> Vec<Attribute> {
+        if self.object_type == object_type::TEMPLATE {
+            return self.template_object_attributes(uid);
+        }
         let mut a = self.base_attributes(uid, now, version);
         let at_least = |major, minor| version >= ProtocolVersion::new(major, minor);
         a.push(Attribute::new(
@@ -198,6 +222,33 @@ impl L4Meta {
         // Description is kept but not shown to a 1.2 client; Operation Policy Name is not shown to 2.x clients).
         a.retain(|attr| openkcm_kmip::attribute_names::defined_in(&attr.name, version));
         a
+    }
+
+    /// A Template's own attributes: it has no key, no usage and no lifecycle, only its identity and names (the
+    /// attributes it carries for other objects are returned by Get, inside the Template).
+    fn template_object_attributes(&self, uid: &str) -> Vec<Attribute> {
+        let mut a = vec![
+            Attribute::new("Unique Identifier", Value::TextString(uid.into())),
+            Attribute::new("Object Type", Value::Enumeration(self.object_type)),
+            Attribute::new("Initial Date", Value::DateTime(self.initial_date)),
+            Attribute::new("Last Change Date", Value::DateTime(self.last_change_date)),
+            Attribute::new("Lease Time", Value::Interval(LEASE_TIME_SECS)),
+        ];
+        for (i, n) in self.names.iter().enumerate() {
+            let mut name = Attribute::name_value(n);
+            name.index = (i > 0).then_some(i as i32);
+            a.push(name);
+        }
+        a.extend(self.extra.iter().filter_map(ExtraAttr::attribute));
+        a
+    }
+
+    /// The attributes a Template gives the objects made with it, in the order they were registered.
+    pub fn template_attributes(&self) -> Vec<Attribute> {
+        self.template
+            .iter()
+            .filter_map(ExtraAttr::attribute)
+            .collect()
     }
 
     fn base_attributes(&self, uid: &str, now: i64, version: ProtocolVersion) -> Vec<Attribute> {
@@ -272,12 +323,14 @@ impl L4Meta {
             }
             a.push(Attribute::new("Revocation Reason", Value::Structure(r)));
         }
+        // A second instance of an attribute carries its Attribute Index (1.x).
+        let mut seen: Vec<&str> = Vec::new();
         for e in &self.extra {
-            let decoded = hex::decode(&e.value_ttlv)
-                .ok()
-                .and_then(|b| openkcm_ttlv::decode(&b, &openkcm_ttlv::Limits::default()).ok());
-            if let Some(item) = decoded {
-                a.push(Attribute::new(&e.name, item.value));
+            if let Some(mut attr) = e.attribute() {
+                let before = seen.iter().filter(|n| **n == e.name).count();
+                attr.index = (before > 0).then(|| i32::try_from(before).unwrap_or(i32::MAX));
+                seen.push(&e.name);
+                a.push(attr);
             }
         }
         a
@@ -358,6 +411,7 @@ impl L4Meta {
             revocation_reason: None,
             revocation_message: None,
             extra: Vec::new(),
+            template: Vec::new(),
         }
     }
 }

@@ -315,6 +315,7 @@ impl Edge {
         uid: &str,
         stored: &Stored,
     ) -> Result<openkcm_crypto::SecretBytes, KmipError> {
+        refuse_template(&stored.meta, uid, "a cryptographic operation")?;
         if stored.meta.key_value_absent {
             return Err(KmipError::new(
                 KEY_VALUE_NOT_PRESENT,
@@ -523,7 +524,7 @@ impl EdgeOps<'_> {
         }
     }
 
-    async fn create(&self, payload: &Item) -> Result<Item, KmipError> {
+    async fn create(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
         let ot = payload
             .child(t::OBJECT_TYPE)
@@ -536,7 +537,8 @@ impl EdgeOps<'_> {
         }
         let now = now();
         let mut meta = L4Meta::new_aes(service, now);
-        let (alg, len) = Self::client_attributes(payload, &mut meta, now)?;
+        let attrs = self.requested_attributes(ctx, payload).await?;
+        let (alg, len) = Self::client_attributes(attrs, &mut meta, now)?;
         let alg = alg.unwrap_or(algorithm::AES);
         let len = match (alg, len) {
             (_, Some(l)) => l,
@@ -571,8 +573,12 @@ impl EdgeOps<'_> {
         ))
     }
 
-    async fn register(&self, payload: &Item) -> Result<Item, KmipError> {
+    async fn register(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
+        if payload.child(t::OBJECT_TYPE).and_then(Item::as_enum) == Some(object_type::TEMPLATE) {
+            return self.register_template(ctx, payload).await;
+        }
+        let attrs = self.requested_attributes(ctx, payload).await?;
         let mut reg = objects::parse_register(payload)?;
         let registered_wrapping = match reg.wrapping.take() {
             Some(data) => {
@@ -619,7 +625,7 @@ impl EdgeOps<'_> {
         // Without a Cryptographic Usage Mask a registered object gets none: it can be stored and returned, and
         // is used for a cryptographic operation only once a mask allowing it is set.
         meta.usage_mask = 0;
-        let (alg, len) = Self::client_attributes(payload, &mut meta, now)?;
+        let (alg, len) = Self::client_attributes(attrs, &mut meta, now)?;
         if reg.object_type == object_type::SYMMETRIC_KEY {
             meta.algorithm = reg.algorithm.or(alg).unwrap_or(0);
             if reg.value_present {
@@ -635,6 +641,149 @@ impl EdgeOps<'_> {
         }
         let uid = self.store_new(tenant, service, meta, &reg.material).await?;
         tracing::debug!(tenant, service, uid, "registered object");
+        Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
+    }
+
+    /// The attributes a Create or Register applies: those of the Templates its Template-Attribute names (KMIP
+    /// 1.x), in order, then the request's own. A single-valued attribute given by a later source replaces the
+    /// earlier one (the request's attributes take precedence over its Templates'); the instances of a
+    /// multi-instance attribute (Object Group, Link, custom x-… attributes …) add up.
+    async fn requested_attributes(
+        &self,
+        ctx: &ItemContext,
+        payload: &Item,
+    ) -> Result<Vec<Attribute>, KmipError> {
+        let (own, templates) = attributes::from_payload_with_templates(payload)?;
+        if templates.is_empty() {
+            return Ok(own);
+        }
+        if ctx.version.is_v2() {
+            return Err(KmipError::invalid_field(
+                "KMIP 2.x has no Templates; send the attributes themselves",
+            ));
+        }
+        let mut merged: Vec<Attribute> = Vec::new();
+        let mut sources = Vec::with_capacity(templates.len() + 1);
+        for name in &templates {
+            sources.push(self.template_named(name).await?.template_attributes());
+        }
+        sources.push(own);
+        for source in sources {
+            merged.retain(|a| is_multi(&a.name) || !source.iter().any(|b| b.name == a.name));
+            merged.extend(source);
+        }
+        Ok(merged)
+    }
+
+    /// The caller's live Template called `name`.
+    async fn template_named(&self, name: &str) -> Result<L4Meta, KmipError> {
+        let (tenant, service) = self.caller()?;
+        // Templates are rare (deprecated since KMIP 1.3): a scan of the caller's objects, not an index.
+        for record in self
+            .edge
+            .vault
+            .list(tenant, KIND_L4)
+            .await
+            .map_err(vault_err)?
+        {
+            let Ok(meta) = serde_json::from_value::<L4Meta>(record.metadata) else {
+                continue;
+            };
+            if meta.object_type == object_type::TEMPLATE
+                && meta.service == service
+                && !matches!(meta.state, state::DESTROYED | state::DESTROYED_COMPROMISED)
+                && owner_may_use(&meta)
+                && meta.names.iter().any(|n| n == name)
+            {
+                return Ok(meta);
+            }
+        }
+        Err(KmipError::new(
+            rr::ITEM_NOT_FOUND,
+            format!("no Template named {name:?}"),
+        ))
+    }
+
+    /// Register of a Template (KMIP 1.x): a named set of attributes that later Create and Register requests apply
+    /// by naming it. It holds no key material and has no lifecycle of its own; Destroy removes it.
+    async fn register_template(
+        &self,
+        ctx: &ItemContext,
+        payload: &Item,
+    ) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        if ctx.version.is_v2() {
+            return Err(KmipError::invalid_field(
+                "KMIP 2.0 removed Template objects; send the attributes with each request",
+            ));
+        }
+        let template = payload
+            .child(t::TEMPLATE)
+            .ok_or_else(|| KmipError::missing("Template"))?;
+        let mut names = Vec::new();
+        let mut kept = Vec::new();
+        let (own, referenced) = attributes::from_payload_with_templates(payload)?;
+        if !referenced.is_empty() {
+            return Err(KmipError::invalid_field(
+                "a Template cannot be registered from other Templates",
+            ));
+        }
+        let mut given = Vec::new();
+        for a in template.children_with(t::ATTRIBUTE) {
+            given.push(Attribute::from_v1(a)?);
+        }
+        let now = now();
+        // The attributes must be ones an object could be given: checked as if applied to a key now.
+        let mut scratch = L4Meta::new_aes(service, now);
+        Self::client_attributes(given.clone(), &mut scratch, now)?;
+        Self::client_attributes(own.clone(), &mut scratch, now)?;
+        // A Name inside the Template names the Template itself (it is never given to the objects made with it).
+        for a in given {
+            if a.name == "Name" {
+                names.push(a.name_text().unwrap_or_default().to_owned());
+            } else {
+                kept.push(ExtraAttr::of(&a));
+            }
+        }
+        // The Template-Attribute of the request holds the Template object's own attributes (Name, x-…).
+        let mut own_extra = Vec::new();
+        for a in own {
+            if a.name == "Name" {
+                names.push(a.name_text().unwrap_or_default().to_owned());
+            } else {
+                own_extra.push(ExtraAttr::of(&a));
+            }
+        }
+        if names.is_empty() {
+            return Err(KmipError::missing(
+                "Name (Create and Register refer to a Template by its Name)",
+            ));
+        }
+        for name in &names {
+            if self.template_named(name).await.is_ok() {
+                return Err(KmipError::invalid_field(format!(
+                    "a Template named {name:?} already exists"
+                )));
+            }
+        }
+        let mut meta = L4Meta::new_aes(service, now);
+        meta.object_type = object_type::TEMPLATE;
+        meta.key_value_absent = true;
+        meta.algorithm = 0;
+        meta.length = 0;
+        meta.usage_mask = 0;
+        meta.names = names;
+        meta.extra = own_extra;
+        meta.template = kept;
+        let uid = self
+            .store_new(
+                tenant,
+                service,
+                meta,
+                &openkcm_crypto::SecretBytes::new(Vec::new()),
+            )
+            .await?;
+        tracing::debug!(tenant, service, uid, "registered template");
         Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
     }
 
@@ -695,14 +844,14 @@ impl EdgeOps<'_> {
     /// Applies the client's attributes (Template-Attribute or Attributes) to `meta`; returns the Cryptographic
     /// Algorithm and Length given, which the caller checks against the object.
     fn client_attributes(
-        payload: &Item,
+        attrs: Vec<Attribute>,
         meta: &mut L4Meta,
         now: i64,
     ) -> Result<(Option<u32>, Option<i32>), KmipError> {
         let mut alg = None;
         let mut len = None;
         let mut seen: Vec<String> = Vec::new();
-        for a in attributes::from_payload(payload)? {
+        for a in attrs {
             if openkcm_kmip::attribute_names::tag_for_name(&a.name).is_none()
                 && !a.name.starts_with("x-")
             {
@@ -718,7 +867,7 @@ impl EdgeOps<'_> {
                     )
                 }));
             }
-            if seen.contains(&a.name) && !MULTI_VALUED.contains(&a.name.as_str()) {
+            if seen.contains(&a.name) && !is_multi(&a.name) {
                 return Err(KmipError::invalid_field(format!(
                     "attribute {:?} may be given only once",
                     a.name
@@ -1023,7 +1172,8 @@ impl EdgeOps<'_> {
         // Attributes of the request add to (or, for single-valued ones, replace) the copied ones.
         let mut requested = L4Meta::new_aes(service, now);
         requested.names.clear();
-        let (alg, len) = Self::client_attributes(payload, &mut requested, now)?;
+        let (alg, len) =
+            Self::client_attributes(attributes::from_payload(payload)?, &mut requested, now)?;
         if alg.is_some_and(|a| a != meta.algorithm) || len.is_some_and(|l| l != meta.length) {
             return Err(KmipError::invalid_field(
                 "Re-key keeps the key's Cryptographic Algorithm and Length",
@@ -1372,7 +1522,8 @@ impl EdgeOps<'_> {
         require_usage(&stored.meta, base, usage_mask::DERIVE_KEY, "Derive Key")?;
         let now = now();
         let mut meta = L4Meta::new_aes(service, now);
-        let (alg, len) = Self::client_attributes(payload, &mut meta, now)?;
+        let (alg, len) =
+            Self::client_attributes(attributes::from_payload(payload)?, &mut meta, now)?;
         let alg = alg.ok_or_else(|| KmipError::missing("Cryptographic Algorithm"))?;
         let len = len.ok_or_else(|| KmipError::missing("Cryptographic Length"))?;
         let n = objects::key_bytes(alg, len)?;
@@ -1411,6 +1562,23 @@ impl EdgeOps<'_> {
             ],
             "a destroyed object is not served",
         )?;
+        if stored.meta.object_type == object_type::TEMPLATE {
+            let m = &stored.meta;
+            // The attributes the Template gives; its own (Names, …) are read with Get Attributes.
+            let attrs: Vec<Item> = m
+                .template_attributes()
+                .iter()
+                .map(Attribute::to_v1)
+                .collect();
+            return Ok(Item::structure(
+                t::RESPONSE_PAYLOAD,
+                vec![
+                    Item::new(t::OBJECT_TYPE, Value::Enumeration(object_type::TEMPLATE)),
+                    Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid)),
+                    Item::structure(t::TEMPLATE, attrs),
+                ],
+            ));
+        }
         if stored.meta.key_value_absent {
             // Registered without its value: the Key Block carries no Key Value.
             let m = &stored.meta;
@@ -1719,6 +1887,7 @@ impl EdgeOps<'_> {
         let uid = ctx.uid(payload)?;
         self.edge
             .update(tenant, service, &uid, |stored, now| {
+                refuse_template(&stored.meta, &uid, "Activate")?;
                 let current = stored.meta.effective_state(now);
                 if current != state::PRE_ACTIVE {
                     return Err(KmipError::wrong_state(format!(
@@ -1767,6 +1936,7 @@ impl EdgeOps<'_> {
         }
         self.edge
             .update(tenant, service, &uid, |stored, now| {
+                refuse_template(&stored.meta, &uid, "Revoke")?;
                 let current = stored.meta.effective_state(now);
                 if matches!(current, state::DESTROYED | state::DESTROYED_COMPROMISED) {
                     return Err(KmipError::new(
@@ -2232,19 +2402,18 @@ impl OperationHandler for EdgeOps<'_> {
                         openkcm_kmip::enums::operation::introduced_in(*o).is_some_and(|v| v <= ctx.version)
                     })
                     .collect();
-                payload::query_response(
-                    ctx.version,
-                    payload,
-                    &ops,
-                    &[object_type::SYMMETRIC_KEY, object_type::SECRET_DATA, object_type::OPAQUE_OBJECT],
-                )
+                let mut types = vec![object_type::SYMMETRIC_KEY, object_type::SECRET_DATA, object_type::OPAQUE_OBJECT];
+                if !ctx.version.is_v2() {
+                    types.push(object_type::TEMPLATE);
+                }
+                payload::query_response(ctx.version, payload, &ops, &types)
             }
             _ if sealed => self.caller().and(Err(KmipError::new(
                 rr::GENERAL_FAILURE,
                 "the Crypto Core is sealed: no key operation is possible until an operator unseals it (openkcm operator unseal)",
             ))),
-            op::CREATE => self.create(payload).await,
-            op::REGISTER => self.register(payload).await,
+            op::CREATE => self.create(ctx, payload).await,
+            op::REGISTER => self.register(ctx, payload).await,
             op::REKEY => self.rekey(ctx, payload).await,
             op::HASH => Self::hash(payload),
             op::DERIVE_KEY => self.derive_key(payload).await,
@@ -2407,6 +2576,16 @@ fn parse_usage_limits(v: &Item) -> Result<(i64, i64, u32), KmipError> {
 }
 
 /// A destroyed object's attributes are a tombstone: they are read, not changed.
+/// A Template has no key and no lifecycle: operations on keys refuse it.
+fn refuse_template(meta: &L4Meta, uid: &str, what: &str) -> Result<(), KmipError> {
+    if meta.object_type == object_type::TEMPLATE {
+        return Err(KmipError::invalid_field(format!(
+            "{uid:?} is a Template: {what} applies to keys and other cryptographic objects, not to Templates"
+        )));
+    }
+    Ok(())
+}
+
 fn refuse_destroyed(meta: &L4Meta) -> Result<(), KmipError> {
     if matches!(
         meta.state,

@@ -133,14 +133,35 @@ impl Attribute {
 
 /// Every attribute a request payload carries, whatever the encoding: 1.x Template-Attribute (and its Attribute
 /// children), bare 1.x Attribute children (Locate), and the 2.x Attributes structure.
+/// A payload naming Templates (1.x Template-Attribute Name fields) is refused here: the operations that apply
+/// Templates (Create, Register) use [`from_payload_with_templates`].
 pub fn from_payload(payload: &Item) -> Result<Vec<Attribute>, KmipError> {
+    let (attrs, templates) = from_payload_with_templates(payload)?;
+    if !templates.is_empty() {
+        return Err(KmipError::new(
+            crate::enums::result_reason::FEATURE_NOT_SUPPORTED,
+            "this operation does not apply named Templates; send the attributes themselves",
+        ));
+    }
+    Ok(attrs)
+}
+
+/// As [`from_payload`], and the names of the Templates the 1.x Template-Attribute refers to (its Name fields,
+/// KMIP 1.0-1.4), in order.
+pub fn from_payload_with_templates(
+    payload: &Item,
+) -> Result<(Vec<Attribute>, Vec<String>), KmipError> {
     let mut out = Vec::new();
+    let mut templates = Vec::new();
     for ta in payload.children_with(t::TEMPLATE_ATTRIBUTE) {
-        if ta.child(t::NAME).is_some() {
-            return Err(KmipError::new(
-                crate::enums::result_reason::FEATURE_NOT_SUPPORTED,
-                "named Templates are not supported; send the attributes themselves",
-            ));
+        for n in ta.children_with(t::NAME) {
+            let name = n
+                .child(t::NAME_VALUE)
+                .and_then(Item::as_text)
+                .ok_or_else(|| {
+                    KmipError::invalid_field("a Template-Attribute Name needs a Name Value")
+                })?;
+            templates.push(name.to_owned());
         }
         for a in ta.children_with(t::ATTRIBUTE) {
             out.push(Attribute::from_v1(a)?);
@@ -154,7 +175,7 @@ pub fn from_payload(payload: &Item) -> Result<Vec<Attribute>, KmipError> {
             out.push(Attribute::from_v2(a)?);
         }
     }
-    Ok(out)
+    Ok((out, templates))
 }
 
 /// Encodes attributes for a response payload in `version`'s encoding: a list of 1.x Attribute items, or one

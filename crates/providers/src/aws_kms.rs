@@ -128,7 +128,7 @@ fn context_map(context: &[(String, String)]) -> HashMap<String, String> {
 fn normalise<E, R>(operation: &str, e: SdkError<E, R>) -> ProviderError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     let code = e.code().unwrap_or_default().to_owned();
     let message = e.message().unwrap_or_default().to_owned();
@@ -152,16 +152,25 @@ where
             _ => ProviderError::Invalid(detail),
         },
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            ProviderError::Unavailable(format!(
-                "AWS KMS {operation}: {}",
-                aws_sdk_kms::error::DisplayErrorContext(&e)
-            ))
+            ProviderError::Unavailable(format!("AWS KMS {operation}: {}", error_chain(&e)))
         }
-        _ => ProviderError::Invalid(format!(
-            "AWS KMS {operation}: {}",
-            aws_sdk_kms::error::DisplayErrorContext(&e)
-        )),
+        _ => ProviderError::Invalid(format!("AWS KMS {operation}: {}", error_chain(&e))),
     }
+}
+
+/// An error and its sources as one line (`a: b: c`), each message once: readable, unlike the SDK's context
+/// display, which appends the whole error's debug form.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
 }
 
 #[async_trait]
@@ -266,5 +275,32 @@ impl KeyProvider for AwsKms {
             key_id: id,
             region: Some(self.region.clone()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("dispatch failure")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn error_chain_is_one_readable_line() {
+        let e = Outer(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        ));
+        assert_eq!(error_chain(&e), "dispatch failure: connection refused");
     }
 }

@@ -99,8 +99,9 @@ fn p11(what: &str, e: P11Error) -> ProviderError {
 impl Pkcs11Provider {
     /// Loads the module, finds the token by label and logs in.
     pub fn open(config: &Pkcs11Config) -> Result<Self, ProviderError> {
+        // A module that is missing or cannot be loaded is a configuration error: retrying does not help.
         let ctx = Pkcs11::new(&config.module).map_err(|e| {
-            ProviderError::Unavailable(format!(
+            ProviderError::Invalid(format!(
                 "cannot load the PKCS#11 module {}: {e}",
                 config.module.display()
             ))

@@ -277,7 +277,17 @@ pub async fn edge_client(dev: &Dev, tenant: &str) -> openkcm_net::KmipClient {
 
 /// Runs `openkcm dev` on `data` expecting it to refuse to start; returns its output.
 pub fn dev_refusal(data: &Path) -> std::process::Output {
-    let out = Command::new(BIN)
+    dev_refusal_with(data, &[], &[])
+}
+
+/// As [`dev_refusal`], with extra arguments and environment. A node that starts instead of refusing is killed
+/// after 60 s and fails the test (it never hangs it).
+pub fn dev_refusal_with(
+    data: &Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> std::process::Output {
+    let mut child = Command::new(BIN)
         .arg("dev")
         .arg("--data-dir")
         .arg(data)
@@ -289,8 +299,25 @@ pub fn dev_refusal(data: &Path) -> std::process::Output {
             "--operator-addr",
             "127.0.0.1:0",
         ])
-        .output()
+        .args(extra)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "openkcm dev started although it should have refused: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
     assert!(
         !out.status.success(),
         "openkcm dev started although it should have refused"

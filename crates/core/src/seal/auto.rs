@@ -242,7 +242,7 @@ impl AutoSeal for ProviderSeal {
                 Ok((unseal_master_key(&blob, self.provider.as_ref(), ctx).await?, false))
             }
             None if !allow_create => Err(SealError::Invalid(format!(
-                "{} is missing, but this cluster was initialised and its storage holds keys: restore it from a backup, or rebuild the MasterKey from the recovery shares (openkcm operator recover) and migrate the seal; a new MasterKey would open nothing",
+                "{} is missing, but this cluster was initialised or its Core storage holds keys: restore it from a backup, or rebuild the MasterKey from the recovery shares (openkcm operator recover) and migrate the seal; a new MasterKey would open nothing",
                 self.dir.join(BLOB_FILE).display()
             ))),
             None => {

@@ -274,13 +274,14 @@ impl Node {
             }
             _ => {
                 let path = dir.join(CLUSTER_ID_FILE);
-                if !path.exists() && is_initialised(dir) {
-                    let hint = blob
-                        .as_ref()
-                        .map(|b| b.cluster_id.clone())
-                        .or_else(|| manifest.as_ref().map(|m| m.body.cluster_id.clone()));
+                let hint = blob
+                    .as_ref()
+                    .map(|b| b.cluster_id.clone())
+                    .or_else(|| manifest.as_ref().map(|m| m.body.cluster_id.clone()));
+                // Seal files of a cluster without its id: a new id would orphan them.
+                if !path.exists() && (is_initialised(dir) || hint.is_some()) {
                     return Err(SealError::Invalid(format!(
-                        "{} is missing although this cluster was initialised: restore it from a backup{}",
+                        "{} is missing although this cluster was initialised (its seal files are here): restore it from a backup{}",
                         path.display(),
                         hint.map(|id| format!(" (the sealed MasterKey names cluster {id:?})"))
                             .unwrap_or_default()
@@ -697,7 +698,13 @@ impl Node {
         let back = super::auto::unseal_master_key(&blob, seal.provider(), &ctx)
             .await
             .map_err(|e| {
-                NodeError::Server(format!("the new seal's blob does not open again: {e}"))
+                let m = format!("the new seal's blob does not open again: {e}");
+                // The provider failing on the second call is the provider's state, not a fault of this node.
+                if matches!(e, SealError::Provider(..)) {
+                    NodeError::Unavailable(m)
+                } else {
+                    NodeError::Server(m)
+                }
             })?;
         if back.expose() != mk.expose() {
             return Err(NodeError::Server(
