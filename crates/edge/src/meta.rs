@@ -90,6 +90,9 @@ pub struct L4Meta {
     pub compromise_occurrence_date: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destroy_date: Option<i64>,
+    /// Archive Date: set while the object is in archival storage (Archive; Recover clears it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_date: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_reason: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -304,6 +307,7 @@ impl L4Meta {
                 self.compromise_occurrence_date,
             ),
             ("Destroy Date", self.destroy_date),
+            ("Archive Date", self.archive_date),
         ];
         for (name, d) in dates {
             if let Some(d) = d {
@@ -408,6 +412,7 @@ impl L4Meta {
             compromise_date: None,
             compromise_occurrence_date: None,
             destroy_date: None,
+            archive_date: None,
             revocation_reason: None,
             revocation_message: None,
             extra: Vec::new(),

@@ -47,7 +47,30 @@ pub const EDGE_OPERATIONS: &[u32] = &[
     op::DESTROY,
     op::ENCRYPT,
     op::DECRYPT,
+    op::ARCHIVE,
+    op::RECOVER,
+    op::POLL,
+    op::CANCEL,
 ];
+
+/// Operations queued when the client allows asynchronous answers (Asynchronous Indicator): they are run when the
+/// client polls, and can be cancelled until then.
+const ASYNC_OPERATIONS: &[u32] = &[op::LOCATE, op::ARCHIVE, op::RECOVER];
+/// Queued operations kept at most (beyond, operations are answered at once) and for how long unpolled.
+const MAX_PENDING: usize = 1024;
+const PENDING_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// An operation queued for a client that allowed asynchronous answers.
+struct PendingOp {
+    tenant: String,
+    service: String,
+    principal: Option<String>,
+    operation: u32,
+    payload: Item,
+    version: openkcm_kmip::ProtocolVersion,
+    header: openkcm_kmip::RequestHeader,
+    queued: std::time::Instant,
+}
 
 /// Object Group Member: Group Member Fresh / Group Member Default.
 const GROUP_MEMBER_FRESH: u32 = 1;
@@ -56,6 +79,8 @@ const GROUP_MEMBER_DEFAULT: u32 = 2;
 const DEFAULT_GROUP: &str = "default";
 /// Storage Status Mask: On-line Storage.
 const STORAGE_ONLINE: i32 = 1;
+/// Storage Status Mask: Archival Storage.
+const STORAGE_ARCHIVAL: i32 = 2;
 /// Storage Status Mask: Destroyed Storage (KMIP 2.0).
 const STORAGE_DESTROYED: i32 = 4;
 
@@ -146,6 +171,8 @@ pub struct Edge {
     /// Set while the Core is known to be sealed: every operation but Discover Versions and Query is refused, even
     /// those the edge could answer from its vault alone (attributes, Locate, Revoke, Destroy).
     core_sealed: std::sync::atomic::AtomicBool,
+    /// Operations queued for clients that allowed asynchronous answers, by Asynchronous Correlation Value.
+    pending: std::sync::Mutex<std::collections::HashMap<Vec<u8>, PendingOp>>,
 }
 
 fn now() -> i64 {
@@ -182,6 +209,7 @@ impl Edge {
                 crate::l4_cache::DEFAULT_CAPACITY,
             ),
             core_sealed: std::sync::atomic::AtomicBool::new(false),
+            pending: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -316,6 +344,7 @@ impl Edge {
         stored: &Stored,
     ) -> Result<openkcm_crypto::SecretBytes, KmipError> {
         refuse_template(&stored.meta, uid, "a cryptographic operation")?;
+        refuse_archived(&stored.meta, uid)?;
         if stored.meta.key_value_absent {
             return Err(KmipError::new(
                 KEY_VALUE_NOT_PRESENT,
@@ -1562,6 +1591,7 @@ impl EdgeOps<'_> {
             ],
             "a destroyed object is not served",
         )?;
+        refuse_archived(&stored.meta, &uid)?;
         if stored.meta.object_type == object_type::TEMPLATE {
             let m = &stored.meta;
             // The attributes the Template gives; its own (Names, …) are read with Get Attributes.
@@ -1745,6 +1775,7 @@ impl EdgeOps<'_> {
             .unwrap_or(STORAGE_ONLINE);
         let want_online = mask & STORAGE_ONLINE != 0;
         let want_destroyed = mask & STORAGE_DESTROYED != 0;
+        let want_archived = mask & STORAGE_ARCHIVAL != 0;
         let now = now();
         // Two filters on the same Date-Time attribute are a range (KMIP Locate); other filters match exactly.
         let mut ranges: Vec<(String, i64, i64)> = Vec::new();
@@ -1782,9 +1813,11 @@ impl EdgeOps<'_> {
                 continue;
             };
             let destroyed = matches!(meta.state, state::DESTROYED | state::DESTROYED_COMPROMISED);
+            let archived = meta.archive_date.is_some() && !destroyed;
             if meta.service != service
                 || (destroyed && !want_destroyed)
-                || (!destroyed && !want_online)
+                || (archived && !want_archived)
+                || (!destroyed && !archived && !want_online)
                 || !owner_may_use(&meta)
             {
                 continue;
@@ -1966,6 +1999,78 @@ impl EdgeOps<'_> {
         let compromise = compromise_reason;
         tracing::info!(tenant, service, uid, compromise, "revoked data key");
         Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
+    }
+
+    /// Archive (`archive`) moves an object to archival storage: it keeps its attributes, is found by Locate only
+    /// with the Archival Storage mask, and is neither served nor used until Recover brings it back on-line.
+    async fn archive(
+        &self,
+        ctx: &ItemContext,
+        payload: &Item,
+        archive: bool,
+    ) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let uid = ctx.uid(payload)?;
+        self.edge
+            .update(tenant, service, &uid, |stored, now| {
+                if matches!(
+                    stored.meta.state,
+                    state::DESTROYED | state::DESTROYED_COMPROMISED
+                ) {
+                    return Err(KmipError::new(
+                        rr::OBJECT_DESTROYED,
+                        format!("object {uid:?} is destroyed"),
+                    ));
+                }
+                stored.meta.archive_date = archive.then_some(now);
+                stored.meta.last_change_date = now;
+                Ok(())
+            })
+            .await?;
+        if archive {
+            // An archived key is not used: its plaintext does not stay cached either.
+            self.edge.l4_cache.purge(tenant, &uid);
+        }
+        Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
+    }
+
+    /// The queued operation `acv` names, taken off the queue; only the client that queued it may have it.
+    fn take_pending(&self, acv: &[u8]) -> Result<PendingOp, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let unknown = || {
+            KmipError::invalid_field(
+                "the Asynchronous Correlation Value names no operation this client has queued (it was polled, cancelled or expired)",
+            )
+        };
+        let mut pending = self.edge.pending.lock().map_err(|_| {
+            KmipError::general("the queue of asynchronous operations is unavailable")
+        })?;
+        let mine = pending.get(acv).is_some_and(|p| {
+            p.tenant == tenant
+                && p.service == service
+                && p.principal == current_principal()
+                && p.queued.elapsed() < PENDING_TTL
+        });
+        if !mine {
+            return Err(unknown());
+        }
+        pending.remove(acv).ok_or_else(unknown)
+    }
+
+    /// Cancel: a queued operation is dropped before it ran.
+    fn cancel(&self, payload: &Item) -> Result<Item, KmipError> {
+        let acv = async_correlation_value(payload)?;
+        self.take_pending(&acv)?;
+        Ok(Item::structure(
+            t::RESPONSE_PAYLOAD,
+            vec![
+                Item::new(t::ASYNCHRONOUS_CORRELATION_VALUE, Value::ByteString(acv)),
+                Item::new(
+                    t::CANCELLATION_RESULT,
+                    Value::Enumeration(openkcm_kmip::enums::cancellation_result::CANCELED),
+                ),
+            ],
+        ))
     }
 
     async fn destroy(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
@@ -2437,6 +2542,9 @@ impl OperationHandler for EdgeOps<'_> {
             op::ACTIVATE => self.activate(ctx, payload).await,
             op::REVOKE => self.revoke(ctx, payload).await,
             op::DESTROY => self.destroy(ctx, payload).await,
+            op::ARCHIVE => self.archive(ctx, payload, true).await,
+            op::RECOVER => self.archive(ctx, payload, false).await,
+            op::CANCEL => self.cancel(payload),
             op::ENCRYPT => self.cipher(ctx, payload, true).await,
             op::DECRYPT => self.cipher(ctx, payload, false).await,
             other => {
@@ -2451,6 +2559,55 @@ impl OperationHandler for EdgeOps<'_> {
             openkcm_net::log_refusal(self.peer, ctx.version, operation, e);
         }
         result
+    }
+
+    async fn defer(&self, ctx: &ItemContext, operation: u32, payload: &Item) -> Option<Vec<u8>> {
+        if !ASYNC_OPERATIONS.contains(&operation)
+            || self
+                .edge
+                .core_sealed
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return None;
+        }
+        let (tenant, service) = self.caller().ok()?;
+        let acv = uuid::Uuid::new_v4().as_bytes().get(..8)?.to_vec();
+        let mut pending = self.edge.pending.lock().ok()?;
+        pending.retain(|_, p| p.queued.elapsed() < PENDING_TTL);
+        if pending.len() >= MAX_PENDING {
+            // A full queue: the operation is answered at once, which KMIP always allows.
+            return None;
+        }
+        pending.insert(
+            acv.clone(),
+            PendingOp {
+                tenant: tenant.to_owned(),
+                service: service.to_owned(),
+                principal: current_principal(),
+                operation,
+                payload: payload.clone(),
+                version: ctx.version,
+                header: ctx.header.clone(),
+                queued: std::time::Instant::now(),
+            },
+        );
+        Some(acv)
+    }
+
+    async fn poll(
+        &self,
+        _ctx: &ItemContext,
+        payload: &Item,
+    ) -> Result<(u32, Result<Item, KmipError>), KmipError> {
+        let acv = async_correlation_value(payload)?;
+        let queued = self.take_pending(&acv)?;
+        let ctx = ItemContext {
+            version: queued.version,
+            header: queued.header,
+            id_placeholder: None,
+        };
+        let result = self.handle(&ctx, queued.operation, &queued.payload).await;
+        Ok((queued.operation, result))
     }
 
     fn can_undo(&self) -> bool {
@@ -2576,6 +2733,26 @@ fn parse_usage_limits(v: &Item) -> Result<(i64, i64, u32), KmipError> {
 }
 
 /// A destroyed object's attributes are a tombstone: they are read, not changed.
+/// The Asynchronous Correlation Value of a Poll or Cancel request.
+fn async_correlation_value(payload: &Item) -> Result<Vec<u8>, KmipError> {
+    payload
+        .child(t::ASYNCHRONOUS_CORRELATION_VALUE)
+        .and_then(Item::as_bytes)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| KmipError::missing("Asynchronous Correlation Value"))
+}
+
+/// An archived object is used or served only after Recover.
+fn refuse_archived(meta: &L4Meta, uid: &str) -> Result<(), KmipError> {
+    if meta.archive_date.is_some() {
+        return Err(KmipError::new(
+            rr::OBJECT_ARCHIVED,
+            format!("object {uid:?} is archived; Recover it first"),
+        ));
+    }
+    Ok(())
+}
+
 /// A Template has no key and no lifecycle: operations on keys refuse it.
 fn refuse_template(meta: &L4Meta, uid: &str, what: &str) -> Result<(), KmipError> {
     if meta.object_type == object_type::TEMPLATE {

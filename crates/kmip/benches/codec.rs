@@ -52,6 +52,7 @@ fn get_response() -> Item {
             batch_id: Some(vec![0, 0, 0, 1]),
             result: Ok(symmetric_key_response(UID, &KEY, key_format_type::RAW).unwrap()),
             undone: false,
+            pending: None,
         }],
     }
     .into_item()

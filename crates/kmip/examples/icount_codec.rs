@@ -41,6 +41,7 @@ fn get_response() -> Item {
             batch_id: None,
             result: Ok(symmetric_key_response(UID, &KEY, key_format_type::RAW).unwrap()),
             undone: false,
+            pending: None,
         }],
     }
     .into_item()

@@ -15,6 +15,10 @@ pub mod operation {
     pub const ACTIVATE: u32 = 0x12;
     pub const REVOKE: u32 = 0x13;
     pub const DESTROY: u32 = 0x14;
+    pub const ARCHIVE: u32 = 0x15;
+    pub const RECOVER: u32 = 0x16;
+    pub const CANCEL: u32 = 0x19;
+    pub const POLL: u32 = 0x1A;
     pub const QUERY: u32 = 0x18;
     pub const DISCOVER_VERSIONS: u32 = 0x1E;
     pub const ENCRYPT: u32 = 0x1F;
@@ -157,6 +161,13 @@ pub mod unique_identifier {
     pub const REKEY_KEY_PAIR_PUBLIC_KEY: u32 = 0x11;
 }
 
+/// Cancellation Result enumeration.
+pub mod cancellation_result {
+    pub const CANCELED: u32 = 0x01;
+    pub const UNABLE_TO_CANCEL: u32 = 0x02;
+    pub const COMPLETED: u32 = 0x03;
+}
+
 /// Result Status enumeration.
 pub mod result_status {
     pub const SUCCESS: u32 = 0;
@@ -178,6 +189,7 @@ pub mod result_reason {
     pub const CRYPTOGRAPHIC_FAILURE: u32 = 0x0A;
     pub const ILLEGAL_OPERATION: u32 = 0x0B;
     pub const PERMISSION_DENIED: u32 = 0x0C;
+    pub const OBJECT_ARCHIVED: u32 = 0x0D;
     pub const KEY_FORMAT_TYPE_NOT_SUPPORTED: u32 = 0x10;
     pub const GENERAL_FAILURE: u32 = 0x100;
     /// KMIP 2.0: the object is in a state that does not allow the operation.

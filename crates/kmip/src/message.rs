@@ -98,6 +98,8 @@ pub struct RequestHeader {
     pub on_behalf_of: Option<String>,
     /// Maximum Response Size, if any.
     pub max_response_size: Option<i32>,
+    /// Asynchronous Indicator: the client accepts Operation Pending answers (then Poll or Cancel).
+    pub asynchronous: bool,
 }
 
 /// One request batch item.
@@ -133,6 +135,7 @@ impl RequestMessage {
                 client_correlation: None,
                 on_behalf_of: None,
                 max_response_size: None,
+                asynchronous: false,
             },
             items: items
                 .into_iter()
@@ -178,6 +181,7 @@ impl RequestMessage {
                 .and_then(Item::as_text)
                 .map(str::to_owned),
             max_response_size: h.child(t::MAXIMUM_RESPONSE_SIZE).and_then(Item::as_i32),
+            asynchronous: h.child(t::ASYNCHRONOUS_INDICATOR).and_then(Item::as_bool) == Some(true),
         };
         let mut items = Vec::new();
         for b in root.children_with(t::BATCH_ITEM) {
@@ -233,6 +237,9 @@ impl RequestMessage {
         if let Some(c) = self.header.client_correlation {
             header.push(Item::new(t::CLIENT_CORRELATION_VALUE, Value::TextString(c)));
         }
+        if self.header.asynchronous {
+            header.push(Item::new(t::ASYNCHRONOUS_INDICATOR, Value::Boolean(true)));
+        }
         if self.header.error_continuation != batch_error_continuation::STOP {
             header.push(Item::new(
                 t::BATCH_ERROR_CONTINUATION_OPTION,
@@ -283,6 +290,9 @@ pub struct ResponseBatchItem {
     /// The item succeeded but was rolled back because a later item failed (Batch Error Continuation Option
     /// Undo): answered with Result Status Operation Undone.
     pub undone: bool,
+    /// The operation was queued (the client allowed asynchronous answers): answered Operation Pending with this
+    /// Asynchronous Correlation Value, which Poll and Cancel name.
+    pub pending: Option<Vec<u8>>,
 }
 
 impl ResponseBatchItem {
@@ -303,6 +313,16 @@ impl ResponseBatchItem {
                 t::RESULT_STATUS,
                 Value::Enumeration(result_status::OPERATION_UNDONE),
             )),
+            Ok(_) if self.pending.is_some() => {
+                bi.push(Item::new(
+                    t::RESULT_STATUS,
+                    Value::Enumeration(result_status::OPERATION_PENDING),
+                ));
+                bi.push(Item::new(
+                    t::ASYNCHRONOUS_CORRELATION_VALUE,
+                    Value::ByteString(self.pending.clone().unwrap_or_default()),
+                ));
+            }
             Ok(_) => bi.push(Item::new(
                 t::RESULT_STATUS,
                 Value::Enumeration(result_status::SUCCESS),
@@ -328,7 +348,7 @@ impl ResponseBatchItem {
     /// The encoded size of this batch item in `version`, computed without copying the payload.
     pub fn encoded_len(&self, version: ProtocolVersion) -> usize {
         let head = openkcm_ttlv::encoded_len(&Item::structure(t::BATCH_ITEM, self.head(version)));
-        if self.undone {
+        if self.undone || self.pending.is_some() {
             return head;
         }
         head + self.result.as_ref().map_or(0, openkcm_ttlv::encoded_len)
@@ -340,6 +360,8 @@ impl ResponseBatchItem {
         match self.result {
             // An undone operation is no longer in effect: its answer carries no payload.
             Ok(mut payload) if self.undone => payload.zeroize_bytes(),
+            // A pending operation has no answer yet.
+            Ok(_) if self.pending.is_some() => {}
             Ok(mut payload) => {
                 payload.tag = t::RESPONSE_PAYLOAD;
                 bi.push(payload);
@@ -414,21 +436,22 @@ impl ResponseMessage {
                 .child(t::RESULT_STATUS)
                 .and_then(Item::as_enum)
                 .ok_or_else(|| invalid("no Result Status"))?;
-            let result = if status == result_status::SUCCESS {
-                Ok(b.child(t::RESPONSE_PAYLOAD)
-                    .cloned()
-                    .unwrap_or_else(|| Item::structure(t::RESPONSE_PAYLOAD, vec![])))
-            } else {
-                Err(KmipError::new(
-                    b.child(t::RESULT_REASON)
-                        .and_then(Item::as_enum)
-                        .unwrap_or(rr::GENERAL_FAILURE),
-                    b.child(t::RESULT_MESSAGE)
-                        .and_then(Item::as_text)
-                        .unwrap_or("operation failed")
-                        .to_string(),
-                ))
-            };
+            let result =
+                if status == result_status::SUCCESS || status == result_status::OPERATION_PENDING {
+                    Ok(b.child(t::RESPONSE_PAYLOAD)
+                        .cloned()
+                        .unwrap_or_else(|| Item::structure(t::RESPONSE_PAYLOAD, vec![])))
+                } else {
+                    Err(KmipError::new(
+                        b.child(t::RESULT_REASON)
+                            .and_then(Item::as_enum)
+                            .unwrap_or(rr::GENERAL_FAILURE),
+                        b.child(t::RESULT_MESSAGE)
+                            .and_then(Item::as_text)
+                            .unwrap_or("operation failed")
+                            .to_string(),
+                    ))
+                };
             items.push(ResponseBatchItem {
                 operation: b.child(t::OPERATION).and_then(Item::as_enum),
                 batch_id: b
@@ -437,6 +460,12 @@ impl ResponseMessage {
                     .map(<[u8]>::to_vec),
                 undone: b.child(t::RESULT_STATUS).and_then(Item::as_enum)
                     == Some(result_status::OPERATION_UNDONE),
+                pending: (status == result_status::OPERATION_PENDING).then(|| {
+                    b.child(t::ASYNCHRONOUS_CORRELATION_VALUE)
+                        .and_then(Item::as_bytes)
+                        .map(<[u8]>::to_vec)
+                        .unwrap_or_default()
+                }),
                 result,
             });
         }
@@ -512,6 +541,25 @@ pub trait OperationHandler: Send + Sync {
         payload: &Item,
     ) -> Result<Item, KmipError>;
 
+    /// Asked when the client allows asynchronous answers (Asynchronous Indicator): queues `operation` and returns
+    /// its Asynchronous Correlation Value, or None to answer at once. Poll then runs it ([`Self::poll`]).
+    async fn defer(&self, _ctx: &ItemContext, _operation: u32, _payload: &Item) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Poll: the outcome of the queued operation the payload's Asynchronous Correlation Value names, as that
+    /// operation and its result. Err when the value names nothing this caller queued.
+    async fn poll(
+        &self,
+        _ctx: &ItemContext,
+        _payload: &Item,
+    ) -> Result<(u32, Result<Item, KmipError>), KmipError> {
+        Err(KmipError::new(
+            rr::OPERATION_NOT_SUPPORTED,
+            "this server answers every operation synchronously; there is nothing to poll",
+        ))
+    }
+
     /// Whether this handler can roll back the items of a batch (Batch Error Continuation Option Undo).
     fn can_undo(&self) -> bool {
         false
@@ -562,6 +610,7 @@ pub fn error_response(version: ProtocolVersion, error: KmipError) -> Item {
             batch_id: None,
             result: Err(error),
             undone: false,
+            pending: None,
         }],
     }
     .into_item()
@@ -769,6 +818,8 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
         .to_item(),
     );
     for b in &message.items {
+        let mut answered_as = b.operation;
+        let mut pending = None;
         let result = if let Some(e) = &header_error {
             Err(e.clone())
         } else if !SUPPORTED_VERSIONS.contains(&requested) && b.operation != DISCOVER_VERSIONS {
@@ -791,10 +842,30 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
                 rr::FEATURE_NOT_SUPPORTED,
                 format!("Critical Message Extension not recognized (vendor {vendor:?})"),
             ))
+        } else if b.operation == crate::enums::operation::POLL {
+            // Poll answers as the operation it completes.
+            match handler.poll(&ctx, &b.payload).await {
+                Ok((op, result)) => {
+                    answered_as = op;
+                    result
+                }
+                Err(e) => Err(e),
+            }
         } else {
             match resolve_uid_reference(version, &b.payload, &produced) {
-                Ok(std::borrow::Cow::Borrowed(p)) => handler.handle(&ctx, b.operation, p).await,
-                Ok(std::borrow::Cow::Owned(p)) => handler.handle(&ctx, b.operation, &p).await,
+                Ok(p) => {
+                    let p: &Item = &p;
+                    match ctx.header.asynchronous {
+                        true => match handler.defer(&ctx, b.operation, p).await {
+                            Some(acv) => {
+                                pending = Some(acv);
+                                Ok(Item::structure(t::RESPONSE_PAYLOAD, vec![]))
+                            }
+                            None => handler.handle(&ctx, b.operation, p).await,
+                        },
+                        false => handler.handle(&ctx, b.operation, p).await,
+                    }
+                }
                 Err(e) => Err(e),
             }
         };
@@ -838,10 +909,11 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
             Err(_) => None,
         };
         let item = ResponseBatchItem {
-            operation: Some(b.operation),
+            operation: Some(answered_as),
             batch_id: b.batch_id.clone(),
             result,
             undone: false,
+            pending,
         };
         let mut item = item;
         let item_size = item.encoded_len(version);

@@ -17,6 +17,7 @@ fn msg(version: ProtocolVersion, continuation: u32, items: Vec<(u32, Item)>) -> 
             client_correlation: Some("corr-1".into()),
             on_behalf_of: None,
             max_response_size: None,
+            asynchronous: false,
         },
         items: items
             .into_iter()
