@@ -127,9 +127,6 @@ fn unsupported_reason(name: &str, messages: &[Node]) -> Option<String> {
             what.join(", ")
         ));
     }
-    if object_types.contains("SplitKey") || operations.contains("JoinSplitKey") {
-        return Some("split keys (Split Key objects, Join Split Key): not implemented".into());
-    }
     for (op, why) in [
         ("Put", "server-to-client Put/Notify"),
         ("Notify", "server-to-client Put/Notify"),
@@ -815,7 +812,7 @@ fn mark_generated(req: &Node, actual: &Item, b: &mut Bindings) {
                 "Register" => {
                     b.server_generated.insert(registered);
                 }
-                "Create" | "ReKey" | "DeriveKey" | "CreateKeyPair" => {
+                "Create" | "ReKey" | "DeriveKey" | "CreateKeyPair" | "CreateSplitKey" => {
                     b.server_generated.insert(uid.to_string());
                 }
                 "Locate" if !b.server_generated.contains(&registered) => {

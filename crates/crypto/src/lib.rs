@@ -34,6 +34,7 @@ pub mod legacy;
 mod locked;
 mod secret;
 pub mod shamir;
+pub mod split_key;
 
 pub use aes::{hmac_sha256, random_bytes, sha256};
 pub use envelope::{

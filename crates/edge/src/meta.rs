@@ -1,5 +1,6 @@
 //! The attributes and lifecycle state of one L4, as stored (JSON) next to its wrapped key in the vault.
 
+use crate::objects::SplitInfo;
 use openkcm_kmip::attributes::Attribute;
 use openkcm_kmip::enums::{algorithm, object_type, state};
 use openkcm_kmip::tags as t;
@@ -99,6 +100,9 @@ pub struct L4Meta {
     pub revocation_message: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra: Vec<ExtraAttr>,
+    /// A Split Key object: how it was split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitInfo>,
     /// A Template object (KMIP 1.x): the attributes it gives the objects created or registered with it (its own
     /// Names are in `names`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -417,6 +421,7 @@ impl L4Meta {
             revocation_message: None,
             extra: Vec::new(),
             template: Vec::new(),
+            split: None,
         }
     }
 }

@@ -6,6 +6,20 @@ use openkcm_crypto::SecretBytes;
 use openkcm_kmip::enums::{key_format_type, object_type};
 use openkcm_kmip::{tags as t, KmipError};
 use openkcm_ttlv::{Item, Value};
+use serde::{Deserialize, Serialize};
+
+/// How a Split Key object was split (KMIP Split Key fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitInfo {
+    /// Split Key Parts: how many parts the key was split into.
+    pub parts: i32,
+    /// Key Part Identifier of this part (1-based).
+    pub part: i32,
+    /// Split Key Threshold: how many parts join the key.
+    pub threshold: i32,
+    /// Split Key Method.
+    pub method: u32,
+}
 
 /// Cryptographic Algorithm values (KMIP 1.0–2.1) the edge handles by number.
 #[allow(missing_docs)]
@@ -231,6 +245,8 @@ pub struct Registered {
     pub wrapped_in_key_material: bool,
     /// False for a key registered without its Key Value (kept elsewhere, see Key Value Location).
     pub value_present: bool,
+    /// A Split Key: how it was split.
+    pub split: Option<SplitInfo>,
 }
 
 fn key_block_material(block: &Item) -> Result<(Vec<u8>, u32), KmipError> {
@@ -293,6 +309,87 @@ fn key_block_material(block: &Item) -> Result<(Vec<u8>, u32), KmipError> {
         }
     };
     Ok((bytes, format))
+}
+
+/// Split Key Method: XOR.
+pub const SPLIT_XOR: u32 = 0x01;
+/// Split Key Method: Polynomial Sharing GF(2^8).
+pub const SPLIT_GF256: u32 = 0x04;
+
+/// The split method `method` (KMIP Split Key Method), if this server implements it.
+pub fn split_method(method: u32) -> Result<openkcm_crypto::split_key::Method, KmipError> {
+    match method {
+        SPLIT_XOR => Ok(openkcm_crypto::split_key::Method::Xor),
+        SPLIT_GF256 => Ok(openkcm_crypto::split_key::Method::PolynomialGf256),
+        other => Err(KmipError::new(
+            openkcm_kmip::enums::result_reason::FEATURE_NOT_SUPPORTED,
+            format!(
+                "Split Key Method 0x{other:X} is not supported; this server splits with XOR and Polynomial Sharing GF(2^8)"
+            ),
+        )),
+    }
+}
+
+/// The Split Key fields of a Split Key object (Register) and their consistency.
+fn parse_split(obj: &Item) -> Result<SplitInfo, KmipError> {
+    let int = |tag, what: &str| {
+        obj.child(tag)
+            .and_then(Item::as_i32)
+            .ok_or_else(|| KmipError::missing(what))
+    };
+    let split = SplitInfo {
+        parts: int(t::SPLIT_KEY_PARTS, "Split Key Parts")?,
+        part: int(t::KEY_PART_IDENTIFIER, "Key Part Identifier")?,
+        threshold: int(t::SPLIT_KEY_THRESHOLD, "Split Key Threshold")?,
+        method: obj
+            .child(t::SPLIT_KEY_METHOD)
+            .and_then(Item::as_enum)
+            .ok_or_else(|| KmipError::missing("Split Key Method"))?,
+    };
+    split_method(split.method)?;
+    if !(1..=split.parts).contains(&split.threshold)
+        || !(1..=split.parts).contains(&split.part)
+        || split.parts > 255
+    {
+        return Err(KmipError::invalid_field(format!(
+            "a Split Key needs 1 ≤ Split Key Threshold ≤ Split Key Parts ≤ 255 and 1 ≤ Key Part Identifier ≤ Split Key Parts (got parts {}, threshold {}, part {})",
+            split.parts, split.threshold, split.part
+        )));
+    }
+    Ok(split)
+}
+
+/// The Split Key object of a Get response.
+pub fn split_key_object(split: &SplitInfo, material: &[u8], algorithm: u32, length: i32) -> Item {
+    let mut block = vec![
+        Item::new(t::KEY_FORMAT_TYPE, Value::Enumeration(key_format_type::RAW)),
+        Item::structure(
+            t::KEY_VALUE,
+            vec![Item::new(
+                t::KEY_MATERIAL,
+                Value::ByteString(material.to_vec()),
+            )],
+        ),
+    ];
+    if algorithm != 0 {
+        block.push(Item::new(
+            t::CRYPTOGRAPHIC_ALGORITHM,
+            Value::Enumeration(algorithm),
+        ));
+    }
+    if length != 0 {
+        block.push(Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer(length)));
+    }
+    Item::structure(
+        t::SPLIT_KEY,
+        vec![
+            Item::new(t::SPLIT_KEY_PARTS, Value::Integer(split.parts)),
+            Item::new(t::KEY_PART_IDENTIFIER, Value::Integer(split.part)),
+            Item::new(t::SPLIT_KEY_THRESHOLD, Value::Integer(split.threshold)),
+            Item::new(t::SPLIT_KEY_METHOD, Value::Enumeration(split.method)),
+            Item::structure(t::KEY_BLOCK, block),
+        ],
+    )
 }
 
 /// Parses the managed object of a Register payload.
@@ -359,6 +456,7 @@ pub fn parse_register(payload: &Item) -> Result<Registered, KmipError> {
                 wrapping: block.child(t::KEY_WRAPPING_DATA).cloned(),
                 wrapped_in_key_material: block.child(t::KEY_VALUE).is_some_and(|v| v.child(t::KEY_MATERIAL).is_some()),
                 value_present: block.child(t::KEY_VALUE).is_some(),
+                split: None,
             })
         }
         object_type::SECRET_DATA => {
@@ -380,6 +478,7 @@ pub fn parse_register(payload: &Item) -> Result<Registered, KmipError> {
                 wrapping: block.child(t::KEY_WRAPPING_DATA).cloned(),
                 wrapped_in_key_material: block.child(t::KEY_VALUE).is_some_and(|v| v.child(t::KEY_MATERIAL).is_some()),
                 value_present: block.child(t::KEY_VALUE).is_some(),
+                split: None,
             })
         }
         object_type::OPAQUE_OBJECT => {
@@ -404,6 +503,26 @@ pub fn parse_register(payload: &Item) -> Result<Registered, KmipError> {
                 wrapping: None,
                 wrapped_in_key_material: false,
                 value_present: true,
+                split: None,
+            })
+        }
+        object_type::SPLIT_KEY => {
+            let obj = payload.child(t::SPLIT_KEY).ok_or_else(|| KmipError::missing("Split Key"))?;
+            let split = parse_split(obj)?;
+            let block = obj.child(t::KEY_BLOCK).ok_or_else(|| KmipError::missing("Key Block"))?;
+            let (bytes, format) = key_block_material(block)?;
+            too_big(bytes.len())?;
+            Ok(Registered {
+                object_type: ot,
+                material: SecretBytes::new(bytes),
+                algorithm: block.child(t::CRYPTOGRAPHIC_ALGORITHM).and_then(Item::as_enum),
+                length: block.child(t::CRYPTOGRAPHIC_LENGTH).and_then(Item::as_i32),
+                key_format: Some(format),
+                data_type: None,
+                wrapping: block.child(t::KEY_WRAPPING_DATA).cloned(),
+                wrapped_in_key_material: block.child(t::KEY_VALUE).is_some_and(|v| v.child(t::KEY_MATERIAL).is_some()),
+                value_present: true,
+                split: Some(split),
             })
         }
         other => Err(KmipError::invalid_field(format!(

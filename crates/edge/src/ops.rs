@@ -47,6 +47,8 @@ pub const EDGE_OPERATIONS: &[u32] = &[
     op::DESTROY,
     op::ENCRYPT,
     op::DECRYPT,
+    op::CREATE_SPLIT_KEY,
+    op::JOIN_SPLIT_KEY,
     op::ARCHIVE,
     op::RECOVER,
     op::POLL,
@@ -77,6 +79,8 @@ const GROUP_MEMBER_FRESH: u32 = 1;
 const GROUP_MEMBER_DEFAULT: u32 = 2;
 /// The object group whose fresh members the server makes on demand.
 const DEFAULT_GROUP: &str = "default";
+/// Secret Data Type of joined secret data: Seed.
+const SECRET_DATA_TYPE_SEED: u32 = 0x02;
 /// Storage Status Mask: On-line Storage.
 const STORAGE_ONLINE: i32 = 1;
 /// Storage Status Mask: Archival Storage.
@@ -655,7 +659,12 @@ impl EdgeOps<'_> {
         // is used for a cryptographic operation only once a mask allowing it is set.
         meta.usage_mask = 0;
         let (alg, len) = Self::client_attributes(attrs, &mut meta, now)?;
-        if reg.object_type == object_type::SYMMETRIC_KEY {
+        meta.split = reg.split;
+        if reg.object_type == object_type::SPLIT_KEY {
+            // A part carries the algorithm and length of the key it is part of, when the client gives them.
+            meta.algorithm = reg.algorithm.or(alg).unwrap_or(0);
+            meta.length = reg.length.or(len).unwrap_or(0);
+        } else if reg.object_type == object_type::SYMMETRIC_KEY {
             meta.algorithm = reg.algorithm.or(alg).unwrap_or(0);
             if reg.value_present {
                 objects::check_material_len(meta.algorithm, reg.material.len())?;
@@ -1635,6 +1644,27 @@ impl EdgeOps<'_> {
             ));
         }
         let material = self.edge.key_of(tenant, service, &uid, &stored).await?;
+        if let Some(split) = &stored.meta.split {
+            if payload.child(t::KEY_WRAPPING_SPECIFICATION).is_some() {
+                return Err(KmipError::new(
+                    rr::FEATURE_NOT_SUPPORTED,
+                    "a Split Key part is returned unwrapped; wrap the joined key instead",
+                ));
+            }
+            return Ok(Item::structure(
+                t::RESPONSE_PAYLOAD,
+                vec![
+                    Item::new(t::OBJECT_TYPE, Value::Enumeration(object_type::SPLIT_KEY)),
+                    Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid)),
+                    objects::split_key_object(
+                        split,
+                        material.expose(),
+                        stored.meta.algorithm,
+                        stored.meta.length,
+                    ),
+                ],
+            ));
+        }
         if stored.meta.fresh {
             // Served once: no longer Fresh (KMIP 1.1).
             self.edge
@@ -1998,6 +2028,169 @@ impl EdgeOps<'_> {
             .await?;
         let compromise = compromise_reason;
         tracing::info!(tenant, service, uid, compromise, "revoked data key");
+        Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
+    }
+
+    /// Create Split Key (KMIP 1.2): splits an existing symmetric key or secret data into Split Key parts, `threshold`
+    /// of which rebuild it; returns the parts' identifiers in Key Part Identifier order.
+    async fn create_split_key(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        if payload.child(t::OBJECT_TYPE).and_then(Item::as_enum) != Some(object_type::SPLIT_KEY) {
+            return Err(KmipError::invalid_field(
+                "Create Split Key makes objects of Object Type Split Key",
+            ));
+        }
+        let uid = ctx.uid(payload).map_err(|_| {
+            KmipError::missing(
+                "Unique Identifier (the key to split; this server splits existing keys)",
+            )
+        })?;
+        let int = |tag, what: &str| {
+            payload
+                .child(tag)
+                .and_then(Item::as_i32)
+                .ok_or_else(|| KmipError::missing(what))
+        };
+        let parts = int(t::SPLIT_KEY_PARTS, "Split Key Parts")?;
+        let threshold = int(t::SPLIT_KEY_THRESHOLD, "Split Key Threshold")?;
+        let method_code = payload
+            .child(t::SPLIT_KEY_METHOD)
+            .and_then(Item::as_enum)
+            .ok_or_else(|| KmipError::missing("Split Key Method"))?;
+        let method = objects::split_method(method_code)?;
+        let stored = self.edge.load(tenant, service, &uid).await?;
+        if !matches!(
+            stored.meta.object_type,
+            object_type::SYMMETRIC_KEY | object_type::SECRET_DATA
+        ) {
+            return Err(KmipError::invalid_field(format!(
+                "{uid:?} is not a symmetric key or secret data: only those are split"
+            )));
+        }
+        Edge::require_state(
+            &stored.meta,
+            &uid,
+            &[
+                state::PRE_ACTIVE,
+                state::ACTIVE,
+                state::DEACTIVATED,
+                state::COMPROMISED,
+            ],
+            "a destroyed key cannot be split",
+        )?;
+        let material = self.edge.key_of(tenant, service, &uid, &stored).await?;
+        let count = |v: i32| usize::try_from(v).unwrap_or(0);
+        let pieces = openkcm_crypto::split_key::split(
+            material.expose(),
+            count(parts),
+            count(threshold),
+            method,
+        )
+        .map_err(|e| KmipError::invalid_field(e.to_string()))?;
+        let attrs = self.requested_attributes(ctx, payload).await?;
+        let now = now();
+        let mut ids = Vec::with_capacity(pieces.len());
+        for (i, piece) in pieces.iter().enumerate() {
+            let mut meta = L4Meta::new_aes(service, now);
+            meta.usage_mask = 0;
+            Self::client_attributes(attrs.clone(), &mut meta, now)?;
+            meta.object_type = object_type::SPLIT_KEY;
+            meta.algorithm = stored.meta.algorithm;
+            meta.length = stored.meta.length;
+            meta.key_format = Some(openkcm_kmip::enums::key_format_type::RAW);
+            meta.server_generated = true;
+            meta.split = Some(objects::SplitInfo {
+                parts,
+                part: i32::try_from(i + 1).unwrap_or(i32::MAX),
+                threshold,
+                method: method_code,
+            });
+            let id = self.store_new(tenant, service, meta, piece).await?;
+            ids.push(Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(id)));
+        }
+        tracing::debug!(tenant, service, uid, parts, threshold, "split key");
+        Ok(Item::structure(t::RESPONSE_PAYLOAD, ids))
+    }
+
+    /// Join Split Key (KMIP 1.2): rebuilds a symmetric key or secret data from at least the threshold of its parts.
+    async fn join_split_key(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller()?;
+        let ot = payload
+            .child(t::OBJECT_TYPE)
+            .and_then(Item::as_enum)
+            .ok_or_else(|| KmipError::missing("Object Type"))?;
+        if !matches!(ot, object_type::SYMMETRIC_KEY | object_type::SECRET_DATA) {
+            return Err(KmipError::invalid_field(
+                "Join Split Key makes a Symmetric Key or Secret Data",
+            ));
+        }
+        let uids: Vec<String> = payload
+            .children_with(t::UNIQUE_IDENTIFIER)
+            .map(|u| {
+                u.as_text().map(str::to_owned).ok_or_else(|| {
+                    KmipError::invalid_field("Unique Identifier must be a Text String")
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        if uids.is_empty() {
+            return Err(KmipError::missing(
+                "Unique Identifier (the Split Key parts to join)",
+            ));
+        }
+        let mut split: Option<objects::SplitInfo> = None;
+        let mut pieces = Vec::with_capacity(uids.len());
+        let mut algorithm = 0;
+        for uid in &uids {
+            let stored = self.edge.load(tenant, service, uid).await?;
+            let Some(info) = stored.meta.split else {
+                return Err(KmipError::invalid_field(format!(
+                    "{uid:?} is not a Split Key"
+                )));
+            };
+            if split.is_some_and(|s| {
+                (s.parts, s.threshold, s.method) != (info.parts, info.threshold, info.method)
+            }) {
+                return Err(KmipError::invalid_field(
+                    "the Split Key parts disagree on their parts, threshold or method: they are not parts of one key",
+                ));
+            }
+            split = Some(info);
+            algorithm = stored.meta.algorithm;
+            let material = self.edge.key_of(tenant, service, uid, &stored).await?;
+            pieces.push((u8::try_from(info.part).unwrap_or(0), material));
+        }
+        let info = split.ok_or_else(|| KmipError::missing("Unique Identifier"))?;
+        let threshold = usize::try_from(info.threshold).unwrap_or(usize::MAX);
+        let picked: Vec<(u8, &[u8])> = pieces.iter().map(|(x, m)| (*x, m.expose())).collect();
+        let joined = openkcm_crypto::split_key::join(
+            &picked,
+            threshold,
+            objects::split_method(info.method)?,
+        )
+        .map_err(|e| match e {
+            openkcm_crypto::split_key::SplitKeyError::TooFewParts { .. } => {
+                KmipError::crypto(e.to_string())
+            }
+            other => KmipError::invalid_field(other.to_string()),
+        })?;
+        let attrs = self.requested_attributes(ctx, payload).await?;
+        let now = now();
+        let mut meta = L4Meta::new_aes(service, now);
+        let (alg, len) = Self::client_attributes(attrs, &mut meta, now)?;
+        meta.object_type = ot;
+        meta.key_format = Some(openkcm_kmip::enums::key_format_type::RAW);
+        if ot == object_type::SYMMETRIC_KEY {
+            meta.algorithm = alg.unwrap_or(algorithm);
+            objects::check_material_len(meta.algorithm, joined.len())?;
+            meta.length = len.unwrap_or(i32::try_from(joined.len() * 8).unwrap_or(0));
+        } else {
+            meta.algorithm = 0;
+            meta.length = 0;
+            meta.key_format = Some(openkcm_kmip::enums::key_format_type::OPAQUE);
+            meta.data_type = Some(SECRET_DATA_TYPE_SEED);
+        }
+        let uid = self.store_new(tenant, service, meta, &joined).await?;
+        tracing::debug!(tenant, service, uid, parts = uids.len(), "joined split key");
         Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
     }
 
@@ -2507,7 +2700,12 @@ impl OperationHandler for EdgeOps<'_> {
                         openkcm_kmip::enums::operation::introduced_in(*o).is_some_and(|v| v <= ctx.version)
                     })
                     .collect();
-                let mut types = vec![object_type::SYMMETRIC_KEY, object_type::SECRET_DATA, object_type::OPAQUE_OBJECT];
+                let mut types = vec![
+                    object_type::SYMMETRIC_KEY,
+                    object_type::SECRET_DATA,
+                    object_type::OPAQUE_OBJECT,
+                    object_type::SPLIT_KEY,
+                ];
                 if !ctx.version.is_v2() {
                     types.push(object_type::TEMPLATE);
                 }
@@ -2542,6 +2740,8 @@ impl OperationHandler for EdgeOps<'_> {
             op::ACTIVATE => self.activate(ctx, payload).await,
             op::REVOKE => self.revoke(ctx, payload).await,
             op::DESTROY => self.destroy(ctx, payload).await,
+            op::CREATE_SPLIT_KEY => self.create_split_key(ctx, payload).await,
+            op::JOIN_SPLIT_KEY => self.join_split_key(ctx, payload).await,
             op::ARCHIVE => self.archive(ctx, payload, true).await,
             op::RECOVER => self.archive(ctx, payload, false).await,
             op::CANCEL => self.cancel(payload),

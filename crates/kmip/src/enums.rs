@@ -249,6 +249,7 @@ pub mod result_reason {
 pub mod object_type {
     pub const CERTIFICATE: u32 = 0x01;
     pub const SYMMETRIC_KEY: u32 = 0x02;
+    pub const SPLIT_KEY: u32 = 0x05;
     /// Template (KMIP 1.0-1.4; deprecated in 1.3, removed in 2.0).
     pub const TEMPLATE: u32 = 0x06;
     pub const SECRET_DATA: u32 = 0x07;
