@@ -143,6 +143,16 @@ pub struct DevArgs {
     recovery_threshold: Option<usize>,
     #[command(flatten)]
     provider: crate::seal_args::SealProviderArgs,
+    /// A KMIP endpoint of a client to which the edge sends Put (new objects, with their key material) and Notify
+    /// (changed attributes) for the objects of TENANT, or of one of its services: TENANT[/SERVICE]=HOST:PORT
+    /// (repeatable). The endpoint's certificate must come from this node's CA and name HOST; the edge presents its
+    /// edge certificate. Sensitive and non-extractable keys are never sent.
+    #[arg(
+        long = "notify-endpoint",
+        env = "OPENKCM_NOTIFY_ENDPOINTS",
+        value_delimiter = ','
+    )]
+    notify_endpoints: Vec<String>,
     /// A PKCS#11 module a seal migration (`openkcm operator migrate-seal --to pkcs11`) may name (repeatable). The
     /// node's own --pkcs11-module is always allowed; no other library is ever loaded on an operator's request.
     #[arg(
@@ -496,6 +506,23 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         std::time::Duration::from_secs(args.l4_cache_ttl),
         openkcm_edge::l4_cache::DEFAULT_CAPACITY,
     );
+    if !args.notify_endpoints.is_empty() {
+        let endpoints = args
+            .notify_endpoints
+            .iter()
+            .map(|e| {
+                openkcm_edge::notify::NotifyEndpoint::parse(e)
+                    .map_err(|m| anyhow::anyhow!("--notify-endpoint {m}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for e in &endpoints {
+            tracing::warn!(tenant = %e.tenant, service = ?e.service, endpoint = %e.addr, "new objects of this tenant are sent to its notify endpoint, with their key material (Put)");
+        }
+        edge = edge.with_notifier(openkcm_edge::notify::Notifier::start(
+            endpoints,
+            tls::client_config(&edge_files)?,
+        ));
+    }
     if let Some(path) = &args.kmip_credentials {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the KMIP credentials file {}", path.display()))?;

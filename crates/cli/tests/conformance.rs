@@ -127,14 +127,6 @@ fn unsupported_reason(name: &str, messages: &[Node]) -> Option<String> {
             what.join(", ")
         ));
     }
-    for (op, why) in [
-        ("Put", "server-to-client Put/Notify"),
-        ("Notify", "server-to-client Put/Notify"),
-    ] {
-        if operations.contains(op) {
-            return Some(format!("{why}: not implemented"));
-        }
-    }
     None
 }
 
@@ -150,6 +142,8 @@ struct Bindings {
     /// Time compression of a file that waits for a near-future date ($NOW+N, N ≤ 600 s): offsets are divided by
     /// it and the recorded pauses between messages are replayed divided by it (1 otherwise).
     time_scale: i64,
+    /// The client endpoint that receives the server's Put and Notify messages (TC-NP cases).
+    notify: Option<NotifyRx>,
     /// A 1.4 case translated to KMIP 2.x: an expected Result Reason also matches the 2.x reason a 2.x server sends in
     /// its place (the 2.x-only reason the server maps to that 1.x reason for 1.x clients).
     v14_reasons: bool,
@@ -262,6 +256,8 @@ struct Cmp<'a> {
     attr_name: Option<String>,
     /// Inside an RNG Retrieve payload.
     rng: bool,
+    /// Comparing a message the server sent to the client (Put, Notify): its attributes come in any order.
+    push: bool,
 }
 
 impl Cmp<'_> {
@@ -368,7 +364,7 @@ impl Cmp<'_> {
         if exp.name == "ResponsePayload" && act.iter().any(|i| i.tag == t::IV_COUNTER_NONCE) {
             // The server chose the IV, so the ciphertext is its choice too.
             self.generated = true;
-        } else if exp.name == "ResponsePayload" {
+        } else if exp.name == "ResponsePayload" || exp.name == "RequestPayload" {
             if let Some(uid) = act
                 .iter()
                 .find(|i| i.tag == t::UNIQUE_IDENTIFIER)
@@ -424,6 +420,7 @@ impl Cmp<'_> {
                 )
             })
             || exp.name == "Attributes"
+            || (self.push && exp.name == "RequestPayload")
             || exp.name == "ResponsePayload"
                 && exp
                     .children
@@ -578,6 +575,7 @@ async fn run_file(
     path: &Path,
     service: &str,
     generated: &mut HashSet<String>,
+    notify: &NotifyRx,
 ) -> (Outcome, usize, usize) {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -606,6 +604,7 @@ async fn run_file(
     let mut b = Bindings {
         server_generated: std::mem::take(generated),
         time_scale: if waits_for_near_future(&text) { 60 } else { 1 },
+        notify: Some(notify.clone()),
         ..Bindings::default()
     };
     let outcome = run_pairs(&pairs, &name, unsupported, dev, service, &mut b).await;
@@ -645,6 +644,62 @@ async fn run_pairs(
                 None => Outcome::Fail(format!("message {step}/{total}: {why}")),
             }
         };
+        if server_to_client(req) {
+            // The server is the sender here: wait for its message at the client's endpoint and compare it.
+            let Some(rx) = b.notify.clone() else {
+                return (
+                    fail("a server-to-client message, but this run has no client endpoint".into()),
+                    i,
+                    total,
+                );
+            };
+            // Messages about objects this file does not know (a Notify another file's last step caused, which
+            // its recording did not show) are answered and passed over.
+            let known: Vec<Value> = b.values.values().cloned().collect();
+            let got = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                let mut rx = rx.lock().await;
+                loop {
+                    let (sent, reply) = rx.recv().await?;
+                    let about = sent
+                        .children_with(t::BATCH_ITEM)
+                        .next()
+                        .and_then(|bi| bi.child(t::REQUEST_PAYLOAD))
+                        .and_then(|p| p.child(t::UNIQUE_IDENTIFIER))
+                        .map(|u| u.value.clone());
+                    if about.is_some_and(|u| known.contains(&u)) {
+                        return Some((sent, reply));
+                    }
+                    let _ = reply.send(success_answer(&sent));
+                }
+            })
+            .await;
+            let Some((sent, reply)) = got.ok().flatten() else {
+                return (
+                    fail("the server sent nothing to the client's endpoint within 10 s".into()),
+                    i,
+                    total,
+                );
+            };
+            let _ = reply.send(success_answer(&sent));
+            let mut cmp = Cmp {
+                b: &mut *b,
+                generated: false,
+                lenient: false,
+                attr_name: None,
+                rng: false,
+                push: true,
+            };
+            if let Err(why) = cmp.node(req, &sent, "") {
+                if std::env::var_os("OPENKCM_CONFORMANCE_VERBOSE").is_some() {
+                    eprintln!(
+                        "--- {name} message {step}: sent by the server\n{}",
+                        xml::to_xml_redacted(&sent)
+                    );
+                }
+                return (fail(format!("server-to-client: {why}")), i, total);
+            }
+            continue;
+        }
         let item = match request_item(req, b) {
             Ok(i) => i,
             Err(e) => return (fail(format!("request: {e}")), i, total),
@@ -680,6 +735,7 @@ async fn run_pairs(
             lenient: false,
             attr_name: None,
             rng: false,
+            push: false,
         };
         if let Err(why) = cmp.node(expected, &actual, "") {
             if std::env::var_os("OPENKCM_CONFORMANCE_VERBOSE").is_some() {
@@ -892,14 +948,23 @@ async fn oasis_kmip_profiles() {
     let data = tmp.path().join("data");
     let creds = tmp.path().join("kmip-credentials.json");
     write_test_credentials(&creds);
+    // The client endpoint of the Put/Notify cases (their services only).
+    let notify_socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoints = notify_endpoints(
+        &vectors.join("oasis-kmip-xml"),
+        VERSIONS,
+        &notify_socket.local_addr().unwrap().to_string(),
+    );
     let mut dev = Dev::start_env(
         &data,
         &["conformance"],
         &[
             ("OPENKCM_AUTO_PROVISION_SERVICES", "true"),
             ("OPENKCM_KMIP_CREDENTIALS", creds.to_str().unwrap()),
+            ("OPENKCM_NOTIFY_ENDPOINTS", &endpoints),
         ],
     );
+    let notify = notify_listener(&data.join("pki"), notify_socket);
     let mut results: BTreeMap<(String, String), (Outcome, usize, usize)> = BTreeMap::new();
     let mut generated_by_service: HashMap<String, HashSet<String>> = HashMap::new();
     for version in VERSIONS {
@@ -917,7 +982,7 @@ async fn oasis_kmip_profiles() {
             }
             let service = service_name(version, &file);
             let generated = generated_by_service.entry(service.clone()).or_default();
-            let r = run_file(&dev, &dir.join(&file), &service, generated).await;
+            let r = run_file(&dev, &dir.join(&file), &service, generated, &notify).await;
             results.insert((version.to_string(), file), r);
         }
     }
@@ -1072,6 +1137,7 @@ fn placeholders_bind_and_substitute() {
         lenient: false,
         attr_name: None,
         rng: false,
+        push: false,
     };
     cmp.node(
         exp,
@@ -1394,6 +1460,7 @@ async fn run_file_v21(
     path: &Path,
     service: &str,
     generated: &mut HashSet<String>,
+    notify: &NotifyRx,
 ) -> (Outcome, usize, usize) {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -1442,6 +1509,7 @@ async fn run_file_v21(
         server_generated: std::mem::take(generated),
         time_scale: if waits_for_near_future(&text) { 60 } else { 1 },
         v14_reasons: true,
+        notify: Some(notify.clone()),
         ..Bindings::default()
     };
     let outcome = run_pairs(&pairs, &name, unsupported, dev, service, &mut b).await;
@@ -1473,11 +1541,21 @@ async fn oasis_kmip_1_4_cases_translated_to_2_1() {
     };
     let only = std::env::var("OPENKCM_CONFORMANCE_ONLY").ok();
     let tmp = tempfile::tempdir().unwrap();
+    let notify_socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoints = notify_endpoints(
+        &vectors.join("oasis-kmip-xml"),
+        &["v1.4"],
+        &notify_socket.local_addr().unwrap().to_string(),
+    );
     let mut dev = Dev::start_env(
         tmp.path(),
         &["conformance"],
-        &[("OPENKCM_AUTO_PROVISION_SERVICES", "true")],
+        &[
+            ("OPENKCM_AUTO_PROVISION_SERVICES", "true"),
+            ("OPENKCM_NOTIFY_ENDPOINTS", &endpoints),
+        ],
     );
+    let notify = notify_listener(&tmp.path().join("pki"), notify_socket);
     let mut results: BTreeMap<(String, String), (Outcome, usize, usize)> = BTreeMap::new();
     let mut generated_by_service: HashMap<String, HashSet<String>> = HashMap::new();
     let dir = vectors.join("oasis-kmip-xml").join("v1.4");
@@ -1492,7 +1570,7 @@ async fn oasis_kmip_1_4_cases_translated_to_2_1() {
         }
         let service = service_name("v2.1", &file);
         let generated = generated_by_service.entry(service.clone()).or_default();
-        let r = run_file_v21(&dev, &dir.join(&file), &service, generated).await;
+        let r = run_file_v21(&dev, &dir.join(&file), &service, generated, &notify).await;
         results.insert(("v1.4→2.1".to_string(), file), r);
     }
     dev.stop();
@@ -1653,4 +1731,125 @@ fn a_1_4_case_translates_to_the_kmip_2_1_encoding() {
 /// Whether any node of `n` has the value `value`.
 fn contains_value(n: &Node, value: &str) -> bool {
     n.value.as_deref() == Some(value) || n.children.iter().any(|c| contains_value(c, value))
+}
+
+/// What the client's endpoint receives: the server's message and where to send the answer.
+type NotifyMsg = (Item, tokio::sync::oneshot::Sender<Item>);
+/// The receiving end of the client's endpoint.
+type NotifyRx = std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<NotifyMsg>>>;
+
+/// Whether a recorded Request Message is one the server sends to the client (Put, Notify): the 1.0-1.2 files mark
+/// them "[Server-to-Client]", the 1.4 file does not, so the operation decides.
+fn server_to_client(req: &Node) -> bool {
+    let ops: Vec<&str> = req
+        .children
+        .iter()
+        .filter(|c| c.name == "BatchItem")
+        .filter_map(|bi| {
+            bi.children
+                .iter()
+                .find(|c| c.name == "Operation")
+                .and_then(|c| c.value.as_deref())
+        })
+        .collect();
+    !ops.is_empty() && ops.iter().all(|o| matches!(*o, "Put" | "Notify"))
+}
+
+/// The client's answer to a server-to-client message: Success for each item, with an empty payload.
+fn success_answer(request: &Item) -> Item {
+    let parsed = openkcm_kmip::RequestMessage::parse(request);
+    let (version, ops) = match &parsed {
+        Ok(m) => (
+            m.header.version,
+            m.items.iter().map(|b| b.operation).collect::<Vec<_>>(),
+        ),
+        Err(_) => (openkcm_kmip::ProtocolVersion::new(1, 0), vec![]),
+    };
+    openkcm_kmip::ResponseMessage {
+        version,
+        timestamp: now_secs(),
+        client_correlation: None,
+        server_correlation: None,
+        items: ops
+            .into_iter()
+            .map(|op| openkcm_kmip::ResponseBatchItem {
+                operation: Some(op),
+                batch_id: None,
+                result: Ok(Item::structure(t::RESPONSE_PAYLOAD, vec![])),
+                undone: false,
+                pending: None,
+            })
+            .collect(),
+    }
+    .into_item()
+}
+
+/// The services of the files with server-to-client messages, as `--notify-endpoint` values for `addr`.
+fn notify_endpoints(dir: &Path, versions: &[&str], addr: &str) -> String {
+    let mut out = Vec::new();
+    for version in versions {
+        let Ok(entries) = std::fs::read_dir(dir.join(version)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let file = e.file_name().to_string_lossy().to_string();
+            if file.starts_with("TC_NP") || file.starts_with("TC-NP") {
+                out.push(format!(
+                    "conformance/{}={addr}",
+                    service_name(version, &file)
+                ));
+                out.push(format!(
+                    "conformance/{}={addr}",
+                    service_name("v2.1", &file)
+                ));
+            }
+        }
+    }
+    out.join(",")
+}
+
+/// A client's KMIP endpoint (mTLS with the node's server certificate) that hands each message it receives to the
+/// runner and sends back the runner's answer.
+fn notify_listener(pki_dir: &Path, listener: tokio::net::TcpListener) -> NotifyRx {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = openkcm_net::pki::DevPki::open_or_create(pki_dir).unwrap();
+    let config = openkcm_net::tls::server_config(&pki.server().unwrap()).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let (tx, rx) = tokio::sync::mpsc::channel::<NotifyMsg>(64);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                loop {
+                    let mut message = vec![0u8; 8];
+                    if tls.read_exact(&mut message).await.is_err() {
+                        return;
+                    }
+                    let len = u32::from_be_bytes([message[4], message[5], message[6], message[7]]);
+                    let mut body = vec![0u8; len as usize];
+                    if tls.read_exact(&mut body).await.is_err() {
+                        return;
+                    }
+                    message.extend(body);
+                    let Ok(item) = openkcm_ttlv::decode(&message, &openkcm_ttlv::Limits::default())
+                    else {
+                        return;
+                    };
+                    let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+                    if tx.send((item, reply_tx)).await.is_err() {
+                        return;
+                    }
+                    let Ok(reply) = reply_rx.await else { return };
+                    if tls.write_all(&openkcm_ttlv::encode(&reply)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    std::sync::Arc::new(tokio::sync::Mutex::new(rx))
 }

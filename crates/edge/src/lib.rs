@@ -11,6 +11,7 @@ mod core_link;
 pub mod credentials;
 pub mod l4_cache;
 mod meta;
+pub mod notify;
 pub mod objects;
 mod ops;
 mod vault;

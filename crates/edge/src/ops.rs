@@ -79,6 +79,8 @@ const GROUP_MEMBER_FRESH: u32 = 1;
 const GROUP_MEMBER_DEFAULT: u32 = 2;
 /// The object group whose fresh members the server makes on demand.
 const DEFAULT_GROUP: &str = "default";
+/// Put Function: New.
+const PUT_FUNCTION_NEW: u32 = 0x01;
 /// Secret Data Type of joined secret data: Seed.
 const SECRET_DATA_TYPE_SEED: u32 = 0x02;
 /// Storage Status Mask: On-line Storage.
@@ -175,6 +177,8 @@ pub struct Edge {
     /// Set while the Core is known to be sealed: every operation but Discover Versions and Query is refused, even
     /// those the edge could answer from its vault alone (attributes, Locate, Revoke, Destroy).
     core_sealed: std::sync::atomic::AtomicBool,
+    /// Server-to-client Put and Notify messages (`--notify-endpoint`).
+    notifier: Arc<crate::notify::Notifier>,
     /// Operations queued for clients that allowed asynchronous answers, by Asynchronous Correlation Value.
     pending: std::sync::Mutex<std::collections::HashMap<Vec<u8>, PendingOp>>,
 }
@@ -214,6 +218,7 @@ impl Edge {
             ),
             core_sealed: std::sync::atomic::AtomicBool::new(false),
             pending: std::sync::Mutex::new(std::collections::HashMap::new()),
+            notifier: Arc::new(crate::notify::Notifier::default()),
         }
     }
 
@@ -249,6 +254,12 @@ impl Edge {
     /// L4 cache lookups since start: (served from the cache, unwrapped through the Core).
     pub fn l4_cache_stats(&self) -> (u64, u64) {
         self.l4_cache.stats()
+    }
+
+    /// Sends Put and Notify messages through `notifier` (see [`crate::notify`]).
+    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
+        self.notifier = Arc::new(notifier);
+        self
     }
 
     /// Allows (or not) Encrypt and Decrypt with Triple DES keys. Off by default: legacy algorithms are only for
@@ -594,6 +605,7 @@ impl EdgeOps<'_> {
         let uid = self.store_new(tenant, service, meta, &material).await?;
         // Per-request records are the audit trail's job (DESIGN §11); the operations log keeps them at debug.
         tracing::debug!(tenant, service, uid, "created data key");
+        self.notify_new(ctx, &uid).await;
         Ok(Item::structure(
             t::RESPONSE_PAYLOAD,
             vec![
@@ -679,6 +691,7 @@ impl EdgeOps<'_> {
         }
         let uid = self.store_new(tenant, service, meta, &reg.material).await?;
         tracing::debug!(tenant, service, uid, "registered object");
+        self.notify_new(ctx, &uid).await;
         Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
     }
 
@@ -823,6 +836,115 @@ impl EdgeOps<'_> {
             .await?;
         tracing::debug!(tenant, service, uid, "registered template");
         Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
+    }
+
+    /// Put (Put Function New) of a new object to the caller's notify endpoint, if one is configured. Templates,
+    /// split key parts, and keys that are sensitive or not extractable are not sent.
+    async fn notify_new(&self, ctx: &ItemContext, uid: &str) {
+        let Ok((tenant, service)) = self.caller() else {
+            return;
+        };
+        if !self.edge.notifier.wants(tenant, service) {
+            return;
+        }
+        let Ok(stored) = self.edge.load(tenant, service, uid).await else {
+            return;
+        };
+        let m = &stored.meta;
+        if !matches!(
+            m.object_type,
+            object_type::SYMMETRIC_KEY | object_type::SECRET_DATA | object_type::OPAQUE_OBJECT
+        ) || m.sensitive
+            || m.not_extractable
+            || m.key_value_absent
+            || m.split.is_some()
+        {
+            tracing::debug!(
+                tenant,
+                service,
+                uid,
+                "no Put for this object (not a plain extractable object)"
+            );
+            return;
+        }
+        let put = async {
+            let material = self.edge.key_of(tenant, service, uid, &stored).await?;
+            let object = objects::get_response(
+                uid,
+                m.object_type,
+                material.expose(),
+                m.algorithm,
+                m.length,
+                m.key_format,
+                None,
+                m.data_type,
+                None,
+            )?;
+            let mut children = vec![
+                Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid.to_owned())),
+                Item::new(t::PUT_FUNCTION, Value::Enumeration(PUT_FUNCTION_NEW)),
+            ];
+            children.extend(object.children().get(2).cloned());
+            // The attributes Get Attributes returns, less the description of the server's generator and the
+            // protection flags at their defaults (not sensitive, extractable).
+            let attrs: Vec<Attribute> = m
+                .attributes_for(uid, now(), ctx.version)
+                .into_iter()
+                .filter(|a| {
+                    !matches!(
+                        (a.name.as_str(), &a.value.value),
+                        ("Random Number Generator", _)
+                            | (
+                                "Sensitive" | "Always Sensitive" | "Never Extractable",
+                                Value::Boolean(false)
+                            )
+                            | ("Extractable", Value::Boolean(true))
+                    )
+                })
+                .collect();
+            children.extend(attributes::to_payload_items(&attrs, ctx.version));
+            Ok::<_, KmipError>(Item::structure(t::REQUEST_PAYLOAD, children))
+        };
+        match put.await {
+            Ok(payload) => self
+                .edge
+                .notifier
+                .send(tenant, service, ctx.version, op::PUT, payload),
+            Err(e) => {
+                tracing::error!(tenant, service, uid, error = %e.message, "the Put of a new object could not be built: it is not sent")
+            }
+        }
+    }
+
+    /// Notify of the attributes `names` (their current values) of object `uid` to the caller's notify endpoint.
+    async fn notify_changed(&self, ctx: &ItemContext, uid: &str, names: &[&str]) {
+        let Ok((tenant, service)) = self.caller() else {
+            return;
+        };
+        if !self.edge.notifier.wants(tenant, service) {
+            return;
+        }
+        let Ok(stored) = self.edge.load(tenant, service, uid).await else {
+            return;
+        };
+        let attrs: Vec<Attribute> = stored
+            .meta
+            .attributes_for(uid, now(), ctx.version)
+            .into_iter()
+            .filter(|a| names.contains(&a.name.as_str()))
+            .collect();
+        let mut children = vec![Item::new(
+            t::UNIQUE_IDENTIFIER,
+            Value::TextString(uid.to_owned()),
+        )];
+        children.extend(attributes::to_payload_items(&attrs, ctx.version));
+        self.edge.notifier.send(
+            tenant,
+            service,
+            ctx.version,
+            op::NOTIFY,
+            Item::structure(t::REQUEST_PAYLOAD, children),
+        );
     }
 
     /// Wraps `material` under the service's L3 and stores it with `meta`; returns the new identifier.
@@ -1139,6 +1261,11 @@ impl EdgeOps<'_> {
                 Ok(())
             })
             .await?;
+        let changed: &[&str] = match edit {
+            Some(_) => &[attr.name.as_str(), "Last Change Date"],
+            None => &["Last Change Date"],
+        };
+        self.notify_changed(ctx, &uid, changed).await;
         let mut children = vec![Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid))];
         if !ctx.version.is_v2() {
             if let Some(a) = result.lock().ok().and_then(|mut r| r.take()) {
@@ -2295,6 +2422,8 @@ impl EdgeOps<'_> {
             })
             .await?;
         tracing::info!(tenant, service, uid, "destroyed data key");
+        self.notify_changed(ctx, &uid, &["Last Change Date", "State"])
+            .await;
         Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
     }
 

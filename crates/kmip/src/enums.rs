@@ -19,6 +19,8 @@ pub mod operation {
     pub const RECOVER: u32 = 0x16;
     pub const CANCEL: u32 = 0x19;
     pub const POLL: u32 = 0x1A;
+    pub const NOTIFY: u32 = 0x1B;
+    pub const PUT: u32 = 0x1C;
     pub const QUERY: u32 = 0x18;
     pub const DISCOVER_VERSIONS: u32 = 0x1E;
     pub const ENCRYPT: u32 = 0x1F;
