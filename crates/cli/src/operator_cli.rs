@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use zeroize::Zeroize;
 
+/// Largest share input (file or standard input): an armored age file of a share is a few hundred bytes.
+const MAX_SHARE_INPUT: u64 = 64 << 10;
+
 /// Arguments of `openkcm operator`.
 #[derive(clap::Args)]
 pub struct OperatorArgs {
@@ -208,7 +211,7 @@ impl Target {
 
 /// Reads a recipients file: one public key per line; blank lines and `#` comments are skipped.
 pub fn read_recipients_file(path: &Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
+    let text = openkcm_providers::read_bounded_text(path, openkcm_providers::MAX_OPERATOR_FILE)
         .with_context(|| format!("reading the recipients file {}", path.display()))?;
     Ok(text
         .lines()
@@ -232,7 +235,7 @@ pub fn recipients(list: &[String], file: &Option<PathBuf>) -> anyhow::Result<Vec
         let path = Path::new(r);
         if !r.starts_with("age1") && !r.starts_with("ssh-") && path.is_file() {
             out.push(
-                std::fs::read_to_string(path)
+                openkcm_providers::read_bounded_text(path, openkcm_providers::MAX_OPERATOR_FILE)
                     .with_context(|| format!("reading the recipient file {}", path.display()))?
                     .trim()
                     .to_owned(),
@@ -298,7 +301,7 @@ fn is_age_file(bytes: &[u8]) -> bool {
 /// read from standard input when it is piped, or typed at a prompt without echo.
 fn share_document(args: &UnsealArgs) -> anyhow::Result<String> {
     let raw = match &args.share_file {
-        Some(path) => std::fs::read(path)
+        Some(path) => openkcm_providers::read_bounded(path, MAX_SHARE_INPUT)
             .with_context(|| format!("reading the share file {}", path.display()))?,
         None if std::io::stdin().is_terminal() => {
             // Typed at a terminal: no echo, so the share never shows on screen or in a terminal log.
@@ -312,8 +315,15 @@ fn share_document(args: &UnsealArgs) -> anyhow::Result<String> {
             // Piped in (`age -d share-1.age | openkcm operator unseal`, or the .age file itself with --identity).
             let mut all = Vec::new();
             std::io::stdin()
+                .take(MAX_SHARE_INPUT + 1)
                 .read_to_end(&mut all)
                 .context("reading the share from standard input")?;
+            if all.len() as u64 > MAX_SHARE_INPUT {
+                all.zeroize();
+                bail!(
+                    "standard input holds more than {MAX_SHARE_INPUT} bytes: that is not a share"
+                );
+            }
             all
         }
     };
@@ -325,8 +335,9 @@ fn share_document(args: &UnsealArgs) -> anyhow::Result<String> {
         let Some(identity) = &args.identity else {
             bail!("the share file is age-encrypted: pass --identity with your age identity file or SSH private key (or decrypt it with `age -d` first)");
         };
-        let mut text = std::fs::read_to_string(identity)
-            .with_context(|| format!("reading the identity {}", identity.display()))?;
+        let mut text =
+            openkcm_providers::read_bounded_text(identity, openkcm_providers::MAX_OPERATOR_FILE)
+                .with_context(|| format!("reading the identity {}", identity.display()))?;
         let first = text.trim_start();
         if first.starts_with("age1") || first.starts_with("ssh-") {
             text.zeroize();

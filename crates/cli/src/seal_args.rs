@@ -40,7 +40,8 @@ pub struct SealProviderArgs {
     /// vault-transit: CA certificate of an https server (PEM).
     #[arg(long, env = "OPENKCM_VAULT_CA")]
     pub vault_ca: Option<PathBuf>,
-    /// vault-transit: a file holding the token (else the OPENKCM_VAULT_TOKEN environment variable).
+    /// vault-transit: a file holding the token, re-read on every call so that a renewed token is used without a
+    /// restart (else the OPENKCM_VAULT_TOKEN environment variable).
     #[arg(long, env = "OPENKCM_VAULT_TOKEN_FILE")]
     pub vault_token_file: Option<PathBuf>,
     /// vault-transit: the transit engine's mount path.
@@ -139,9 +140,16 @@ impl SealProviderArgs {
                     "OPENKCM_VAULT_TOKEN",
                     "the vault-transit seal needs a token: --vault-token-file FILE or the OPENKCM_VAULT_TOKEN environment variable",
                 )?;
+                // Checked now (present, not empty); a token file is re-read on every call, so a renewed token
+                // is picked up without a restart.
+                let (token_file, token) = match &self.vault_token_file {
+                    Some(f) => (Some(f.clone()), None),
+                    None => (None, Some(token)),
+                };
                 ProviderConfig::VaultTransit {
                     addr,
                     ca: self.vault_ca.clone(),
+                    token_file,
                     token,
                     mount: self.vault_mount.clone(),
                 }
@@ -239,7 +247,8 @@ fn secret_from(
     let value = match file {
         Some(f) => {
             let text = Zeroizing::new(
-                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+                openkcm_providers::read_bounded_text(f, openkcm_providers::MAX_OPERATOR_FILE)
+                    .with_context(|| format!("reading {}", f.display()))?,
             );
             let v = Zeroizing::new(text.trim().to_owned());
             if v.is_empty() {

@@ -64,7 +64,7 @@ async fn vault_transit_driver_binds_the_context_and_normalises_errors() {
             addr: format!("127.0.0.1:{}", free_port()),
             tls: None,
         },
-        bao.token.clone(),
+        openkcm_providers::TokenSource::Inline(zeroize::Zeroizing::new(bao.token.clone())),
         "transit",
     )
     .unwrap();
@@ -237,4 +237,31 @@ fn openbao_down_at_boot_leaves_the_node_sealed_with_the_reason_until_it_answers(
 
 fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_token_file_is_re_read_so_a_renewed_token_unseals_without_a_restart() {
+    let Some(bin) = bao() else { return };
+    let bao = Bao::start(&bin, free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token_file = dir.path().join("vault-token");
+    std::fs::write(&token_file, "not-the-token\n").unwrap();
+    let mut args = bao.dev_args();
+    args.extend([
+        "--vault-token-file".into(),
+        token_file.display().to_string(),
+    ]);
+    let extra: Vec<&str> = args.iter().map(String::as_str).collect();
+    // A refused token: the node starts sealed and keeps retrying (the token's owner may fix it).
+    let dev = Dev::spawn_with(&data, &["demo"], None, &[], &extra, "OPENKCM SEALED");
+    let st: serde_json::Value = serde_json::from_str(&dev.operator(&["seal-status"]).1).unwrap();
+    assert!(
+        st["reason"].as_str().unwrap_or_default().contains("denied"),
+        "{st}"
+    );
+    // The renewed token is written to the file: the next retry uses it.
+    std::fs::write(&token_file, format!("{}\n", bao.token)).unwrap();
+    dev.wait_line("OPENKCM READY", Duration::from_secs(40));
+    assert!(dev.kmip("demo", &["create"]).is_ok());
 }

@@ -37,8 +37,12 @@ pub enum ProviderConfig {
         /// CA certificate file of an https server.
         #[serde(default)]
         ca: Option<PathBuf>,
-        /// Token.
-        token: Zeroizing<String>,
+        /// File holding the token (re-read on every call, so that a renewed token is used without a restart).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_file: Option<PathBuf>,
+        /// The token itself (instead of `token_file`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<Zeroizing<String>>,
         /// Transit mount path.
         #[serde(default = "transit")]
         mount: String,
@@ -205,12 +209,13 @@ impl ProviderConfig {
             Self::VaultTransit {
                 addr,
                 ca,
+                token_file,
                 token,
                 mount,
             } => Arc::new(VaultTransit::from_url(
                 addr,
                 ca.as_deref(),
-                token.as_str().to_owned(),
+                token_source(token_file, token)?,
                 mount,
             )?),
             Self::Pkcs11 {
@@ -260,12 +265,14 @@ impl ProviderConfig {
                  -> Result<Zeroizing<Vec<u8>>, ProviderError> {
                     match (path, inline) {
                         (_, Some(pem)) => Ok(Zeroizing::new(pem.as_bytes().to_vec())),
-                        (Some(p), None) => std::fs::read(p).map(Zeroizing::new).map_err(|e| {
-                            ProviderError::Invalid(format!(
-                                "cannot read the {what} {}: {e}",
-                                p.display()
-                            ))
-                        }),
+                        (Some(p), None) => crate::read_bounded(p, crate::MAX_OPERATOR_FILE)
+                            .map(Zeroizing::new)
+                            .map_err(|e| {
+                                ProviderError::Invalid(format!(
+                                    "cannot read the {what} {}: {e}",
+                                    p.display()
+                                ))
+                            }),
                         (None, None) => Err(ProviderError::Invalid(format!(
                             "the kmip provider needs the {what}"
                         ))),
@@ -303,7 +310,7 @@ impl ProviderConfig {
     /// behalf. CA files stay paths (on the node).
     pub fn inlined(mut self) -> Result<Self, ProviderError> {
         let read = |p: &PathBuf| {
-            std::fs::read_to_string(p)
+            crate::read_bounded_text(p, crate::MAX_OPERATOR_FILE)
                 .map_err(|e| ProviderError::Invalid(format!("cannot read {}: {e}", p.display())))
         };
         match &mut self {
@@ -311,6 +318,9 @@ impl ProviderConfig {
                 token_file, token, ..
             }
             | Self::AzureKeyvault {
+                token_file, token, ..
+            }
+            | Self::VaultTransit {
                 token_file, token, ..
             } => {
                 if let Some(f) = token_file.take() {
@@ -366,6 +376,10 @@ impl ProviderConfig {
                 ..
             }
             | Self::AzureKeyvault {
+                token_file: Some(_),
+                ..
+            }
+            | Self::VaultTransit {
                 token_file: Some(_),
                 ..
             } => Err("send the access token itself, not a file name on the node".into()),

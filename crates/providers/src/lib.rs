@@ -235,12 +235,11 @@ pub enum TokenSource {
 }
 
 impl TokenSource {
-    async fn read(&self) -> Result<zeroize::Zeroizing<String>, ProviderError> {
+    pub(crate) async fn read(&self) -> Result<zeroize::Zeroizing<String>, ProviderError> {
         match self {
             TokenSource::Inline(t) => Ok(t.clone()),
             TokenSource::File(path) => Ok(zeroize::Zeroizing::new(
-                tokio::fs::read_to_string(path)
-                    .await
+                read_bounded_text(path, MAX_OPERATOR_FILE)
                     .map_err(|e| {
                         ProviderError::Unavailable(format!(
                             "cannot read the access token file {}: {e}",
@@ -314,4 +313,34 @@ pub(crate) fn strip_context_prefix(
         ));
     }
     Ok(SecretBytes::from_slice(&value[digest.len()..]))
+}
+
+/// Largest file an operator may name for a token, PIN, share, identity, certificate or key (1 MiB).
+pub const MAX_OPERATOR_FILE: u64 = 1 << 20;
+
+/// Reads a file an operator named, refusing one larger than `max` bytes (or an endless one such as `/dev/zero`)
+/// instead of reading it whole.
+pub fn read_bounded(path: &std::path::Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut out = Vec::new();
+    file.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        zeroize::Zeroize::zeroize(&mut out);
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(out)
+}
+
+/// As [`read_bounded`], as UTF-8 text.
+pub fn read_bounded_text(path: &std::path::Path, max: u64) -> std::io::Result<String> {
+    let bytes = read_bounded(path, max)?;
+    String::from_utf8(bytes).map_err(|e| {
+        let mut b = e.into_bytes();
+        zeroize::Zeroize::zeroize(&mut b);
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
+    })
 }

@@ -21,7 +21,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// A transit engine at one Vault/OpenBao server.
 pub struct VaultTransit {
     target: HttpTarget,
-    token: Zeroizing<String>,
+    token: crate::TokenSource,
     mount: String,
     timeout: Duration,
 }
@@ -46,8 +46,13 @@ fn valid_segment(s: &str) -> bool {
 }
 
 impl VaultTransit {
-    /// The transit engine mounted at `mount` (usually `transit`) of the server at `target`, with `token`.
-    pub fn new(target: HttpTarget, token: String, mount: &str) -> Result<Self, ProviderError> {
+    /// The transit engine mounted at `mount` (usually `transit`) of the server at `target`, with `token` (a file
+    /// is re-read on every call, so that a renewed token is used without a restart).
+    pub fn new(
+        target: HttpTarget,
+        token: crate::TokenSource,
+        mount: &str,
+    ) -> Result<Self, ProviderError> {
         let mount = mount.trim_matches('/');
         if !mount.split('/').all(valid_segment) {
             return Err(ProviderError::Invalid(format!(
@@ -56,7 +61,7 @@ impl VaultTransit {
         }
         Ok(Self {
             target,
-            token: Zeroizing::new(token),
+            token,
             mount: mount.to_owned(),
             timeout: Duration::from_secs(10),
         })
@@ -66,7 +71,7 @@ impl VaultTransit {
     pub fn from_url(
         url: &str,
         ca: Option<&std::path::Path>,
-        token: String,
+        token: crate::TokenSource,
         mount: &str,
     ) -> Result<Self, ProviderError> {
         let target = crate::http_target(url, ca)?;
@@ -92,11 +97,17 @@ impl VaultTransit {
         body: Vec<u8>,
     ) -> Result<serde_json::Value, ProviderError> {
         let path = format!("/v1/{}/{path}", self.mount);
+        let token = self.token.read().await?;
+        if token.is_empty() {
+            return Err(ProviderError::Denied(
+                "the Vault token is empty (check the token file)".into(),
+            ));
+        }
         let (status, bytes) = call(
             &self.target,
             method,
             &path,
-            &[("X-Vault-Token", self.token.as_str())],
+            &[("X-Vault-Token", token.as_str())],
             body,
             self.timeout,
         )

@@ -107,7 +107,7 @@ impl Bao {
                 addr: self.addr.clone(),
                 tls: None,
             },
-            token.to_owned(),
+            openkcm_providers::TokenSource::Inline(zeroize::Zeroizing::new(token.to_owned())),
             "transit",
         )
         .unwrap()
