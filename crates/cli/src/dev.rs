@@ -605,7 +605,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     // Changes before the subscription are not signalled: take the state now, later ones arrive as events.
     edge.set_core_sealed(node.is_sealed());
     let announce = |sealed: bool| {
-        if sealed {
+        let ceremony_held = data
+            .join("seal")
+            .join(openkcm_core::seal::node::MANIFEST_FILE)
+            .exists();
+        if sealed && args.seal == SealKind::Shamir && !ceremony_held {
+            println!(
+                "OPENKCM SEALED {addresses} not initialised: hold the key ceremony with openkcm operator init --data-dir {} --threshold M --recipient …",
+                data.display()
+            );
+        } else if sealed {
             println!(
                 "OPENKCM SEALED {addresses} unseal: openkcm operator unseal --data-dir {}",
                 data.display()
@@ -796,8 +805,13 @@ async fn auto_unseal_with_backoff(node: Arc<Node>) {
     loop {
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(std::time::Duration::from_secs(30));
+        if !node.is_sealed() {
+            // Unsealed meanwhile (by hand, or with recovery shares).
+            return;
+        }
         match node.auto_unseal().await {
             Ok(_) => return,
+            Err(_) if !node.is_sealed() => return,
             Err(e) if retry_helps(&e) => {
                 tracing::error!(error = %e, retry_in_s = delay.as_secs(), "auto-unseal failed; the node stays sealed and retries");
             }
@@ -858,6 +872,24 @@ fn check_seal_flags(args: &DevArgs) -> anyhow::Result<()> {
     let recipients = !args.recipients.is_empty() || args.recipients_file.is_some();
     if recipients && !shamir && args.recovery_shares.is_none() {
         bail!("--recipient names the holders of Shamir shares (--seal shamir) or of recovery shares (--recovery-shares); with this seal it would be ignored");
+    }
+    if let Some(n) = args.recovery_shares {
+        // Checked before anything is made: a MasterKey sealed without the recovery shares asked for would be an
+        // unprotected cluster.
+        let m = args
+            .recovery_threshold
+            .context("--recovery-shares needs --recovery-threshold")?;
+        if m < 1 || m > n || n > 255 {
+            bail!(
+                "--recovery-shares {n} --recovery-threshold {m}: need 1 ≤ threshold ≤ shares ≤ 255"
+            );
+        }
+        let given = crate::operator_cli::recipients(&args.recipients, &args.recipients_file)?.len();
+        if given != n {
+            bail!("--recovery-shares {n} needs one --recipient per share; {given} given");
+        }
+    } else if args.recovery_threshold.is_some() {
+        bail!("--recovery-threshold needs --recovery-shares");
     }
     if shamir && !recipients && args.threshold.is_some() {
         tracing::warn!("--threshold is used by the key ceremony, which needs the holders' public keys (--recipient); without them the node waits for `openkcm operator init`");

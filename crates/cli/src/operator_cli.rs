@@ -333,7 +333,7 @@ fn share_document(args: &UnsealArgs) -> anyhow::Result<String> {
     }
     if is_age_file(raw.expose()) {
         let Some(identity) = &args.identity else {
-            bail!("the share file is age-encrypted: pass --identity with your age identity file or SSH private key (or decrypt it with `age -d` first)");
+            bail!("the share file is age-encrypted: pass --identity with your age identity file or SSH private key (or pipe it decrypted: `age -d -i KEY share-<i>.age | openkcm operator unseal …`)");
         };
         let mut text =
             openkcm_providers::read_bounded_text(identity, openkcm_providers::MAX_OPERATOR_FILE)

@@ -478,6 +478,25 @@ async fn operator_api_init_refusals_are_client_errors_and_only_operators_act() {
     let new_nonce = body["seal_status"]["nonce"].as_str().unwrap().to_owned();
     assert_ne!(new_nonce, nonce);
 
+    // A recovery reset on a Shamir node is refused: it would clear the unseal progress of other holders.
+    let (code, body) = api(
+        &dev,
+        "operator-admin",
+        "POST",
+        "/v1/sys/recover",
+        serde_json::json!({"reset": true}),
+    )
+    .await;
+    assert_eq!(code, 409, "{body}");
+    // A share pasted into the nonce field is not echoed back (8 characters at most).
+    let (code, body) = unseal(
+        doc1.clone(),
+        "62fa446248465bf18221ea124a8f9546f6dd059e".into(),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(!body.to_string().contains("62fa446248465bf1"), "{body}");
+
     // Reset issues yet another nonce; then two good shares unseal.
     let (code, body) = api(
         &dev,

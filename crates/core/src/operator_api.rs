@@ -232,7 +232,7 @@ impl OperatorApi {
             );
         }
         let result = if req.reset {
-            self.node.reset().await.map(|s| json(200, &s))
+            self.node.reset(true).await.map(|s| json(200, &s))
         } else {
             let (Some(share), Some(nonce)) = (&req.share, &req.nonce) else {
                 return error(
@@ -288,7 +288,7 @@ impl OperatorApi {
             );
         }
         let result = if req.reset {
-            self.node.reset().await.map(|s| json(200, &s))
+            self.node.reset(false).await.map(|s| json(200, &s))
         } else if let Some(share) = &req.share {
             let Some(nonce) = &req.nonce else {
                 return error(

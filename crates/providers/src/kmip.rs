@@ -6,7 +6,7 @@
 //! The key is named by its Unique Identifier. One mTLS connection is kept and reopened when it breaks. A server's
 //! refusal is normalised from its result reason: Permission Denied / Authentication Not Successful → Denied,
 //! Item Not Found → NotFound, Wrong Key Lifecycle State → Disabled, Cryptographic Failure → Invalid; a connection
-//! failure → Unavailable.
+//! failure, and a General Failure that says the server is sealed → Unavailable.
 
 use crate::{KeyDescription, KeyProvider, KeyRef, ProviderError};
 use async_trait::async_trait;
@@ -43,6 +43,9 @@ fn normalise(e: KmipError) -> ProviderError {
         rr::PERMISSION_DENIED | rr::AUTHENTICATION_NOT_SUCCESSFUL => ProviderError::Denied(detail),
         rr::ITEM_NOT_FOUND => ProviderError::NotFound(detail),
         rr::WRONG_KEY_LIFECYCLE_STATE => ProviderError::Disabled(detail),
+        // KMIP has no "unavailable" reason: a server that says it is sealed (as this project's does) answers
+        // later. Other General Failures (PyKMIP's for a tag that does not authenticate, say) are refusals.
+        rr::GENERAL_FAILURE if e.message.contains("sealed") => ProviderError::Unavailable(detail),
         _ => ProviderError::Invalid(detail),
     }
 }

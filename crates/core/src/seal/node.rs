@@ -399,7 +399,7 @@ impl Node {
             reason: if sealed {
                 state.reason.clone()
             } else if state.recovered {
-                Some("unsealed with recovery shares because the seal could not give back the MasterKey: migrate the seal (openkcm operator migrate-seal) before the next restart".into())
+                Some("unsealed with recovery shares: if the seal cannot give back the MasterKey at the next start (its key is lost or refused), migrate the seal now (openkcm operator migrate-seal)".into())
             } else {
                 None
             },
@@ -485,12 +485,17 @@ impl Node {
                     _ => reason,
                 };
                 state.reason = Some(reason.clone());
-                // The seal provider is outside this node: its refusals and outages are 503, not a node fault.
-                Err(if matches!(e, SealError::Provider(..)) {
-                    NodeError::Unavailable(reason)
-                } else {
-                    NodeError::Server(reason)
-                })
+                // The seal provider is outside this node: its outages and refusals (a key its owner may re-enable)
+                // are 503, and can pass. A request the provider rejects, a blob that does not authenticate, or seal
+                // files of another cluster cannot: those are the node's to fix.
+                Err(
+                    if matches!(&e, SealError::Provider(_, p) if p.is_retryable() || p.is_revocation())
+                    {
+                        NodeError::Unavailable(reason)
+                    } else {
+                        NodeError::Server(reason)
+                    },
+                )
             }
         }
     }
@@ -754,8 +759,23 @@ impl Node {
         Ok(self.status_of(&state))
     }
 
-    /// Shamir mode: clears the unseal progress and issues a new nonce.
-    pub async fn reset(&self) -> Result<SealStatus, NodeError> {
+    /// Clears the share progress and issues a new nonce: the unseal progress of a Shamir node (`recovery` false),
+    /// or the recovery progress of an auto-unseal node (`recovery` true). The other combination is refused, so
+    /// that a reset meant for one never clears shares others submitted for the other.
+    pub async fn reset(&self, recovery: bool) -> Result<SealStatus, NodeError> {
+        match (self.mode(), recovery) {
+            (SealMode::Shamir, true) => {
+                return Err(NodeError::Conflict(
+                    "this node unseals with Shamir shares and has no recovery shares: reset the unseal progress with `openkcm operator unseal --reset`".into(),
+                ))
+            }
+            (SealMode::Auto(_), false) => {
+                return Err(NodeError::Conflict(
+                    "this node unseals through its seal, not with unseal shares: reset the recovery progress with `openkcm operator recover --reset`".into(),
+                ))
+            }
+            _ => {}
+        }
         let mut state = self.state.lock().await;
         if let Some(u) = state.unsealer.as_mut() {
             u.reset();

@@ -203,6 +203,16 @@ pub fn looks_private(text: &str) -> bool {
     upper.contains("AGE-SECRET-KEY") || upper.contains("PRIVATE KEY")
 }
 
+/// The first characters of a nonce a caller sent, enough to tell two nonces apart; never more (a share pasted into
+/// the nonce field by mistake must not be echoed into answers and logs).
+fn nonce_hint(text: &str) -> String {
+    let mut s: String = text.chars().take(8).collect();
+    if text.chars().count() > 8 {
+        s.push('…');
+    }
+    s
+}
+
 fn short(text: &str) -> String {
     if looks_private(text) {
         return "[a private key, not shown]".into();
@@ -421,7 +431,7 @@ pub fn parse_identities(text: &str) -> Result<Vec<Box<dyn age::Identity>>, SealE
             .map_err(|e| SealError::Invalid(format!("the SSH private key cannot be read: {e}")))?;
         if matches!(id, age::ssh::Identity::Encrypted(_)) {
             return Err(SealError::Invalid(
-                "the SSH private key is passphrase-protected; decrypt the share with `age -d -i KEY` first and pass the result with --share-file".into(),
+                "the SSH private key is passphrase-protected; decrypt and pipe the share, so that it never touches the disk: `age -d -i KEY share-<i>.age | openkcm operator unseal …`".into(),
             ));
         }
         if matches!(id, age::ssh::Identity::Unsupported(_)) {
@@ -670,7 +680,7 @@ impl Unsealer {
     pub fn submit(&mut self, nonce: &str, document: &str) -> Result<Submitted, UnsealError> {
         if nonce != self.nonce {
             return Err(UnsealError::StaleNonce {
-                given: short(nonce),
+                given: nonce_hint(nonce),
             });
         }
         let (header, share) = self.check_share(document)?;
@@ -961,7 +971,7 @@ mod tests {
         assert_eq!(
             u.submit(&first, &held.doc(1)).unwrap_err(),
             UnsealError::StaleNonce {
-                given: first.clone()
+                given: nonce_hint(&first)
             }
         );
         assert_eq!(u.progress(), 0);
