@@ -55,7 +55,7 @@ impl AutoSeal for super::FileSeal {
     ) -> Result<(SecretKey, bool), SealError> {
         if !allow_create && !self.dir().join(super::file::BLOB_FILE).exists() {
             return Err(SealError::Invalid(format!(
-                "{} is missing, but this cluster's storage already holds keys: restore the seal directory from a backup (a new MasterKey would not open them)",
+                "{} is missing although this cluster was initialised or its storage holds keys: restore the seal directory from a backup (a new MasterKey would not open them)",
                 self.dir().join(super::file::BLOB_FILE).display()
             )));
         }
