@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
-use common::Dev;
+use common::{uid_request as uid_payload, Dev};
 use openkcm_kmip::attributes::Attribute;
 use openkcm_kmip::enums::{operation as op, result_reason as rr};
 use openkcm_kmip::{
@@ -27,16 +27,6 @@ async fn send(
     m.header.asynchronous = asynchronous;
     let r = ResponseMessage::parse(&c.call(&m.to_item()).await.unwrap()).unwrap();
     r.items.into_iter().next().unwrap()
-}
-
-fn uid_payload(uid: &str) -> Item {
-    Item::structure(
-        t::REQUEST_PAYLOAD,
-        vec![Item::new(
-            t::UNIQUE_IDENTIFIER,
-            Value::TextString(uid.into()),
-        )],
-    )
 }
 
 fn acv_payload(acv: &[u8]) -> Item {

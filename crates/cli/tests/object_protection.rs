@@ -6,35 +6,18 @@ mod common;
 use common::Dev;
 use openkcm_kmip::attributes::Attribute;
 use openkcm_kmip::enums::{operation as op, result_reason as rr};
-use openkcm_kmip::{
-    payload, tags as t, KmipError, ProtocolVersion, RequestMessage, ResponseMessage,
-};
+use openkcm_kmip::{payload, tags as t, KmipError, ProtocolVersion};
 use openkcm_net::KmipClient;
 use openkcm_ttlv::{Item, Value};
 
 const V14: ProtocolVersion = ProtocolVersion::new(1, 4);
 
-async fn one_v(
-    c: &mut KmipClient,
-    v: ProtocolVersion,
-    operation: u32,
-    p: Item,
-) -> Result<Item, KmipError> {
-    let m = RequestMessage::new(v, vec![(operation, p)]);
-    let r = ResponseMessage::parse(&c.call(&m.to_item()).await.unwrap()).unwrap();
-    r.items.into_iter().next().unwrap().result
-}
-
 async fn one(c: &mut KmipClient, operation: u32, p: Item) -> Result<Item, KmipError> {
-    one_v(c, V14, operation, p).await
+    common::one_op(c, V14, operation, p).await
 }
 
 fn uid_of(p: &Item) -> String {
-    p.child(t::UNIQUE_IDENTIFIER)
-        .unwrap()
-        .as_text()
-        .unwrap()
-        .to_owned()
+    common::uids(p).remove(0)
 }
 
 fn register_aes(key: Vec<u8>, extra: Vec<Attribute>) -> Item {
@@ -105,7 +88,7 @@ async fn sensitive_and_non_extractable_keys_do_not_leave_in_the_clear() {
             .reason,
         0x16
     );
-    let old = one_v(&mut c, ProtocolVersion::new(1, 2), op::GET, get(&sensitive))
+    let old = common::one_op(&mut c, ProtocolVersion::new(1, 2), op::GET, get(&sensitive))
         .await
         .unwrap_err();
     assert_eq!(old.reason, rr::PERMISSION_DENIED, "{old:?}");
@@ -213,7 +196,7 @@ async fn register_lengths_query_per_version_and_destroyed_objects() {
             Item::new(t::QUERY_FUNCTION, Value::Enumeration(2)),
         ],
     );
-    let r10 = one_v(&mut c, ProtocolVersion::new(1, 0), op::QUERY, q.clone())
+    let r10 = common::one_op(&mut c, ProtocolVersion::new(1, 0), op::QUERY, q.clone())
         .await
         .unwrap();
     let ops10: Vec<u32> = r10
@@ -237,7 +220,7 @@ async fn register_lengths_query_per_version_and_destroyed_objects() {
         .collect();
     // Symmetric Key, Secret Data, Opaque Object, Split Key, and Template (1.x only).
     assert_eq!(objects, [2, 7, 8, 5, 6]);
-    let r20 = one_v(&mut c, ProtocolVersion::new(2, 0), op::QUERY, q.clone())
+    let r20 = common::one_op(&mut c, ProtocolVersion::new(2, 0), op::QUERY, q.clone())
         .await
         .unwrap();
     let objects20: Vec<u32> = r20

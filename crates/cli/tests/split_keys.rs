@@ -4,10 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
-use common::Dev;
+use common::{uid_request as uid_payload, uids, Dev};
 use openkcm_kmip::attributes::Attribute;
 use openkcm_kmip::enums::{operation as op, result_reason as rr};
-use openkcm_kmip::{tags as t, KmipError, ProtocolVersion, RequestMessage, ResponseMessage};
+use openkcm_kmip::{tags as t, KmipError, ProtocolVersion};
 use openkcm_net::KmipClient;
 use openkcm_ttlv::{Item, Value};
 
@@ -15,25 +15,7 @@ const V12: ProtocolVersion = ProtocolVersion::new(1, 2);
 const SPLIT_KEY: u32 = 0x05;
 
 async fn one(c: &mut KmipClient, operation: u32, p: Item) -> Result<Item, KmipError> {
-    let m = RequestMessage::new(V12, vec![(operation, p)]);
-    let r = ResponseMessage::parse(&c.call(&m.to_item()).await.unwrap()).unwrap();
-    r.items.into_iter().next().unwrap().result
-}
-
-fn uids(p: &Item) -> Vec<String> {
-    p.children_with(t::UNIQUE_IDENTIFIER)
-        .map(|u| u.as_text().unwrap().to_owned())
-        .collect()
-}
-
-fn uid_payload(uid: &str) -> Item {
-    Item::structure(
-        t::REQUEST_PAYLOAD,
-        vec![Item::new(
-            t::UNIQUE_IDENTIFIER,
-            Value::TextString(uid.into()),
-        )],
-    )
+    common::one_op(c, V12, operation, p).await
 }
 
 fn split(uid: &str, parts: i32, threshold: i32, method: u32) -> Item {

@@ -5,49 +5,24 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
-use common::Dev;
+use common::{uid_request as uid_payload, Dev};
 use openkcm_kmip::attributes::Attribute;
 use openkcm_kmip::enums::{operation as op, result_reason as rr};
-use openkcm_kmip::{tags as t, KmipError, ProtocolVersion, RequestMessage, ResponseMessage};
+use openkcm_kmip::{tags as t, KmipError, ProtocolVersion};
 use openkcm_net::KmipClient;
 use openkcm_ttlv::{Item, Value};
 
 const V12: ProtocolVersion = ProtocolVersion::new(1, 2);
-const TEMPLATE: u32 = 0x06;
-const SYMMETRIC_KEY: u32 = 0x02;
-
-async fn one_v(
-    c: &mut KmipClient,
-    v: ProtocolVersion,
-    operation: u32,
-    p: Item,
-) -> Result<Item, KmipError> {
-    let m = RequestMessage::new(v, vec![(operation, p)]);
-    let r = ResponseMessage::parse(&c.call(&m.to_item()).await.unwrap()).unwrap();
-    r.items.into_iter().next().unwrap().result
-}
 
 async fn one(c: &mut KmipClient, operation: u32, p: Item) -> Result<Item, KmipError> {
-    one_v(c, V12, operation, p).await
+    common::one_op(c, V12, operation, p).await
 }
 
 fn uid_of(p: &Item) -> String {
-    p.child(t::UNIQUE_IDENTIFIER)
-        .unwrap()
-        .as_text()
-        .unwrap()
-        .to_owned()
+    common::uids(p).remove(0)
 }
-
-fn uid_payload(uid: &str) -> Item {
-    Item::structure(
-        t::REQUEST_PAYLOAD,
-        vec![Item::new(
-            t::UNIQUE_IDENTIFIER,
-            Value::TextString(uid.into()),
-        )],
-    )
-}
+const TEMPLATE: u32 = 0x06;
+const SYMMETRIC_KEY: u32 = 0x02;
 
 fn name_field(name: &str) -> Item {
     Item::structure(
@@ -239,7 +214,7 @@ async fn templates_give_their_attributes_to_the_objects_made_with_them() {
         .unwrap_err();
     assert!(e.message.contains("is a Template"), "{e:?}");
     // KMIP 2.0 has no Templates.
-    let e = one_v(
+    let e = common::one_op(
         &mut c,
         ProtocolVersion::new(2, 0),
         op::REGISTER,

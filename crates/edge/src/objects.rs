@@ -311,6 +311,19 @@ fn key_block_material(block: &Item) -> Result<(Vec<u8>, u32), KmipError> {
     Ok((bytes, format))
 }
 
+/// Adds the Cryptographic Algorithm and Length of a Key Block, when known (non-zero).
+pub fn push_algorithm_length(block: &mut Vec<Item>, algorithm: u32, length: i32) {
+    if algorithm != 0 {
+        block.push(Item::new(
+            t::CRYPTOGRAPHIC_ALGORITHM,
+            Value::Enumeration(algorithm),
+        ));
+    }
+    if length != 0 {
+        block.push(Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer(length)));
+    }
+}
+
 /// Split Key Method: XOR.
 pub const SPLIT_XOR: u32 = 0x01;
 /// Split Key Method: Polynomial Sharing GF(2^8).
@@ -371,15 +384,7 @@ pub fn split_key_object(split: &SplitInfo, material: &[u8], algorithm: u32, leng
             )],
         ),
     ];
-    if algorithm != 0 {
-        block.push(Item::new(
-            t::CRYPTOGRAPHIC_ALGORITHM,
-            Value::Enumeration(algorithm),
-        ));
-    }
-    if length != 0 {
-        block.push(Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer(length)));
-    }
+    push_algorithm_length(&mut block, algorithm, length);
     Item::structure(
         t::SPLIT_KEY,
         vec![
@@ -559,15 +564,7 @@ pub fn get_response(
                 Item::new(t::KEY_FORMAT_TYPE, Value::Enumeration(format)),
                 key_value,
             ];
-            if algorithm != 0 {
-                block.push(Item::new(
-                    t::CRYPTOGRAPHIC_ALGORITHM,
-                    Value::Enumeration(algorithm),
-                ));
-            }
-            if length != 0 {
-                block.push(Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer(length)));
-            }
+            push_algorithm_length(&mut block, algorithm, length);
             block.push(wrapped.1);
             Item::structure(t::KEY_BLOCK, block)
         };
@@ -627,15 +624,7 @@ pub fn get_response(
                 Item::new(t::KEY_FORMAT_TYPE, Value::Enumeration(format)),
                 Item::structure(t::KEY_VALUE, vec![km]),
             ];
-            if algorithm != 0 {
-                block.push(Item::new(
-                    t::CRYPTOGRAPHIC_ALGORITHM,
-                    Value::Enumeration(algorithm),
-                ));
-            }
-            if length != 0 {
-                block.push(Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer(length)));
-            }
+            push_algorithm_length(&mut block, algorithm, length);
             Item::structure(t::SYMMETRIC_KEY, vec![Item::structure(t::KEY_BLOCK, block)])
         }
         object_type::SECRET_DATA => {

@@ -838,16 +838,20 @@ impl EdgeOps<'_> {
         Ok(payload::uid_payload(t::RESPONSE_PAYLOAD, &uid))
     }
 
+    /// The caller and object `uid`, when the caller has a notify endpoint (else nothing is built or sent).
+    async fn notify_target(&self, uid: &str) -> Option<(&str, &str, Stored)> {
+        let (tenant, service) = self.caller().ok()?;
+        if !self.edge.notifier.wants(tenant, service) {
+            return None;
+        }
+        let stored = self.edge.load(tenant, service, uid).await.ok()?;
+        Some((tenant, service, stored))
+    }
+
     /// Put (Put Function New) of a new object to the caller's notify endpoint, if one is configured. Templates,
     /// split key parts, and keys that are sensitive or not extractable are not sent.
     async fn notify_new(&self, ctx: &ItemContext, uid: &str) {
-        let Ok((tenant, service)) = self.caller() else {
-            return;
-        };
-        if !self.edge.notifier.wants(tenant, service) {
-            return;
-        }
-        let Ok(stored) = self.edge.load(tenant, service, uid).await else {
+        let Some((tenant, service, stored)) = self.notify_target(uid).await else {
             return;
         };
         let m = &stored.meta;
@@ -918,13 +922,7 @@ impl EdgeOps<'_> {
 
     /// Notify of the attributes `names` (their current values) of object `uid` to the caller's notify endpoint.
     async fn notify_changed(&self, ctx: &ItemContext, uid: &str, names: &[&str]) {
-        let Ok((tenant, service)) = self.caller() else {
-            return;
-        };
-        if !self.edge.notifier.wants(tenant, service) {
-            return;
-        }
-        let Ok(stored) = self.edge.load(tenant, service, uid).await else {
+        let Some((tenant, service, stored)) = self.notify_target(uid).await else {
             return;
         };
         let attrs: Vec<Attribute> = stored
@@ -1752,15 +1750,7 @@ impl EdgeOps<'_> {
                 t::KEY_FORMAT_TYPE,
                 Value::Enumeration(m.key_format.unwrap_or(1)),
             )];
-            if m.algorithm != 0 {
-                block.push(Item::new(
-                    t::CRYPTOGRAPHIC_ALGORITHM,
-                    Value::Enumeration(m.algorithm),
-                ));
-            }
-            if m.length != 0 {
-                block.push(Item::new(t::CRYPTOGRAPHIC_LENGTH, Value::Integer(m.length)));
-            }
+            objects::push_algorithm_length(&mut block, m.algorithm, m.length);
             return Ok(Item::structure(
                 t::RESPONSE_PAYLOAD,
                 vec![

@@ -412,3 +412,34 @@ pub fn ctx(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// Sends one operation in `version` over `c` and returns its result.
+pub async fn one_op(
+    c: &mut openkcm_net::KmipClient,
+    version: openkcm_kmip::ProtocolVersion,
+    operation: u32,
+    payload: openkcm_ttlv::Item,
+) -> Result<openkcm_ttlv::Item, openkcm_kmip::KmipError> {
+    let m = openkcm_kmip::RequestMessage::new(version, vec![(operation, payload)]);
+    let r = openkcm_kmip::ResponseMessage::parse(&c.call(&m.to_item()).await.unwrap()).unwrap();
+    r.items.into_iter().next().unwrap().result
+}
+
+/// A request payload naming object `uid`.
+pub fn uid_request(uid: &str) -> openkcm_ttlv::Item {
+    openkcm_ttlv::Item::structure(
+        openkcm_kmip::tags::REQUEST_PAYLOAD,
+        vec![openkcm_ttlv::Item::new(
+            openkcm_kmip::tags::UNIQUE_IDENTIFIER,
+            openkcm_ttlv::Value::TextString(uid.into()),
+        )],
+    )
+}
+
+/// The Unique Identifiers of a response payload, in order.
+pub fn uids(payload: &openkcm_ttlv::Item) -> Vec<String> {
+    payload
+        .children_with(openkcm_kmip::tags::UNIQUE_IDENTIFIER)
+        .map(|u| u.as_text().unwrap().to_owned())
+        .collect()
+}
