@@ -260,7 +260,19 @@ struct Cmp<'a> {
     push: bool,
 }
 
-impl Cmp<'_> {
+impl<'a> Cmp<'a> {
+    /// A comparison binding placeholders in `b`; `push` for a message the server sent to the client.
+    fn new(b: &'a mut Bindings, push: bool) -> Self {
+        Self {
+            b,
+            generated: false,
+            lenient: false,
+            attr_name: None,
+            rng: false,
+            push,
+        }
+    }
+
     fn node(&mut self, exp: &Node, act: &Item, path: &str) -> Result<(), String> {
         let path = format!("{path}/{}", exp.name);
         let tag = exp.tag().map_err(|e| e.to_string())?;
@@ -681,14 +693,7 @@ async fn run_pairs(
                 );
             };
             let _ = reply.send(success_answer(&sent));
-            let mut cmp = Cmp {
-                b: &mut *b,
-                generated: false,
-                lenient: false,
-                attr_name: None,
-                rng: false,
-                push: true,
-            };
+            let mut cmp = Cmp::new(&mut *b, true);
             if let Err(why) = cmp.node(req, &sent, "") {
                 if std::env::var_os("OPENKCM_CONFORMANCE_VERBOSE").is_some() {
                     eprintln!(
@@ -729,14 +734,7 @@ async fn run_pairs(
         }
         // Objects the server generates key material for, by operation and returned identifier.
         mark_generated(req, &actual, b);
-        let mut cmp = Cmp {
-            b: &mut *b,
-            generated: false,
-            lenient: false,
-            attr_name: None,
-            rng: false,
-            push: false,
-        };
+        let mut cmp = Cmp::new(&mut *b, false);
         if let Err(why) = cmp.node(expected, &actual, "") {
             if std::env::var_os("OPENKCM_CONFORMANCE_VERBOSE").is_some() {
                 eprintln!(

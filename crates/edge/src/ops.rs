@@ -79,6 +79,13 @@ const GROUP_MEMBER_FRESH: u32 = 1;
 const GROUP_MEMBER_DEFAULT: u32 = 2;
 /// The object group whose fresh members the server makes on demand.
 const DEFAULT_GROUP: &str = "default";
+/// Every state but Destroyed (and Destroyed Compromised): the object still has its value.
+const NOT_DESTROYED: &[u32] = &[
+    state::PRE_ACTIVE,
+    state::ACTIVE,
+    state::DEACTIVATED,
+    state::COMPROMISED,
+];
 /// Put Function: New.
 const PUT_FUNCTION_NEW: u32 = 0x01;
 /// Secret Data Type of joined secret data: Seed.
@@ -1291,12 +1298,7 @@ impl EdgeOps<'_> {
         Edge::require_state(
             &old.meta,
             &uid,
-            &[
-                state::PRE_ACTIVE,
-                state::ACTIVE,
-                state::DEACTIVATED,
-                state::COMPROMISED,
-            ],
+            NOT_DESTROYED,
             "a destroyed key cannot be re-keyed",
         )?;
         let offset = match payload.child(t::OFFSET) {
@@ -1717,12 +1719,7 @@ impl EdgeOps<'_> {
         Edge::require_state(
             &stored.meta,
             &uid,
-            &[
-                state::PRE_ACTIVE,
-                state::ACTIVE,
-                state::DEACTIVATED,
-                state::COMPROMISED,
-            ],
+            NOT_DESTROYED,
             "a destroyed object is not served",
         )?;
         refuse_archived(&stored.meta, &uid)?;
@@ -2187,12 +2184,7 @@ impl EdgeOps<'_> {
         Edge::require_state(
             &stored.meta,
             &uid,
-            &[
-                state::PRE_ACTIVE,
-                state::ACTIVE,
-                state::DEACTIVATED,
-                state::COMPROMISED,
-            ],
+            NOT_DESTROYED,
             "a destroyed key cannot be split",
         )?;
         let material = self.edge.key_of(tenant, service, &uid, &stored).await?;
