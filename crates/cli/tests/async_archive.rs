@@ -182,3 +182,22 @@ async fn queued_operations_are_polled_or_cancelled_by_their_client_only() {
     assert!(r.is_ok(), "{r:?}");
     dev.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_client_cannot_fill_the_queue_of_asynchronous_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let mut c = common::edge_client(&dev, "demo").await;
+    let mut pending = 0;
+    for _ in 0..80 {
+        let r = send(&mut c, true, op::LOCATE, locate_by_name("nothing", None)).await;
+        if r.pending.is_some() {
+            pending += 1;
+        } else {
+            // Beyond its share the client is answered at once.
+            assert!(r.result.is_ok());
+        }
+    }
+    assert_eq!(pending, 64);
+    dev.stop();
+}

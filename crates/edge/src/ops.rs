@@ -61,6 +61,10 @@ const ASYNC_OPERATIONS: &[u32] = &[op::LOCATE, op::ARCHIVE, op::RECOVER];
 /// Queued operations kept at most (beyond, operations are answered at once) and for how long unpolled.
 const MAX_PENDING: usize = 1024;
 const PENDING_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+/// Queued operations one client (tenant and service) may hold, so that one client cannot fill the queue.
+const MAX_PENDING_PER_CALLER: usize = 64;
+/// Largest request payload that is queued (bytes); a larger one is answered at once.
+const MAX_PENDING_PAYLOAD: usize = 64 << 10;
 
 /// An operation queued for a client that allowed asynchronous answers.
 struct PendingOp {
@@ -2874,6 +2878,7 @@ impl OperationHandler for EdgeOps<'_> {
 
     async fn defer(&self, ctx: &ItemContext, operation: u32, payload: &Item) -> Option<Vec<u8>> {
         if !ASYNC_OPERATIONS.contains(&operation)
+            || openkcm_ttlv::encoded_len(payload) > MAX_PENDING_PAYLOAD
             || self
                 .edge
                 .core_sealed
@@ -2885,7 +2890,11 @@ impl OperationHandler for EdgeOps<'_> {
         let acv = uuid::Uuid::new_v4().as_bytes().get(..8)?.to_vec();
         let mut pending = self.edge.pending.lock().ok()?;
         pending.retain(|_, p| p.queued.elapsed() < PENDING_TTL);
-        if pending.len() >= MAX_PENDING {
+        let mine = pending
+            .values()
+            .filter(|p| p.tenant == tenant && p.service == service)
+            .count();
+        if pending.len() >= MAX_PENDING || mine >= MAX_PENDING_PER_CALLER {
             // A full queue: the operation is answered at once, which KMIP always allows.
             return None;
         }
