@@ -1,6 +1,7 @@
 //! Key storage for OpenKCM: one record type and one async trait ([`KeyStore`]) that serve both the
 //! Crypto Core's key storage interface (DESIGN §5.2) and the Crypto Edge's vault (DESIGN §6.2),
-//! with an in-memory backend ([`MemoryStore`]) and an embedded SQLite backend ([`SqliteStore`]).
+//! with an in-memory backend ([`MemoryStore`]), an embedded SQLite backend ([`SqliteStore`]) and a PostgreSQL
+//! backend ([`PostgresStore`]) that several Core processes can share.
 //!
 //! This crate must never accept or return plaintext key material: a [`Record`]'s only key field is
 //! an [`openkcm_crypto::WrappedKey`], which only the wrap function or a validating constructor can
@@ -31,12 +32,14 @@
 #![warn(missing_docs)]
 
 mod memory;
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
 use openkcm_crypto::WrappedKey;
 
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// One stored item: a key version (with its wrapped blob) or a piece of state without one.
