@@ -62,6 +62,11 @@ pub struct DevArgs {
     /// PBKDF2 hash; see docs/conformance.md. Without it, credentials in requests are not checked and give no rights.
     #[arg(long, env = "OPENKCM_KMIP_CREDENTIALS")]
     kmip_credentials: Option<PathBuf>,
+    /// Where the Core keeps its wrapped keys: SQLite in `<data-dir>/core.db` (default), or a PostgreSQL database,
+    /// `postgres://USER[:PASSWORD]@HOST:PORT/DATABASE` (one database per cluster; the tables are created on first
+    /// use).
+    #[arg(long, env = "OPENKCM_CORE_STORE")]
+    core_store: Option<String>,
     /// Edge vault backend.
     #[arg(long, env = "OPENKCM_EDGE_VAULT", value_enum, default_value = "sqlite")]
     edge_vault: VaultKind,
@@ -365,17 +370,36 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     // Root of trust and Core: the Core storage and L1 provider open now; the Core itself opens once the
     // MasterKey is back (at once with the file seal, after M holders' shares with Shamir).
-    let core_sqlite = Arc::new(
-        SqliteStore::open(&data.join("core.db"))
-            .await
-            .context("core key storage")?,
-    );
+    let (core_store, core_sqlite, core_postgres): (
+        Arc<dyn KeyStore>,
+        Option<Arc<SqliteStore>>,
+        Option<openkcm_store::PostgresStore>,
+    ) = match args.core_store.as_deref() {
+        None | Some("sqlite") => {
+            let s = Arc::new(
+                SqliteStore::open(&data.join("core.db"))
+                    .await
+                    .context("core key storage")?,
+            );
+            (s.clone(), Some(s), None)
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let p = openkcm_store::PostgresStore::open(url)
+                .await
+                .context("core key storage (PostgreSQL)")?;
+            tracing::info!("the Core keeps its keys in PostgreSQL");
+            (Arc::new(p.clone()), None, Some(p))
+        }
+        Some(_) => bail!(
+            "--core-store takes `sqlite` (the default, core.db in the data directory) or a postgres://USER@HOST:PORT/DATABASE URL"
+        ),
+    };
     tracing::warn!(
         "customer L1 keys use the `local` provider (key files in {}): DEVELOPMENT ONLY",
         data.join("l1").display()
     );
     let opener = Arc::new(DevOpener {
-        store: core_sqlite.clone(),
+        store: core_store.clone(),
         l1: Arc::new(openkcm_providers::local::LocalProvider::new(
             data.join("l1"),
         )),
@@ -672,7 +696,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if let Some(v) = vault_sqlite {
         v.close().await;
     }
-    core_sqlite.close().await;
+    if let Some(s) = core_sqlite {
+        s.close().await;
+    }
+    if let Some(p) = core_postgres {
+        p.close().await;
+    }
     Ok(())
 }
 
@@ -707,7 +736,7 @@ pub const OPERATOR_ADDR_FILE: &str = "operator.addr";
 /// Opens the dev Core once the MasterKey is back: its storage, the `local` L1 provider, and the tenants of the
 /// command line (provisioned on every unseal; provisioning is idempotent).
 struct DevOpener {
-    store: Arc<SqliteStore>,
+    store: Arc<dyn KeyStore>,
     l1: Arc<openkcm_providers::local::LocalProvider>,
     config: CoreConfig,
     tenants: Vec<String>,

@@ -90,10 +90,16 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS openkcm_schema (version INTEGER NOT NULL)")
-        .execute(&mut *tx)
+    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('openkcm_schema')::text")
+        .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
+    if exists.is_none() {
+        sqlx::query("CREATE TABLE openkcm_schema (version INTEGER NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+    }
     let current: Option<i32> = sqlx::query_scalar("SELECT max(version) FROM openkcm_schema")
         .fetch_one(&mut *tx)
         .await
