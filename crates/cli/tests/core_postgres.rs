@@ -6,52 +6,41 @@
 
 mod common;
 use common::Dev;
-use std::process::Command;
 
 fn admin() -> String {
     std::env::var("OPENKCM_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// A database of this test's own, made with `psql` (PostgreSQL's client, installed with the server).
-fn create_db() -> Option<(String, String)> {
+/// A database of this test's own, made through the admin database.
+async fn create_db() -> Option<(String, String)> {
+    use sqlx::Connection;
     let name = format!("openkcm_dev_{}_{}", std::process::id(), rand_suffix());
-    let out = Command::new("psql")
-        .args([
-            &admin(),
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            &format!("CREATE DATABASE {name}"),
-        ])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {
-            let base = admin().rsplit_once('/').unwrap().0.to_owned();
-            Some((name.clone(), format!("{base}/{name}")))
-        }
-        other => {
-            let why = match other {
-                Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-                Err(e) => e.to_string(),
-            };
-            assert!(!common::in_ci(), "PostgreSQL is not reachable: {why}");
+    let mut conn = match sqlx::PgConnection::connect(&admin()).await {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(!common::in_ci(), "PostgreSQL is not reachable: {e}");
             eprintln!("**********************************************************************");
-            eprintln!("core_postgres: PostgreSQL not reachable ({why}): SKIPPED");
+            eprintln!("core_postgres: PostgreSQL not reachable ({e}): SKIPPED");
             eprintln!("**********************************************************************");
-            None
+            return None;
         }
-    }
+    };
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin().rsplit_once('/').unwrap().0.to_owned();
+    Some((name.clone(), format!("{base}/{name}")))
 }
 
-fn drop_db(name: &str) {
-    let _ = Command::new("psql")
-        .args([
-            &admin(),
-            "-c",
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        ])
-        .output();
+async fn drop_db(name: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&admin()).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
 }
 
 fn rand_suffix() -> String {
@@ -59,9 +48,9 @@ fn rand_suffix() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-#[test]
-fn dev_keeps_core_keys_in_postgres_across_a_restart_and_refuses_another_clusters_database() {
-    let Some((name, url)) = create_db() else {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_keeps_core_keys_in_postgres_across_a_restart_and_refuses_another_clusters_database() {
+    let Some((name, url)) = create_db().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -91,5 +80,5 @@ fn dev_keeps_core_keys_in_postgres_across_a_restart_and_refuses_another_clusters
         key
     );
     dev.stop();
-    drop_db(&name);
+    drop_db(&name).await;
 }
