@@ -62,11 +62,15 @@ pub struct DevArgs {
     /// PBKDF2 hash; see docs/conformance.md. Without it, credentials in requests are not checked and give no rights.
     #[arg(long, env = "OPENKCM_KMIP_CREDENTIALS")]
     kmip_credentials: Option<PathBuf>,
-    /// Where the Core keeps its wrapped keys: SQLite in `<data-dir>/core.db` (default), or a PostgreSQL database,
+    /// Where the Core keeps its wrapped keys: SQLite in `<data-dir>/core.db` (default), a PostgreSQL database,
     /// `postgres://USER[:PASSWORD]@HOST:PORT/DATABASE` (one database per cluster; the tables are created on first
-    /// use).
+    /// use), or an OpenBao/Vault KV version 2 engine, `openbao+http(s)://HOST:PORT/MOUNT` (token in
+    /// OPENKCM_CORE_STORE_TOKEN; --core-store-ca for https).
     #[arg(long, env = "OPENKCM_CORE_STORE")]
     core_store: Option<String>,
+    /// The CA certificate of an https OpenBao core store.
+    #[arg(long, env = "OPENKCM_CORE_STORE_CA")]
+    core_store_ca: Option<PathBuf>,
     /// Edge vault backend.
     #[arg(long, env = "OPENKCM_EDGE_VAULT", value_enum, default_value = "sqlite")]
     edge_vault: VaultKind,
@@ -390,8 +394,29 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             tracing::info!("the Core keeps its keys in PostgreSQL");
             (Arc::new(p.clone()), None, Some(p))
         }
+        Some(url) if url.starts_with("openbao+") => {
+            let rest = url.trim_start_matches("openbao+");
+            let scheme_end = rest.find("://").map_or(0, |i| i + 3);
+            let (server, mount) = match rest[scheme_end..].split_once('/') {
+                Some((host, mount)) if !mount.is_empty() => {
+                    (format!("{}{host}", &rest[..scheme_end]), mount.to_owned())
+                }
+                _ => bail!("--core-store openbao+http(s)://HOST:PORT/MOUNT needs the KV engine's mount (for example /secret)"),
+            };
+            let target = openkcm_providers::http_target(&server, args.core_store_ca.as_deref())
+                .map_err(|e| anyhow::anyhow!("--core-store: {e}"))?;
+            let token = std::env::var("OPENKCM_CORE_STORE_TOKEN")
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+                .context("an OpenBao core store needs its token in OPENKCM_CORE_STORE_TOKEN")?;
+            let store = openkcm_store::OpenBaoStore::open(target, zeroize::Zeroizing::new(token), &mount)
+                .await
+                .context("core key storage (OpenBao)")?;
+            tracing::info!(mount, "the Core keeps its keys in OpenBao");
+            (Arc::new(store), None, None)
+        }
         Some(_) => bail!(
-            "--core-store takes `sqlite` (the default, core.db in the data directory) or a postgres://USER@HOST:PORT/DATABASE URL"
+            "--core-store takes `sqlite` (the default, core.db in the data directory), a postgres://USER@HOST:PORT/DATABASE URL or openbao+http(s)://HOST:PORT/MOUNT"
         ),
     };
     tracing::warn!(

@@ -1,7 +1,8 @@
 //! Key storage for OpenKCM: one record type and one async trait ([`KeyStore`]) that serve both the
 //! Crypto Core's key storage interface (DESIGN §5.2) and the Crypto Edge's vault (DESIGN §6.2),
 //! with an in-memory backend ([`MemoryStore`]), an embedded SQLite backend ([`SqliteStore`]) and a PostgreSQL
-//! backend ([`PostgresStore`]) that several Core processes can share.
+//! backend ([`PostgresStore`]) that several Core processes can share, and an OpenBao/Vault KV v2 backend
+//! ([`OpenBaoStore`]).
 //!
 //! This crate must never accept or return plaintext key material: a [`Record`]'s only key field is
 //! an [`openkcm_crypto::WrappedKey`], which only the wrap function or a validating constructor can
@@ -32,6 +33,7 @@
 #![warn(missing_docs)]
 
 mod memory;
+mod openbao;
 mod postgres;
 mod sqlite;
 
@@ -39,6 +41,7 @@ use async_trait::async_trait;
 use openkcm_crypto::WrappedKey;
 
 pub use memory::MemoryStore;
+pub use openbao::OpenBaoStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
