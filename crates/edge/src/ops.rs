@@ -90,6 +90,8 @@ const NOT_DESTROYED: &[u32] = &[
     state::DEACTIVATED,
     state::COMPROMISED,
 ];
+/// Templates one Create or Register may name (each is looked up by name).
+const MAX_TEMPLATES_PER_REQUEST: usize = 16;
 /// Put Function: New.
 const PUT_FUNCTION_NEW: u32 = 0x01;
 /// Secret Data Type of joined secret data: Seed.
@@ -723,6 +725,11 @@ impl EdgeOps<'_> {
             return Err(KmipError::invalid_field(
                 "KMIP 2.x has no Templates; send the attributes themselves",
             ));
+        }
+        if templates.len() > MAX_TEMPLATES_PER_REQUEST {
+            return Err(KmipError::invalid_field(format!(
+                "a request may name at most {MAX_TEMPLATES_PER_REQUEST} Templates"
+            )));
         }
         let mut merged: Vec<Attribute> = Vec::new();
         let mut sources = Vec::with_capacity(templates.len() + 1);
