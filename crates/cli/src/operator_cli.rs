@@ -35,6 +35,8 @@ enum OperatorCommand {
     Recover(UnsealArgs),
     /// Re-seal the MasterKey of an unsealed node under another provider's key (retiring the previous seal).
     MigrateSeal(Box<MigrateArgs>),
+    /// Make a new ACTIVE internal versioned key (IVK); L2 bindings move to it as they are next used.
+    RotateIvk(Conn),
 }
 
 #[derive(clap::Args)]
@@ -529,6 +531,13 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                 seal_key,
                 v["mode"].as_str().unwrap_or("?")
             );
+        }
+        OperatorCommand::RotateIvk(conn) => {
+            let v = conn
+                .target()?
+                .call("POST", "/v1/sys/rotate-ivk", b"{}".to_vec())
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
         }
         OperatorCommand::Recover(a) => {
             let target = a.conn.target()?;

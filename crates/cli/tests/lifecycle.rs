@@ -431,3 +431,30 @@ fn kmip_cli_dumps_messages_as_kmip_xml_with_secrets_redacted_by_default() {
     assert_eq!(parsed[0].tag, openkcm_kmip::tags::RESPONSE_MESSAGE);
     dev.stop();
 }
+
+#[test]
+fn operator_rotates_the_ivk_and_every_key_stays_readable_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let uid = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
+    let key = common::s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex");
+    let (ok, out, err) = dev.operator(&["rotate-ivk"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["version"], 2, "{v}");
+    assert_eq!(v["versions"][0]["state"], "GRACE", "{v}");
+    assert_eq!(v["versions"][1]["state"], "ACTIVE", "{v}");
+    assert_eq!(
+        common::s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex"),
+        key
+    );
+    dev.stop();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    assert_eq!(
+        common::s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex"),
+        key
+    );
+    let created = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
+    assert!(dev.kmip("demo", &["get", &created]).is_ok());
+    dev.stop();
+}

@@ -40,6 +40,8 @@ pub struct CoreConfig {
     /// L3 custody (DESIGN §6.3). `None`: `core` custody, service keys never leave the Core. `Some(ttl)`: `lease`
     /// custody, an edge may Get a service key and use it for `ttl` (at most [`MAX_L3_LEASE`]).
     pub l3_lease_ttl: Option<Duration>,
+    /// How long a superseded IVK version stays GRACE (in memory) before it is DEPRECATED (default 24 h).
+    pub ivk_grace_period: Duration,
 }
 
 /// The longest an edge may hold a leased service key (DESIGN §6.3).
@@ -53,6 +55,7 @@ impl Default for CoreConfig {
             allow_new_ivk: true,
             auto_provision_services: false,
             l3_lease_ttl: None,
+            ivk_grace_period: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -75,6 +78,9 @@ pub enum CoreError {
     /// A stored record is inconsistent.
     #[error("stored key data is corrupt: {0}")]
     Corrupt(String),
+    /// The request conflicts with another node's concurrent change.
+    #[error("{0}")]
+    Conflict(String),
     /// The customer revoked L1: the system's keys are gone from this Core until L1 is re-enabled.
     #[error("the customer's root key (L1) for system {0:?} has been revoked or disabled; its keys are unavailable")]
     L1Revoked(String),
@@ -165,7 +171,9 @@ impl Core {
         l1: Arc<dyn KeyProvider>,
         config: CoreConfig,
     ) -> Result<Self, CoreError> {
-        let ivk = Keyring::load_or_create(&store, mk, config.allow_new_ivk).await?;
+        let ivk =
+            Keyring::load_or_create(&store, mk, config.allow_new_ivk, config.ivk_grace_period)
+                .await?;
         Ok(Self {
             store,
             l1,
@@ -177,14 +185,66 @@ impl Core {
         })
     }
 
-    fn l2_active_header(&self, tenant: &str, system: &str) -> EnvelopeHeader {
+    fn l2_active_header(tenant: &str, system: &str, ivk_version: u32) -> EnvelopeHeader {
         EnvelopeHeader {
             layer: Layer::L2,
             tenant: tenant.into(),
             key_id: l2_key_id(system),
-            parent_id: self.ivk.parent_id(),
-            parent_version: self.ivk.version,
+            parent_id: crate::keyring::parent_id(ivk_version),
+            parent_version: ivk_version,
         }
+    }
+
+    /// Makes a new ACTIVE IVK version (DESIGN §4); bindings move to it when next used. Returns the new version.
+    pub async fn rotate_ivk(&self) -> Result<u32, CoreError> {
+        self.ivk.rotate().await
+    }
+
+    /// The IVK versions and their states.
+    pub fn ivk_versions(&self) -> Vec<crate::keyring::IvkVersion> {
+        self.ivk.versions()
+    }
+
+    /// Unwraps an active binding under the IVK version it records; when that is not the ACTIVE version, writes it
+    /// back re-wrapped under the ACTIVE one (compare-and-set: a lost race means another node did it).
+    async fn open_active_binding(
+        &self,
+        tenant: &str,
+        system: &str,
+        rec: &Record,
+    ) -> Result<SecretKey, CoreError> {
+        let blob = rec
+            .blob
+            .as_ref()
+            .ok_or_else(|| CoreError::Corrupt("active binding has no blob".into()))?;
+        let version = rec
+            .metadata
+            .get("ivk_version")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(1);
+        let ivk = self.ivk.get(version).await?;
+        let l2 = unwrap(&ivk, blob, &Self::l2_active_header(tenant, system, version))?;
+        let (active, _) = self.ivk.active()?;
+        if version != active {
+            let verified = meta_i64(rec, "l1_verified_at")?;
+            match self
+                .write_active_binding(tenant, system, &l2, Some(rec.revision), verified)
+                .await
+            {
+                Ok(()) => tracing::debug!(
+                    tenant,
+                    system,
+                    from = version,
+                    to = active,
+                    "active binding re-wrapped under the ACTIVE IVK"
+                ),
+                Err(e) => {
+                    tracing::warn!(tenant, system, error = %e, "re-wrapping an active binding failed; it stays under IVK version {version}")
+                }
+            }
+        }
+        Ok(l2)
     }
 
     fn l3_header(tenant: &str, system: &str, uid: &str, l2_version: u32) -> EnvelopeHeader {
@@ -232,7 +292,8 @@ impl Core {
                     revision: 0,
                 })
                 .await?;
-            self.write_active_binding(tenant, system, &l2, None).await?;
+            self.write_active_binding(tenant, system, &l2, None, crate::now())
+                .await?;
             self.store
                 .put_if_absent(&Record {
                     tenant: tenant.into(),
@@ -302,22 +363,26 @@ impl Core {
         Ok(())
     }
 
+    /// Writes the active binding of `tenant`'s `system` under the ACTIVE IVK, recording when L1 was last proven
+    /// (`verified_at`: now after a proof, unchanged by a re-wrap).
     async fn write_active_binding(
         &self,
         tenant: &str,
         system: &str,
         l2: &SecretKey,
         expected_revision: Option<u64>,
+        verified_at: i64,
     ) -> Result<(), CoreError> {
+        let (ivk_version, ivk) = self.ivk.active()?;
         let record = Record {
             tenant: tenant.into(),
             kind: kind::L2_ACTIVE.into(),
             id: system.into(),
             version: 1,
-            metadata: serde_json::json!({ "ivk_version": self.ivk.version, "l1_verified_at": crate::now() }),
+            metadata: serde_json::json!({ "ivk_version": ivk_version, "l1_verified_at": verified_at }),
             blob: Some(wrap(
-                &self.ivk.key,
-                &self.l2_active_header(tenant, system),
+                &ivk,
+                &Self::l2_active_header(tenant, system, ivk_version),
                 l2,
             )?),
             revision: 0,
@@ -402,22 +467,20 @@ impl Core {
         if let Some(rec) = &active {
             let verified = meta_i64(rec, "l1_verified_at")?;
             if crate::now().saturating_sub(verified) < ttl {
-                let blob = rec
-                    .blob
-                    .as_ref()
-                    .ok_or_else(|| CoreError::Corrupt("active binding has no blob".into()))?;
-                return Ok(unwrap(
-                    &self.ivk.key,
-                    blob,
-                    &self.l2_active_header(tenant, system),
-                )?);
+                return self.open_active_binding(tenant, system, rec).await;
             }
         }
         // The sovereign TTL has passed (or the active binding is missing): prove L1 again.
         match self.l1_unwrap(tenant, system).await {
             Ok(l2) => {
-                self.write_active_binding(tenant, system, &l2, active.as_ref().map(|r| r.revision))
-                    .await?;
+                self.write_active_binding(
+                    tenant,
+                    system,
+                    &l2,
+                    active.as_ref().map(|r| r.revision),
+                    crate::now(),
+                )
+                .await?;
                 tracing::info!(tenant, system, "L1 re-verified; active binding refreshed");
                 Ok(l2)
             }
@@ -448,14 +511,7 @@ impl Core {
                             < grace =>
                     {
                         tracing::warn!(tenant, system, error = %e, "L1 unreachable; using active binding within grace");
-                        let blob = rec.blob.as_ref().ok_or_else(|| {
-                            CoreError::Corrupt("active binding has no blob".into())
-                        })?;
-                        Ok(unwrap(
-                            &self.ivk.key,
-                            blob,
-                            &self.l2_active_header(tenant, system),
-                        )?)
+                        self.open_active_binding(tenant, system, rec).await
                     }
                     _ => Err(CoreError::L1Unreachable(system.into())),
                 }

@@ -1,31 +1,69 @@
 //! The internal versioned key (IVK, DESIGN §4): wraps the L2 active bindings so that the Core can unwrap L2
-//! without calling the customer's KMS on every cache miss. This first version keeps one ACTIVE IVK (version 1);
-//! rotation, GRACE/DEPRECATED states and the integrity MAC arrive with the key-hierarchy-over-time work.
+//! without calling the customer's KMS on every cache miss.
+//!
+//! Versions: each IVK version is one record (`ivk`/`ivk`/version N), its key wrapped by the MasterKey. The newest
+//! version that is not revoked is ACTIVE and wraps every new binding; older versions unwrap the bindings still under
+//! them and are GRACE for `grace_period` after their successor was made, DEPRECATED afterwards (loaded on use).
+//! Rotation is one write (the new version); nothing about older versions is rewritten, so it costs the same whatever
+//! the number of tenants, and bindings move to the new version lazily, when they are next used (the Core re-wraps
+//! them with compare-and-set).
+//!
+//! Integrity: each record carries an HMAC-SHA-256, under a key derived from the MasterKey, of its version, creation
+//! time, revocation flag and wrapped key. A record whose fields were edited in storage is reported, never used.
 
 use crate::seal::file::{CLUSTER_TENANT, MASTER_KEY_ID};
 use crate::CoreError;
 use openkcm_crypto::{unwrap, wrap, EnvelopeHeader, Layer, SecretKey};
 use openkcm_store::{KeyStore, Record};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 /// Storage kind of IVK records.
 pub const KIND_IVK: &str = "ivk";
 /// Key id of the IVK in envelope headers and storage.
 pub const IVK_ID: &str = "ivk";
+/// Purpose of the MK-derived key of the records' integrity MAC.
+const MAC_PURPOSE: &str = "openkcm/ivk-record-mac/v1";
 
-/// The unwrapped ACTIVE IVK.
-pub struct Keyring {
-    /// Version of the ACTIVE IVK.
-    pub version: u32,
-    /// The key, in locked memory.
-    pub key: SecretKey,
+/// The state of an IVK version (DESIGN §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum IvkState {
+    /// Wraps new bindings.
+    Active,
+    /// Superseded less than `grace_period` ago: kept in memory, unwraps.
+    Grace,
+    /// Superseded longer ago: unwraps, loaded on use.
+    Deprecated,
+    /// Revoked: never used.
+    Revoked,
 }
 
-impl Keyring {
-    /// The id that envelope headers of keys wrapped by this IVK name as their parent.
-    pub fn parent_id(&self) -> String {
-        format!("{IVK_ID}/v{}", self.version)
-    }
+/// One IVK version as the operator sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IvkVersion {
+    /// Version number.
+    pub version: u32,
+    /// Its state now.
+    pub state: IvkState,
+    /// When it was made (seconds since the epoch).
+    pub created_at: i64,
+}
+
+struct Loaded {
+    key: Arc<SecretKey>,
+    created_at: i64,
+    revoked: bool,
+}
+
+/// The IVK versions of this Core.
+pub struct Keyring {
+    store: Arc<dyn KeyStore>,
+    /// The MasterKey, to wrap new versions and unwrap old ones (locked memory; dropped with the Core at seal).
+    mk: SecretKey,
+    mac_key: SecretKey,
+    grace: std::time::Duration,
+    versions: RwLock<BTreeMap<u32, Loaded>>,
 }
 
 fn header(version: u32) -> EnvelopeHeader {
@@ -38,44 +76,295 @@ fn header(version: u32) -> EnvelopeHeader {
     }
 }
 
+/// The id that envelope headers of keys wrapped by IVK `version` name as their parent.
+pub fn parent_id(version: u32) -> String {
+    format!("{IVK_ID}/v{version}")
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Keyring {
-    /// Loads the ACTIVE IVK, creating version 1 if the store has none.
+    /// What the integrity MAC of a record covers.
+    fn mac_input(version: u32, created_at: i64, revoked: bool, blob: &[u8]) -> Vec<u8> {
+        let mut data = Vec::with_capacity(blob.len() + 32);
+        data.extend_from_slice(b"openkcm-ivk-record\0");
+        data.extend_from_slice(&version.to_be_bytes());
+        data.extend_from_slice(&created_at.to_be_bytes());
+        data.push(u8::from(revoked));
+        data.extend_from_slice(blob);
+        data
+    }
+
+    fn mac(&self, version: u32, created_at: i64, revoked: bool, blob: &[u8]) -> String {
+        let data = Self::mac_input(version, created_at, revoked, blob);
+        hex_encode(&openkcm_crypto::aes::hmac_sha256(
+            self.mac_key.expose(),
+            &data,
+        ))
+    }
+
+    /// Checks and unwraps one stored version.
+    fn open_record(&self, rec: &Record) -> Result<Loaded, CoreError> {
+        let corrupt = |why: &str| {
+            CoreError::Corrupt(format!(
+                "IVK version {} in the Core storage {why}: it is not used (restore the Core storage from a backup)",
+                rec.version
+            ))
+        };
+        let blob = rec
+            .blob
+            .as_ref()
+            .ok_or_else(|| corrupt("has no wrapped key"))?;
+        let created_at = rec.metadata["created_at"]
+            .as_i64()
+            .ok_or_else(|| corrupt("has no creation time"))?;
+        let revoked = rec.metadata["revoked"].as_bool().unwrap_or(false);
+        let mac = rec.metadata["mac"]
+            .as_str()
+            .ok_or_else(|| corrupt("has no integrity MAC"))?;
+        let tag = hex_decode(mac).ok_or_else(|| corrupt("has an integrity MAC that is not hex"))?;
+        let data = Self::mac_input(rec.version, created_at, revoked, blob.as_bytes());
+        // Constant-time comparison.
+        if openkcm_crypto::aes::hmac_sha2_verify(256, self.mac_key.expose(), &data, &tag)
+            != Some(true)
+        {
+            return Err(corrupt(
+                "fails its integrity check (a stored field was changed)",
+            ));
+        }
+        let key = unwrap(&self.mk, blob, &header(rec.version))?;
+        Ok(Loaded {
+            key: Arc::new(key),
+            created_at,
+            revoked,
+        })
+    }
+
+    fn record(&self, version: u32, created_at: i64, key: &SecretKey) -> Result<Record, CoreError> {
+        let blob = wrap(&self.mk, &header(version), key)?;
+        let mac = self.mac(version, created_at, false, blob.as_bytes());
+        Ok(Record {
+            tenant: CLUSTER_TENANT.into(),
+            kind: KIND_IVK.into(),
+            id: IVK_ID.into(),
+            version,
+            metadata: serde_json::json!({ "created_at": created_at, "revoked": false, "mac": mac }),
+            blob: Some(blob),
+            revision: 0,
+        })
+    }
+
+    /// Loads every IVK version, creating version 1 if the store has none.
     ///
     /// With `allow_create` false (the MasterKey existed before this start), a store without an IVK means the Core
-    /// storage was lost or replaced: that is an error, never a reason to start a new, empty hierarchy.
+    /// storage was lost or replaced: that is an error, never a reason to start a new, empty hierarchy. A version 1
+    /// written before records carried a MAC gets its MAC now (its key is authenticated by the MasterKey wrap).
     pub async fn load_or_create(
         store: &Arc<dyn KeyStore>,
         mk: &SecretKey,
         allow_create: bool,
+        grace: std::time::Duration,
     ) -> Result<Self, CoreError> {
-        if let Some(rec) = store.get(CLUSTER_TENANT, KIND_IVK, IVK_ID, 1).await? {
-            let blob = rec
-                .blob
-                .ok_or_else(|| CoreError::Corrupt("the IVK record has no wrapped key".into()))?;
-            let key = unwrap(mk, &blob, &header(1))?;
-            return Ok(Self { version: 1, key });
+        let ring = Keyring {
+            store: store.clone(),
+            mk: SecretKey::from_slice(mk.expose())?,
+            mac_key: openkcm_crypto::derived::derive_key(mk, MAC_PURPOSE)?,
+            grace,
+            versions: RwLock::new(BTreeMap::new()),
+        };
+        let records = store.list(CLUSTER_TENANT, KIND_IVK).await?;
+        if records.is_empty() {
+            if !allow_create {
+                return Err(CoreError::Corrupt(
+                    "the Core storage holds no IVK although the MasterKey already exists: the Core database is missing \
+                     or was replaced. Restore it from a backup (with its -wal file), or start over with a new data directory"
+                        .into(),
+                ));
+            }
+            let key = SecretKey::generate()?;
+            let record = ring.record(1, crate::now(), &key)?;
+            if !store.put_if_absent(&record).await? {
+                // Another node created it first: use theirs.
+                return Box::pin(Self::load_or_create(store, mk, false, grace)).await;
+            }
+            write(&ring.versions).insert(
+                1,
+                Loaded {
+                    key: Arc::new(key),
+                    created_at: crate::now(),
+                    revoked: false,
+                },
+            );
+            return Ok(ring);
         }
-        if !allow_create {
+        for rec in records {
+            let rec = if rec.version == 1 && rec.metadata.get("mac").is_none() {
+                ring.add_mac(rec).await?
+            } else {
+                rec
+            };
+            let loaded = ring.open_record(&rec)?;
+            write(&ring.versions).insert(rec.version, loaded);
+        }
+        if ring.active_version().is_none() {
             return Err(CoreError::Corrupt(
-                "the Core storage holds no IVK although the MasterKey already exists: the Core database is missing \
-                 or was replaced. Restore it from a backup (with its -wal file), or start over with a new data directory"
-                    .into(),
+                "every IVK version is revoked: no key can wrap new bindings".into(),
             ));
         }
-        let key = SecretKey::generate()?;
-        let record = Record {
-            tenant: CLUSTER_TENANT.into(),
-            kind: KIND_IVK.into(),
-            id: IVK_ID.into(),
-            version: 1,
-            metadata: serde_json::json!({ "state": "ACTIVE", "created_at": crate::now() }),
-            blob: Some(wrap(mk, &header(1), &key)?),
-            revision: 0,
-        };
-        if !store.put_if_absent(&record).await? {
-            // Another node created it first: use theirs.
-            return Box::pin(Self::load_or_create(store, mk, false)).await;
-        }
-        Ok(Self { version: 1, key })
+        Ok(ring)
     }
+
+    /// Gives the version-1 record of an earlier release its integrity MAC.
+    async fn add_mac(&self, rec: Record) -> Result<Record, CoreError> {
+        let blob = rec
+            .blob
+            .as_ref()
+            .ok_or_else(|| CoreError::Corrupt("the IVK record has no wrapped key".into()))?;
+        // The wrap authenticates the key; check it opens before vouching for the record.
+        unwrap(&self.mk, blob, &header(1))?;
+        let created_at = rec.metadata["created_at"]
+            .as_i64()
+            .unwrap_or_else(crate::now);
+        let mut updated = rec.clone();
+        updated.metadata = serde_json::json!({
+            "created_at": created_at,
+            "revoked": false,
+            "mac": self.mac(1, created_at, false, blob.as_bytes()),
+        });
+        self.store.compare_and_set(&updated, rec.revision).await?;
+        tracing::info!("IVK version 1 now carries its integrity MAC");
+        Ok(updated)
+    }
+
+    fn active_version(&self) -> Option<u32> {
+        read(&self.versions)
+            .iter()
+            .rev()
+            .find(|(_, l)| !l.revoked)
+            .map(|(v, _)| *v)
+    }
+
+    /// The ACTIVE version and its key.
+    pub fn active(&self) -> Result<(u32, Arc<SecretKey>), CoreError> {
+        let versions = read(&self.versions);
+        versions
+            .iter()
+            .rev()
+            .find(|(_, l)| !l.revoked)
+            .map(|(v, l)| (*v, l.key.clone()))
+            .ok_or_else(|| CoreError::Corrupt("no ACTIVE IVK version".into()))
+    }
+
+    /// The key of `version`, loading it from storage if another node made it since this one started.
+    pub async fn get(&self, version: u32) -> Result<Arc<SecretKey>, CoreError> {
+        if let Some(l) = read(&self.versions).get(&version) {
+            if l.revoked {
+                return Err(CoreError::Corrupt(format!(
+                    "IVK version {version} is revoked: bindings under it are not used"
+                )));
+            }
+            return Ok(l.key.clone());
+        }
+        let rec = self
+            .store
+            .get(CLUSTER_TENANT, KIND_IVK, IVK_ID, version)
+            .await?
+            .ok_or_else(|| {
+                CoreError::Corrupt(format!("IVK version {version} is not in the Core storage"))
+            })?;
+        let loaded = self.open_record(&rec)?;
+        let key = loaded.key.clone();
+        write(&self.versions).insert(version, loaded);
+        Ok(key)
+    }
+
+    /// Makes a new ACTIVE version (one write); the previous one passes to GRACE. Returns the new version.
+    pub async fn rotate(&self) -> Result<u32, CoreError> {
+        // Versions other nodes made count too: the new one is after the newest stored.
+        let newest_stored = self
+            .store
+            .list(CLUSTER_TENANT, KIND_IVK)
+            .await?
+            .iter()
+            .map(|r| r.version)
+            .max()
+            .unwrap_or(0);
+        let newest_known = read(&self.versions)
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0);
+        let version = newest_stored.max(newest_known) + 1;
+        let key = SecretKey::generate()?;
+        let created_at = crate::now();
+        if !self
+            .store
+            .put_if_absent(&self.record(version, created_at, &key)?)
+            .await?
+        {
+            return Err(CoreError::Conflict(format!(
+                "IVK version {version} was made by another node at the same time; rotate again if needed"
+            )));
+        }
+        write(&self.versions).insert(
+            version,
+            Loaded {
+                key: Arc::new(key),
+                created_at,
+                revoked: false,
+            },
+        );
+        tracing::info!(
+            version,
+            "IVK rotated: new bindings are wrapped under the new version"
+        );
+        Ok(version)
+    }
+
+    /// Every known version with its state now.
+    pub fn versions(&self) -> Vec<IvkVersion> {
+        let versions = read(&self.versions);
+        let active = versions
+            .iter()
+            .rev()
+            .find(|(_, l)| !l.revoked)
+            .map(|(v, _)| *v);
+        let grace = i64::try_from(self.grace.as_secs()).unwrap_or(i64::MAX);
+        let now = crate::now();
+        versions
+            .iter()
+            .map(|(v, l)| {
+                // Superseded when the next version was made.
+                let superseded = versions.range(v + 1..).next().map(|(_, n)| n.created_at);
+                let state = if l.revoked {
+                    IvkState::Revoked
+                } else if Some(*v) == active {
+                    IvkState::Active
+                } else if superseded.is_some_and(|s| now.saturating_sub(s) < grace) {
+                    IvkState::Grace
+                } else {
+                    IvkState::Deprecated
+                };
+                IvkVersion {
+                    version: *v,
+                    state,
+                    created_at: l.created_at,
+                }
+            })
+            .collect()
+    }
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    hex::decode(text).ok()
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    hex::encode(bytes)
 }

@@ -248,6 +248,21 @@ impl OperatorApi {
         }
     }
 
+    /// `POST /v1/sys/rotate-ivk`: a new ACTIVE IVK version; bindings move to it as they are used.
+    async fn rotate_ivk(&self) -> HttpResponse {
+        let Some(core) = self.node.core() else {
+            return error(503, "sealed");
+        };
+        match core.rotate_ivk().await {
+            Ok(version) => json(
+                200,
+                &serde_json::json!({ "version": version, "versions": core.ivk_versions() }),
+            ),
+            Err(crate::CoreError::Conflict(m)) => error(409, m),
+            Err(e) => error(500, e),
+        }
+    }
+
     async fn migrate_seal(&self, body: &[u8]) -> HttpResponse {
         let req: MigrateRequest = match parse(body) {
             Ok(r) => r,
@@ -338,6 +353,7 @@ impl HttpService for OperatorApi {
                     | "/v1/sys/seal"
                     | "/v1/sys/recover"
                     | "/v1/sys/migrate-seal"
+                    | "/v1/sys/rotate-ivk"
             );
             if !allowed {
                 return error(404, format!("no such endpoint: {path}"));
@@ -358,6 +374,7 @@ impl HttpService for OperatorApi {
                 "/v1/sys/unseal" => self.unseal(body).await,
                 "/v1/sys/recover" => self.recover(body).await,
                 "/v1/sys/migrate-seal" => self.migrate_seal(body).await,
+                "/v1/sys/rotate-ivk" => self.rotate_ivk().await,
                 _ => json(200, &self.node.seal().await),
             };
             log_outcome(peer, path, &response);

@@ -20,6 +20,7 @@ async fn core(dir: &std::path::Path, ttl: Duration) -> (Arc<Core>, Arc<dyn KeySt
         allow_new_ivk: true,
         auto_provision_services: false,
         l3_lease_ttl: None,
+        ..CoreConfig::default()
     };
     let core = Arc::new(Core::open(store.clone(), &mk, l1, config).await.unwrap());
     core.provision("acme", "acme-system", "billing")
@@ -164,6 +165,7 @@ async fn concurrent_requests_for_a_cold_system_hydrate_once() {
         allow_new_ivk: true,
         auto_provision_services: false,
         l3_lease_ttl: None,
+        ..CoreConfig::default()
     };
     let core = Arc::new(Core::open(store, &mk, l1.clone(), config).await.unwrap());
     core.provision("acme", "acme-system", "billing")

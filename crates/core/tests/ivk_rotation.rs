@@ -1,0 +1,242 @@
+//! IVK versions (DESIGN §4): rotation is one write and leaves every key readable; a binding under an older version
+//! is re-wrapped under the ACTIVE one when next used (and a lost compare-and-set race is harmless); a Core started
+//! later reads every version; a stored IVK field changed behind the Core's back is reported, never used.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use openkcm_core::hierarchy::kind;
+use openkcm_core::keyring::{IvkState, IVK_ID, KIND_IVK};
+use openkcm_core::seal::file::CLUSTER_TENANT;
+use openkcm_core::{Core, CoreConfig, CoreError};
+use openkcm_crypto::SecretKey;
+use openkcm_providers::local::LocalProvider;
+use openkcm_store::{KeyStore, MemoryStore};
+use std::sync::Arc;
+
+async fn open(
+    store: &Arc<dyn KeyStore>,
+    mk: &SecretKey,
+    dir: &std::path::Path,
+    first: bool,
+) -> Result<Core, CoreError> {
+    let l1 = Arc::new(LocalProvider::new(dir.to_path_buf()));
+    let config = CoreConfig {
+        allow_new_ivk: first,
+        ..CoreConfig::default()
+    };
+    Core::open(store.clone(), mk, l1, config).await
+}
+
+async fn binding_ivk_version(store: &Arc<dyn KeyStore>, system: &str) -> u64 {
+    store
+        .get("acme", kind::L2_ACTIVE, system, 1)
+        .await
+        .unwrap()
+        .unwrap()
+        .metadata["ivk_version"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn rotation_keeps_every_key_and_moves_bindings_lazily() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    core.provision("acme", "sys-a", "billing").await.unwrap();
+    core.provision("acme", "sys-b", "payroll").await.unwrap();
+    let a = *core
+        .current_l3("acme", "billing")
+        .await
+        .unwrap()
+        .key
+        .expose();
+    let b = *core
+        .current_l3("acme", "payroll")
+        .await
+        .unwrap()
+        .key
+        .expose();
+    assert_eq!(binding_ivk_version(&store, "sys-a").await, 1);
+
+    // One write: a new record, nothing else changes.
+    let before = store.list(CLUSTER_TENANT, KIND_IVK).await.unwrap();
+    assert_eq!(core.rotate_ivk().await.unwrap(), 2);
+    let after = store.list(CLUSTER_TENANT, KIND_IVK).await.unwrap();
+    assert_eq!(after.len(), before.len() + 1);
+    assert_eq!(
+        after[0].revision, before[0].revision,
+        "version 1 was rewritten"
+    );
+    let states: Vec<(u32, IvkState)> = core
+        .ivk_versions()
+        .iter()
+        .map(|v| (v.version, v.state))
+        .collect();
+    assert_eq!(states, [(1, IvkState::Grace), (2, IvkState::Active)]);
+
+    // Bindings move to version 2 when next used, not before; the keys are the same.
+    assert_eq!(binding_ivk_version(&store, "sys-a").await, 1);
+    core.evict_all();
+    assert_eq!(
+        *core
+            .current_l3("acme", "billing")
+            .await
+            .unwrap()
+            .key
+            .expose(),
+        a
+    );
+    assert_eq!(binding_ivk_version(&store, "sys-a").await, 2);
+    assert_eq!(binding_ivk_version(&store, "sys-b").await, 1);
+    // New systems are bound under version 2.
+    core.provision("acme", "sys-c", "crm").await.unwrap();
+    assert_eq!(binding_ivk_version(&store, "sys-c").await, 2);
+    drop(core);
+
+    // A Core started later knows every version and reads sys-b (still under version 1).
+    let core = open(&store, &mk, dir.path(), false).await.unwrap();
+    assert_eq!(
+        *core
+            .current_l3("acme", "payroll")
+            .await
+            .unwrap()
+            .key
+            .expose(),
+        b
+    );
+    assert_eq!(binding_ivk_version(&store, "sys-b").await, 2);
+    assert_eq!(core.ivk_versions().len(), 2);
+}
+
+#[tokio::test]
+async fn a_second_core_rotating_is_seen_and_a_lost_rewrap_race_is_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let one = open(&store, &mk, dir.path(), true).await.unwrap();
+    one.provision("acme", "sys-a", "billing").await.unwrap();
+    let key = *one
+        .current_l3("acme", "billing")
+        .await
+        .unwrap()
+        .key
+        .expose();
+    let two = open(&store, &mk, dir.path(), false).await.unwrap();
+    // Node two rotates; node one writes bindings under version 2 only after it rotates itself, but it can read
+    // bindings node two re-wrapped under version 2 (faulted in from storage).
+    assert_eq!(two.rotate_ivk().await.unwrap(), 2);
+    two.evict_all();
+    assert_eq!(
+        *two.current_l3("acme", "billing")
+            .await
+            .unwrap()
+            .key
+            .expose(),
+        key
+    );
+    assert_eq!(binding_ivk_version(&store, "sys-a").await, 2);
+    one.evict_all();
+    assert_eq!(
+        *one.current_l3("acme", "billing")
+            .await
+            .unwrap()
+            .key
+            .expose(),
+        key
+    );
+    // Node one rotating next makes version 3, not a second version 2.
+    assert_eq!(one.rotate_ivk().await.unwrap(), 3);
+    // Both nodes re-wrapping the same binding at once: one compare-and-set wins, both serve the key.
+    one.evict_all();
+    two.evict_all();
+    let (x, y) = tokio::join!(
+        one.current_l3("acme", "billing"),
+        two.current_l3("acme", "billing")
+    );
+    assert_eq!(*x.unwrap().key.expose(), key);
+    assert_eq!(*y.unwrap().key.expose(), key);
+}
+
+#[tokio::test]
+async fn a_tampered_ivk_record_is_reported_and_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    core.rotate_ivk().await.unwrap();
+    drop(core);
+    for field in ["created_at", "revoked"] {
+        let mut rec = store
+            .get(CLUSTER_TENANT, KIND_IVK, IVK_ID, 2)
+            .await
+            .unwrap()
+            .unwrap();
+        let original = rec.clone();
+        rec.metadata[field] = match field {
+            "created_at" => serde_json::json!(1),
+            _ => serde_json::json!(true),
+        };
+        assert!(store
+            .compare_and_set(&rec, original.revision)
+            .await
+            .unwrap());
+        let e = open(&store, &mk, dir.path(), false).await.err().unwrap();
+        assert!(e.to_string().contains("integrity check"), "{field}: {e}");
+        let mut back = original.clone();
+        back.revision = 0;
+        assert!(store
+            .compare_and_set(&back, original.revision + 1)
+            .await
+            .unwrap());
+    }
+    // Restored: it opens again.
+    assert!(open(&store, &mk, dir.path(), false).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_version_one_record_of_an_earlier_release_gets_its_mac() {
+    use openkcm_core::seal::file::MASTER_KEY_ID;
+    use openkcm_crypto::{wrap, EnvelopeHeader, Layer};
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    // The record as earlier releases wrote it: state and creation time, no MAC.
+    let ivk = SecretKey::generate().unwrap();
+    let header = EnvelopeHeader {
+        layer: Layer::Ivk,
+        tenant: CLUSTER_TENANT.into(),
+        key_id: format!("{IVK_ID}/v1"),
+        parent_id: MASTER_KEY_ID.into(),
+        parent_version: 1,
+    };
+    let old = openkcm_store::Record {
+        tenant: CLUSTER_TENANT.into(),
+        kind: KIND_IVK.into(),
+        id: IVK_ID.into(),
+        version: 1,
+        metadata: serde_json::json!({ "state": "ACTIVE", "created_at": 1_700_000_000 }),
+        blob: Some(wrap(&mk, &header, &ivk).unwrap()),
+        revision: 0,
+    };
+    assert!(store.put_if_absent(&old).await.unwrap());
+    let core = open(&store, &mk, dir.path(), false).await.unwrap();
+    core.provision("acme", "sys-a", "billing").await.unwrap();
+    let rec = store
+        .get(CLUSTER_TENANT, KIND_IVK, IVK_ID, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rec.metadata["mac"].is_string(), "{}", rec.metadata);
+    assert_eq!(rec.metadata["created_at"], 1_700_000_000);
+    drop(core);
+    // With the MAC in place, it opens again, and an edit is caught.
+    assert!(open(&store, &mk, dir.path(), false).await.is_ok());
+    // A record without a MAC wrapped by another MasterKey is not vouched for.
+    let other = SecretKey::generate().unwrap();
+    let store2: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mut foreign = old.clone();
+    foreign.blob = Some(wrap(&other, &header, &ivk).unwrap());
+    assert!(store2.put_if_absent(&foreign).await.unwrap());
+    assert!(open(&store2, &mk, dir.path(), false).await.is_err());
+}
