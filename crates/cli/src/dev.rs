@@ -68,6 +68,12 @@ pub struct DevArgs {
     /// OPENKCM_CORE_STORE_TOKEN; --core-store-ca for https).
     #[arg(long, env = "OPENKCM_CORE_STORE")]
     core_store: Option<String>,
+    /// IVK rotation period in days (DESIGN §4; default 30): the ACTIVE IVK version is replaced when it is older.
+    #[arg(long, env = "OPENKCM_IVK_ROTATION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    ivk_rotation_days: u64,
+    /// Active bindings the background scrubber re-wraps per minute under the ACTIVE IVK (0: off).
+    #[arg(long, env = "OPENKCM_SCRUB_PER_MINUTE", default_value_t = 600)]
+    scrub_per_minute: usize,
     /// The CA certificate of an https OpenBao core store.
     #[arg(long, env = "OPENKCM_CORE_STORE_CA")]
     core_store_ca: Option<PathBuf>,
@@ -677,6 +683,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if retry_unseal && node.is_sealed() {
         tokio::spawn(auto_unseal_with_backoff(node.clone()));
     }
+    tokio::spawn(ivk_upkeep(
+        node.clone(),
+        std::time::Duration::from_secs(args.ivk_rotation_days * 24 * 3600),
+        args.scrub_per_minute,
+    ));
     let stop = signals.wait();
     tokio::pin!(stop);
     loop {
@@ -873,6 +884,39 @@ async fn auto_unseal_with_backoff(node: Arc<Node>) {
                 tracing::error!(error = %e, "auto-unseal failed and retrying cannot help; the node stays sealed and stops retrying: fix the cause and restart it (or `openkcm operator unseal` to try again)");
                 return;
             }
+        }
+    }
+}
+
+/// Once a minute while the node is unsealed: rotates the IVK when the ACTIVE version is older than `period`, and
+/// re-wraps up to `per_minute` bindings still under older versions (progress in the log; resumable, since what was
+/// done is in storage).
+async fn ivk_upkeep(node: Arc<Node>, period: std::time::Duration, per_minute: usize) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(core) = node.core() else { continue };
+        match core.rotate_ivk_if_due(period).await {
+            Ok(Some(v)) => tracing::info!(version = v, "scheduled IVK rotation"),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "scheduled IVK rotation failed; retried in a minute")
+            }
+        }
+        if per_minute == 0 {
+            continue;
+        }
+        match core.scrub_bindings(per_minute).await {
+            Ok((0, _)) => {}
+            Ok((done, remaining)) => {
+                tracing::info!(
+                    rewrapped = done,
+                    remaining,
+                    "IVK scrubber: bindings re-wrapped under the ACTIVE version"
+                )
+            }
+            Err(e) => tracing::error!(error = %e, "IVK scrubber failed; retried in a minute"),
         }
     }
 }

@@ -36,7 +36,17 @@ enum OperatorCommand {
     /// Re-seal the MasterKey of an unsealed node under another provider's key (retiring the previous seal).
     MigrateSeal(Box<MigrateArgs>),
     /// Make a new ACTIVE internal versioned key (IVK); L2 bindings move to it as they are next used.
-    RotateIvk(Conn),
+    RotateIvk(RotateArgs),
+}
+
+#[derive(clap::Args)]
+struct RotateArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Re-wrap every binding under the new version now and then REVOKE the previous versions (a suspected
+    /// compromise of an IVK version).
+    #[arg(long)]
+    emergency: bool,
 }
 
 #[derive(clap::Args)]
@@ -532,10 +542,12 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                 v["mode"].as_str().unwrap_or("?")
             );
         }
-        OperatorCommand::RotateIvk(conn) => {
-            let v = conn
+        OperatorCommand::RotateIvk(a) => {
+            let body = serde_json::json!({ "emergency": a.emergency });
+            let v = a
+                .conn
                 .target()?
-                .call("POST", "/v1/sys/rotate-ivk", b"{}".to_vec())
+                .call("POST", "/v1/sys/rotate-ivk", serde_json::to_vec(&body)?)
                 .await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
         }

@@ -456,5 +456,18 @@ fn operator_rotates_the_ivk_and_every_key_stays_readable_across_a_restart() {
     );
     let created = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
     assert!(dev.kmip("demo", &["get", &created]).is_ok());
+    // Emergency: version 3, the older versions revoked, every key still readable.
+    let (ok, out, err) = dev.operator(&["rotate-ivk", "--emergency"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["version"], 3, "{v}");
+    assert_eq!(v["versions"][0]["state"], "REVOKED", "{v}");
+    assert_eq!(v["versions"][1]["state"], "REVOKED", "{v}");
+    dev.stop();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    assert_eq!(
+        common::s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex"),
+        key
+    );
     dev.stop();
 }

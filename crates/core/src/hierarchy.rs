@@ -200,6 +200,68 @@ impl Core {
         self.ivk.rotate().await
     }
 
+    /// Re-wraps, under the ACTIVE IVK, up to `limit` active bindings that are still under an older version, in
+    /// tenant and system order; returns how many it re-wrapped and how many remain under older versions (so a caller
+    /// can pace itself and report progress). Resumable by nature: what was done is in storage.
+    pub async fn scrub_bindings(&self, limit: usize) -> Result<(usize, usize), CoreError> {
+        let (active, _) = self.ivk.active()?;
+        let mut done = 0;
+        let mut remaining = 0;
+        for tenant in self.store.list_tenants().await? {
+            for rec in self.store.list(&tenant, kind::L2_ACTIVE).await? {
+                let version = rec
+                    .metadata
+                    .get("ivk_version")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(1);
+                if version == u64::from(active) {
+                    continue;
+                }
+                if done >= limit {
+                    remaining += 1;
+                    continue;
+                }
+                // Opening re-wraps it (a lost race with another node is harmless: that node did it).
+                self.open_active_binding(&tenant, &rec.id, &rec).await?;
+                done += 1;
+            }
+        }
+        Ok((done, remaining))
+    }
+
+    /// Emergency rotation (DESIGN §4): a new ACTIVE version, every binding re-wrapped under it now, then the
+    /// previous versions REVOKED. Returns the new version.
+    pub async fn rotate_ivk_emergency(&self) -> Result<u32, CoreError> {
+        let version = self.ivk.rotate().await?;
+        loop {
+            let (done, remaining) = self.scrub_bindings(1000).await?;
+            tracing::info!(
+                rewrapped = done,
+                remaining,
+                "emergency IVK rotation: re-wrapping bindings"
+            );
+            if remaining == 0 {
+                break;
+            }
+        }
+        for v in self.ivk.versions() {
+            if v.version != version && v.state != crate::keyring::IvkState::Revoked {
+                self.ivk.revoke(v.version).await?;
+            }
+        }
+        Ok(version)
+    }
+
+    /// Rotates the IVK when the ACTIVE version is older than `period` (the scheduled trigger); returns the new
+    /// version when it rotated.
+    pub async fn rotate_ivk_if_due(&self, period: Duration) -> Result<Option<u32>, CoreError> {
+        let age = crate::now().saturating_sub(self.ivk.active_created_at().unwrap_or(0));
+        if age < i64::try_from(period.as_secs()).unwrap_or(i64::MAX) {
+            return Ok(None);
+        }
+        self.ivk.rotate().await.map(Some)
+    }
+
     /// The IVK versions and their states.
     pub fn ivk_versions(&self) -> Vec<crate::keyring::IvkVersion> {
         self.ivk.versions()

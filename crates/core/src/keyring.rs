@@ -327,6 +327,52 @@ impl Keyring {
         Ok(version)
     }
 
+    /// Marks `version` REVOKED (a write with a new MAC): it is never used again. The ACTIVE version cannot be
+    /// revoked; bindings still under `version` must have been re-wrapped first (see `Core::rotate_ivk_emergency`).
+    pub async fn revoke(&self, version: u32) -> Result<(), CoreError> {
+        if self.active()?.0 == version {
+            return Err(CoreError::Conflict(format!(
+                "IVK version {version} is ACTIVE: rotate before revoking it"
+            )));
+        }
+        let rec = self
+            .store
+            .get(CLUSTER_TENANT, KIND_IVK, IVK_ID, version)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("{IVK_ID}/v{version}")))?;
+        let loaded = self.open_record(&rec)?;
+        let blob = rec
+            .blob
+            .as_ref()
+            .ok_or_else(|| CoreError::Corrupt("the IVK record has no wrapped key".into()))?;
+        let mut revoked = rec.clone();
+        revoked.metadata = serde_json::json!({
+            "created_at": loaded.created_at,
+            "revoked": true,
+            "mac": self.mac(version, loaded.created_at, true, blob.as_bytes()),
+        });
+        if !self.store.compare_and_set(&revoked, rec.revision).await? {
+            return Err(CoreError::Conflict(format!(
+                "IVK version {version} changed while being revoked; try again"
+            )));
+        }
+        if let Some(l) = write(&self.versions).get_mut(&version) {
+            l.revoked = true;
+        }
+        tracing::warn!(version, "IVK version revoked");
+        Ok(())
+    }
+
+    /// When the ACTIVE version was made (seconds since the epoch).
+    pub fn active_created_at(&self) -> Option<i64> {
+        let versions = read(&self.versions);
+        versions
+            .iter()
+            .rev()
+            .find(|(_, l)| !l.revoked)
+            .map(|(_, l)| l.created_at)
+    }
+
     /// Every known version with its state now.
     pub fn versions(&self) -> Vec<IvkVersion> {
         let versions = read(&self.versions);

@@ -248,12 +248,32 @@ impl OperatorApi {
         }
     }
 
-    /// `POST /v1/sys/rotate-ivk`: a new ACTIVE IVK version; bindings move to it as they are used.
-    async fn rotate_ivk(&self) -> HttpResponse {
+    /// `POST /v1/sys/rotate-ivk` (`{}` or `{"emergency": true}`): a new ACTIVE IVK version; bindings move to it
+    /// as they are used, or at once with `emergency`, after which the previous versions are REVOKED.
+    async fn rotate_ivk(&self, body: &[u8]) -> HttpResponse {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Rotate {
+            #[serde(default)]
+            emergency: bool,
+        }
+        let req: Rotate = if body.is_empty() {
+            Rotate { emergency: false }
+        } else {
+            match parse(body) {
+                Ok(r) => r,
+                Err(resp) => return resp,
+            }
+        };
         let Some(core) = self.node.core() else {
             return error(503, "sealed");
         };
-        match core.rotate_ivk().await {
+        let result = if req.emergency {
+            core.rotate_ivk_emergency().await
+        } else {
+            core.rotate_ivk().await
+        };
+        match result {
             Ok(version) => json(
                 200,
                 &serde_json::json!({ "version": version, "versions": core.ivk_versions() }),
@@ -374,7 +394,7 @@ impl HttpService for OperatorApi {
                 "/v1/sys/unseal" => self.unseal(body).await,
                 "/v1/sys/recover" => self.recover(body).await,
                 "/v1/sys/migrate-seal" => self.migrate_seal(body).await,
-                "/v1/sys/rotate-ivk" => self.rotate_ivk().await,
+                "/v1/sys/rotate-ivk" => self.rotate_ivk(body).await,
                 _ => json(200, &self.node.seal().await),
             };
             log_outcome(peer, path, &response);

@@ -240,3 +240,69 @@ async fn a_version_one_record_of_an_earlier_release_gets_its_mac() {
     assert!(store2.put_if_absent(&foreign).await.unwrap());
     assert!(open(&store2, &mk, dir.path(), false).await.is_err());
 }
+
+#[tokio::test]
+async fn the_scrubber_moves_bindings_at_its_pace_and_emergency_rotation_revokes_the_old_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    let mut keys = Vec::new();
+    for s in ["sys-a", "sys-b", "sys-c"] {
+        core.provision("acme", s, &format!("{s}-svc"))
+            .await
+            .unwrap();
+        keys.push(
+            *core
+                .current_l3("acme", &format!("{s}-svc"))
+                .await
+                .unwrap()
+                .key
+                .expose(),
+        );
+    }
+    // Scheduled trigger: not due with a long period, due with none.
+    assert_eq!(
+        core.rotate_ivk_if_due(std::time::Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        core.rotate_ivk_if_due(std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    // Two per pass: two, then the last one.
+    assert_eq!(core.scrub_bindings(2).await.unwrap(), (2, 1));
+    assert_eq!(core.scrub_bindings(2).await.unwrap(), (1, 0));
+    assert_eq!(core.scrub_bindings(2).await.unwrap(), (0, 0));
+    for s in ["sys-a", "sys-b", "sys-c"] {
+        assert_eq!(binding_ivk_version(&store, s).await, 2);
+    }
+
+    // Emergency: version 3, every binding under it at once, versions 1 and 2 revoked; keys unchanged.
+    assert_eq!(core.rotate_ivk_emergency().await.unwrap(), 3);
+    for s in ["sys-a", "sys-b", "sys-c"] {
+        assert_eq!(binding_ivk_version(&store, s).await, 3);
+    }
+    let states: Vec<IvkState> = core.ivk_versions().iter().map(|v| v.state).collect();
+    assert_eq!(
+        states,
+        [IvkState::Revoked, IvkState::Revoked, IvkState::Active]
+    );
+    core.evict_all();
+    for (i, s) in ["sys-a", "sys-b", "sys-c"].iter().enumerate() {
+        let key = core.current_l3("acme", &format!("{s}-svc")).await.unwrap();
+        assert_eq!(*key.key.expose(), keys[i]);
+    }
+    drop(core);
+    // The revocation is stored (with its MAC): a restarted Core knows it.
+    let core = open(&store, &mk, dir.path(), false).await.unwrap();
+    let states: Vec<IvkState> = core.ivk_versions().iter().map(|v| v.state).collect();
+    assert_eq!(
+        states,
+        [IvkState::Revoked, IvkState::Revoked, IvkState::Active]
+    );
+}
