@@ -37,6 +37,17 @@ enum OperatorCommand {
     MigrateSeal(Box<MigrateArgs>),
     /// Make a new ACTIVE internal versioned key (IVK); L2 bindings move to it as they are next used.
     RotateIvk(RotateArgs),
+    /// Load a tenant's keys (L2 of every system, current L3 of every service) into the Core's memory now.
+    Prewarm(PrewarmArgs),
+}
+
+#[derive(clap::Args)]
+struct PrewarmArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The tenant whose keys to load.
+    #[arg(long)]
+    tenant: String,
 }
 
 #[derive(clap::Args)]
@@ -541,6 +552,15 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                 seal_key,
                 v["mode"].as_str().unwrap_or("?")
             );
+        }
+        OperatorCommand::Prewarm(a) => {
+            let body = serde_json::json!({ "tenant": a.tenant });
+            let v = a
+                .conn
+                .target()?
+                .call("POST", "/v1/sys/prewarm", serde_json::to_vec(&body)?)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
         }
         OperatorCommand::RotateIvk(a) => {
             let body = serde_json::json!({ "emergency": a.emergency });

@@ -456,6 +456,15 @@ fn operator_rotates_the_ivk_and_every_key_stays_readable_across_a_restart() {
     );
     let created = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
     assert!(dev.kmip("demo", &["get", &created]).is_ok());
+    // Pre-warm loads the tenant's keys.
+    let (ok, out, err) = dev.operator(&["prewarm", "--tenant", "demo"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["systems"].clone(), v["services"].clone()),
+        (1.into(), 1.into()),
+        "{v}"
+    );
     // Emergency: version 3, the older versions revoked, every key still readable.
     let (ok, out, err) = dev.operator(&["rotate-ivk", "--emergency"]);
     assert!(ok, "{err}");

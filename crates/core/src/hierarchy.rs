@@ -42,6 +42,10 @@ pub struct CoreConfig {
     pub l3_lease_ttl: Option<Duration>,
     /// How long a superseded IVK version stays GRACE (in memory) before it is DEPRECATED (default 24 h).
     pub ivk_grace_period: Duration,
+    /// Plaintext L2s (and, separately, L3 versions) kept in memory at most (default 100 000 each).
+    pub key_cache_capacity: usize,
+    /// A cached plaintext key unused this long leaves memory (default 1 h).
+    pub key_cache_idle: Duration,
 }
 
 /// The longest an edge may hold a leased service key (DESIGN §6.3).
@@ -56,6 +60,8 @@ impl Default for CoreConfig {
             auto_provision_services: false,
             l3_lease_ttl: None,
             ivk_grace_period: Duration::from_secs(24 * 3600),
+            key_cache_capacity: 100_000,
+            key_cache_idle: Duration::from_secs(3600),
         }
     }
 }
@@ -116,8 +122,10 @@ pub struct Core {
     l1: Arc<dyn KeyProvider>,
     ivk: Keyring,
     config: CoreConfig,
-    l2_cache: Mutex<HashMap<(String, String), Arc<SecretKey>>>,
-    l3_cache: Mutex<HashMap<(String, String), Arc<L3Key>>>,
+    /// Plaintext L2s by (tenant, system), and L3 versions by (tenant, unique identifier): bounded LRUs with an idle
+    /// TTL (DESIGN §5).
+    l2_cache: crate::cache::KeyCache<SecretKey>,
+    l3_cache: crate::cache::KeyCache<L3Key>,
     /// One lock per (tenant, system): concurrent requests for a cold system wait on a single hydration, while
     /// other systems hydrate in parallel.
     hydration: Mutex<HashMap<(String, String), Flight>>,
@@ -174,13 +182,14 @@ impl Core {
         let ivk =
             Keyring::load_or_create(&store, mk, config.allow_new_ivk, config.ivk_grace_period)
                 .await?;
+        let (capacity, idle) = (config.key_cache_capacity, config.key_cache_idle);
         Ok(Self {
             store,
             l1,
             ivk,
             config,
-            l2_cache: Mutex::new(HashMap::new()),
-            l3_cache: Mutex::new(HashMap::new()),
+            l2_cache: crate::cache::KeyCache::new(capacity, idle),
+            l3_cache: crate::cache::KeyCache::new(capacity, idle),
             hydration: Mutex::new(HashMap::new()),
         })
     }
@@ -483,20 +492,19 @@ impl Core {
 
     /// The plaintext L2 of `tenant`'s `system`, hydrating it if needed (single flight).
     pub async fn l2(&self, tenant: &str, system: &str) -> Result<Arc<SecretKey>, CoreError> {
-        let cache_key = (tenant.to_owned(), system.to_owned());
-        if let Some(k) = lock(&self.l2_cache).get(&cache_key) {
-            return Ok(k.clone());
+        if let Some(k) = self.l2_cache.get(tenant, system) {
+            return Ok(k);
         }
         let flight = lock(&self.hydration)
-            .entry(cache_key.clone())
+            .entry((tenant.to_owned(), system.to_owned()))
             .or_default()
             .clone();
         let _flight = flight.lock().await;
-        if let Some(k) = lock(&self.l2_cache).get(&cache_key) {
-            return Ok(k.clone());
+        if let Some(k) = self.l2_cache.get(tenant, system) {
+            return Ok(k);
         }
         let key = Arc::new(self.hydrate_l2(tenant, system).await?);
-        lock(&self.l2_cache).insert(cache_key, key.clone());
+        self.l2_cache.insert(tenant, system, key.clone());
         Ok(key)
     }
 
@@ -603,21 +611,21 @@ impl Core {
 
     /// Drops every plaintext key of `tenant`'s `system` from memory (zeroized when the last user lets go).
     pub fn evict_system(&self, tenant: &str, system: &str) {
-        lock(&self.l2_cache).remove(&(tenant.to_owned(), system.to_owned()));
-        lock(&self.l3_cache).retain(|_, v| !(v.tenant == tenant && v.system == system));
+        self.l2_cache.remove(tenant, system);
+        self.l3_cache
+            .remove_where(|_, v| v.tenant == tenant && v.system == system);
     }
 
     /// Drops every plaintext key from memory.
     pub fn evict_all(&self) {
-        lock(&self.l2_cache).clear();
-        lock(&self.l3_cache).clear();
+        self.l2_cache.clear();
+        self.l3_cache.clear();
     }
 
     /// The L3 version with unique identifier `uid`, if it belongs to `tenant`.
     pub async fn l3(&self, tenant: &str, uid: &str) -> Result<Arc<L3Key>, CoreError> {
-        let cache_key = (tenant.to_owned(), uid.to_owned());
-        if let Some(k) = lock(&self.l3_cache).get(&cache_key) {
-            return Ok(k.clone());
+        if let Some(k) = self.l3_cache.get(tenant, uid) {
+            return Ok(k);
         }
         let rec = self
             .store
@@ -648,7 +656,7 @@ impl Core {
                 .map_err(|_| CoreError::Corrupt("state".into()))?,
             key,
         });
-        lock(&self.l3_cache).insert(cache_key, entry.clone());
+        self.l3_cache.insert(tenant, uid, entry.clone());
         Ok(entry)
     }
 
@@ -660,6 +668,37 @@ impl Core {
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("{tenant}/{service}")))?;
         self.l3(tenant, &meta_str(&rec, "current_l3")?).await
+    }
+
+    /// Pre-warm (DESIGN §5): hydrates every system's L2 and every service's current L3 of `tenant`, so that the
+    /// first requests after a start or a failover find them in memory. Returns (systems, services) hydrated; a
+    /// system whose L1 refuses is skipped (logged), the others are warmed.
+    pub async fn prewarm(&self, tenant: &str) -> Result<(usize, usize), CoreError> {
+        let mut systems = 0;
+        for rec in self.store.list(tenant, kind::SYSTEM).await? {
+            match self.l2(tenant, &rec.id).await {
+                Ok(_) => systems += 1,
+                Err(e) => {
+                    tracing::warn!(tenant, system = %rec.id, error = %e, "pre-warm: system skipped")
+                }
+            }
+        }
+        let mut services = 0;
+        for rec in self.store.list(tenant, kind::SERVICE).await? {
+            match self.current_l3(tenant, &rec.id).await {
+                Ok(_) => services += 1,
+                Err(e) => {
+                    tracing::warn!(tenant, service = %rec.id, error = %e, "pre-warm: service skipped")
+                }
+            }
+        }
+        tracing::info!(tenant, systems, services, "pre-warmed");
+        Ok((systems, services))
+    }
+
+    /// How many plaintext L2s and L3 versions are in memory.
+    pub fn cached_keys(&self) -> (usize, usize) {
+        (self.l2_cache.len(), self.l3_cache.len())
     }
 
     /// Every L3 version of `tenant`'s `service` (metadata only, newest first).

@@ -283,6 +283,32 @@ impl OperatorApi {
         }
     }
 
+    /// `POST /v1/sys/prewarm` (`{"tenant": "…"}`): hydrates the tenant's L2s and current L3s into memory.
+    async fn prewarm(&self, body: &[u8]) -> HttpResponse {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Prewarm {
+            tenant: String,
+        }
+        let req: Prewarm = match parse(body) {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let Some(core) = self.node.core() else {
+            return error(503, "sealed");
+        };
+        match core.prewarm(&req.tenant).await {
+            Ok((systems, services)) => {
+                let (l2, l3) = core.cached_keys();
+                json(
+                    200,
+                    &serde_json::json!({ "tenant": req.tenant, "systems": systems, "services": services, "cached_l2": l2, "cached_l3": l3 }),
+                )
+            }
+            Err(e) => error(500, e),
+        }
+    }
+
     async fn migrate_seal(&self, body: &[u8]) -> HttpResponse {
         let req: MigrateRequest = match parse(body) {
             Ok(r) => r,
@@ -374,6 +400,7 @@ impl HttpService for OperatorApi {
                     | "/v1/sys/recover"
                     | "/v1/sys/migrate-seal"
                     | "/v1/sys/rotate-ivk"
+                    | "/v1/sys/prewarm"
             );
             if !allowed {
                 return error(404, format!("no such endpoint: {path}"));
@@ -395,6 +422,7 @@ impl HttpService for OperatorApi {
                 "/v1/sys/recover" => self.recover(body).await,
                 "/v1/sys/migrate-seal" => self.migrate_seal(body).await,
                 "/v1/sys/rotate-ivk" => self.rotate_ivk(body).await,
+                "/v1/sys/prewarm" => self.prewarm(body).await,
                 _ => json(200, &self.node.seal().await),
             };
             log_outcome(peer, path, &response);

@@ -306,3 +306,29 @@ async fn the_scrubber_moves_bindings_at_its_pace_and_emergency_rotation_revokes_
         [IvkState::Revoked, IvkState::Revoked, IvkState::Active]
     );
 }
+
+#[tokio::test]
+async fn the_key_cache_is_bounded_and_prewarm_fills_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let l1 = Arc::new(LocalProvider::new(dir.path().to_path_buf()));
+    let config = CoreConfig {
+        key_cache_capacity: 2,
+        ..CoreConfig::default()
+    };
+    let core = Core::open(store.clone(), &mk, l1, config).await.unwrap();
+    for s in ["sys-a", "sys-b", "sys-c"] {
+        core.provision("acme", s, &format!("{s}-svc"))
+            .await
+            .unwrap();
+        core.current_l3("acme", &format!("{s}-svc")).await.unwrap();
+    }
+    let (l2, l3) = core.cached_keys();
+    assert!(l2 <= 2 && l3 <= 2, "{l2} L2s, {l3} L3s cached");
+    core.evict_all();
+    assert_eq!(core.cached_keys(), (0, 0));
+    assert_eq!(core.prewarm("acme").await.unwrap(), (3, 3));
+    assert_eq!(core.cached_keys(), (2, 2));
+    assert_eq!(core.prewarm("nobody").await.unwrap(), (0, 0));
+}
