@@ -71,6 +71,10 @@ pub struct DevArgs {
     /// IVK rotation period in days (DESIGN §4; default 30): the ACTIVE IVK version is replaced when it is older.
     #[arg(long, env = "OPENKCM_IVK_ROTATION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
     ivk_rotation_days: u64,
+    /// Service key (L3) rotation period in days (DESIGN §5.1; default 30): a service whose current L3 is older
+    /// gets a new version.
+    #[arg(long, env = "OPENKCM_L3_ROTATE_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    l3_rotate_days: u64,
     /// Active bindings the background scrubber re-wraps per minute under the ACTIVE IVK (0: off).
     #[arg(long, env = "OPENKCM_SCRUB_PER_MINUTE", default_value_t = 600)]
     scrub_per_minute: usize,
@@ -686,6 +690,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     tokio::spawn(ivk_upkeep(
         node.clone(),
         std::time::Duration::from_secs(args.ivk_rotation_days * 24 * 3600),
+        std::time::Duration::from_secs(args.l3_rotate_days * 24 * 3600),
         args.scrub_per_minute,
     ));
     let stop = signals.wait();
@@ -891,7 +896,12 @@ async fn auto_unseal_with_backoff(node: Arc<Node>) {
 /// Once a minute while the node is unsealed: rotates the IVK when the ACTIVE version is older than `period`, and
 /// re-wraps up to `per_minute` bindings still under older versions (progress in the log; resumable, since what was
 /// done is in storage).
-async fn ivk_upkeep(node: Arc<Node>, period: std::time::Duration, per_minute: usize) {
+async fn ivk_upkeep(
+    node: Arc<Node>,
+    period: std::time::Duration,
+    l3_period: std::time::Duration,
+    per_minute: usize,
+) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -902,6 +912,13 @@ async fn ivk_upkeep(node: Arc<Node>, period: std::time::Duration, per_minute: us
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(error = %e, "scheduled IVK rotation failed; retried in a minute")
+            }
+        }
+        match core.rotate_due_l3(l3_period).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(services = n, "scheduled service key (L3) rotation"),
+            Err(e) => {
+                tracing::error!(error = %e, "scheduled L3 rotation failed; retried in a minute")
             }
         }
         if per_minute == 0 {

@@ -39,6 +39,20 @@ enum OperatorCommand {
     RotateIvk(RotateArgs),
     /// Load a tenant's keys (L2 of every system, current L3 of every service) into the Core's memory now.
     Prewarm(PrewarmArgs),
+    /// Rotate a service's key (L3): a new version wraps new data keys; the previous one still unwraps the old ones.
+    RotateL3(RotateL3Args),
+}
+
+#[derive(clap::Args)]
+struct RotateL3Args {
+    #[command(flatten)]
+    conn: Conn,
+    /// The tenant.
+    #[arg(long)]
+    tenant: String,
+    /// The service whose key to rotate.
+    #[arg(long)]
+    service: String,
 }
 
 #[derive(clap::Args)]
@@ -552,6 +566,15 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                 seal_key,
                 v["mode"].as_str().unwrap_or("?")
             );
+        }
+        OperatorCommand::RotateL3(a) => {
+            let body = serde_json::json!({ "tenant": a.tenant, "service": a.service });
+            let v = a
+                .conn
+                .target()?
+                .call("POST", "/v1/sys/rotate-l3", serde_json::to_vec(&body)?)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
         }
         OperatorCommand::Prewarm(a) => {
             let body = serde_json::json!({ "tenant": a.tenant });

@@ -480,3 +480,32 @@ fn operator_rotates_the_ivk_and_every_key_stays_readable_across_a_restart() {
     );
     dev.stop();
 }
+
+#[test]
+fn the_edge_follows_a_service_key_rotation_and_old_keys_still_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let old = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
+    let old_key = common::s(&dev.kmip("demo", &["get", &old]).unwrap(), "key_hex");
+    let (ok, out, err) = dev.operator(&["rotate-l3", "--tenant", "demo", "--service", "default"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["version"], 2, "{v}");
+    // The edge's cached L3 is now Deactivated: the Core refuses to wrap under it and the edge moves to version 2.
+    let new = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
+    let new_key = common::s(&dev.kmip("demo", &["get", &new]).unwrap(), "key_hex");
+    dev.stop();
+    // After a restart (no cached data keys) both unwrap: the old under version 1, the new under version 2.
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    assert_eq!(
+        common::s(&dev.kmip("demo", &["get", &old]).unwrap(), "key_hex"),
+        old_key
+    );
+    assert_eq!(
+        common::s(&dev.kmip("demo", &["get", &new]).unwrap(), "key_hex"),
+        new_key
+    );
+    let (ok, _, err) = dev.operator(&["rotate-l3", "--tenant", "demo", "--service", "nope"]);
+    assert!(!ok && err.contains("404"), "{err}");
+    dev.stop();
+}

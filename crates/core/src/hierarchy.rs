@@ -670,6 +670,88 @@ impl Core {
         self.l3(tenant, &meta_str(&rec, "current_l3")?).await
     }
 
+    /// Rotates `tenant`'s `service` (DESIGN §5.1): a new ACTIVE L3 version, wrapped under the system's L2, becomes
+    /// the service's current version and the previous one is DEACTIVATED (it still unwraps the keys wrapped under it,
+    /// never wraps new ones). Returns the new version's unique identifier and number.
+    pub async fn rotate_l3(&self, tenant: &str, service: &str) -> Result<(String, u32), CoreError> {
+        let svc = self
+            .store
+            .get(tenant, kind::SERVICE, service, 0)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("{tenant}/{service}")))?;
+        let system = meta_str(&svc, "system")?;
+        let previous = meta_str(&svc, "current_l3")?;
+        let version = u32::try_from(meta_i64(&svc, "version")?)
+            .map_err(|_| CoreError::Corrupt("service version".into()))?
+            .checked_add(1)
+            .ok_or_else(|| CoreError::Corrupt("service version".into()))?;
+        let l2 = self.l2(tenant, &system).await?;
+        let uid = format!("l3-{}", uuid::Uuid::new_v4());
+        let l3 = SecretKey::generate()?;
+        let wrapped = wrap(&l2, &Self::l3_header(tenant, &system, &uid, 1), &l3)?;
+        self.store
+            .put_if_absent(&Record {
+                tenant: tenant.into(),
+                kind: kind::L3.into(),
+                id: uid.clone(),
+                version: 1,
+                metadata: serde_json::json!({
+                    "system": system, "service": service, "version": version, "l2_version": 1,
+                    "state": openkcm_kmip::enums::state::ACTIVE, "created_at": crate::now(),
+                }),
+                blob: Some(wrapped),
+                revision: 0,
+            })
+            .await?;
+        let mut next = svc.clone();
+        next.metadata =
+            serde_json::json!({ "system": system, "current_l3": uid, "version": version });
+        if !self.store.compare_and_set(&next, svc.revision).await? {
+            self.store.delete(tenant, kind::L3, &uid, 1).await?;
+            return Err(CoreError::Conflict(format!(
+                "service {service:?} was rotated by another node at the same time"
+            )));
+        }
+        // The previous version stops wrapping (a lost race means another writer changed it; read it again next).
+        if let Some(old) = self.store.get(tenant, kind::L3, &previous, 1).await? {
+            let mut deactivated = old.clone();
+            deactivated.metadata["state"] =
+                serde_json::json!(openkcm_kmip::enums::state::DEACTIVATED);
+            deactivated.metadata["deactivated_at"] = serde_json::json!(crate::now());
+            self.store
+                .compare_and_set(&deactivated, old.revision)
+                .await?;
+        }
+        self.l3_cache.remove(tenant, &previous);
+        tracing::info!(tenant, service, version, l3 = %uid, "service key rotated: new L3 version");
+        Ok((uid, version))
+    }
+
+    /// Rotates every service of every tenant whose current L3 is older than `rotate_after` (the scheduled trigger);
+    /// returns how many it rotated.
+    pub async fn rotate_due_l3(&self, rotate_after: Duration) -> Result<usize, CoreError> {
+        let limit = i64::try_from(rotate_after.as_secs()).unwrap_or(i64::MAX);
+        let mut rotated = 0;
+        for tenant in self.store.list_tenants().await? {
+            for svc in self.store.list(&tenant, kind::SERVICE).await? {
+                let current = meta_str(&svc, "current_l3")?;
+                let Some(l3) = self.store.get(&tenant, kind::L3, &current, 1).await? else {
+                    continue;
+                };
+                let created = l3.metadata["created_at"].as_i64().unwrap_or(0);
+                if crate::now().saturating_sub(created) >= limit {
+                    match self.rotate_l3(&tenant, &svc.id).await {
+                        Ok(_) => rotated += 1,
+                        Err(e) => {
+                            tracing::warn!(tenant, service = %svc.id, error = %e, "scheduled L3 rotation failed; retried later")
+                        }
+                    }
+                }
+            }
+        }
+        Ok(rotated)
+    }
+
     /// Pre-warm (DESIGN §5): hydrates every system's L2 and every service's current L3 of `tenant`, so that the
     /// first requests after a start or a failover find them in memory. Returns (systems, services) hydrated; a
     /// system whose L1 refuses is skipped (logged), the others are warmed.

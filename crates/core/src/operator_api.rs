@@ -283,6 +283,32 @@ impl OperatorApi {
         }
     }
 
+    /// `POST /v1/sys/rotate-l3` (`{"tenant": "…", "service": "…"}`): a new L3 version for the service.
+    async fn rotate_l3(&self, body: &[u8]) -> HttpResponse {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Rotate {
+            tenant: String,
+            service: String,
+        }
+        let req: Rotate = match parse(body) {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let Some(core) = self.node.core() else {
+            return error(503, "sealed");
+        };
+        match core.rotate_l3(&req.tenant, &req.service).await {
+            Ok((uid, version)) => json(
+                200,
+                &serde_json::json!({ "tenant": req.tenant, "service": req.service, "unique_identifier": uid, "version": version }),
+            ),
+            Err(crate::CoreError::NotFound(m)) => error(404, format!("no service {m}")),
+            Err(crate::CoreError::Conflict(m)) => error(409, m),
+            Err(e) => error(500, e),
+        }
+    }
+
     /// `POST /v1/sys/prewarm` (`{"tenant": "…"}`): hydrates the tenant's L2s and current L3s into memory.
     async fn prewarm(&self, body: &[u8]) -> HttpResponse {
         #[derive(serde::Deserialize)]
@@ -401,6 +427,7 @@ impl HttpService for OperatorApi {
                     | "/v1/sys/migrate-seal"
                     | "/v1/sys/rotate-ivk"
                     | "/v1/sys/prewarm"
+                    | "/v1/sys/rotate-l3"
             );
             if !allowed {
                 return error(404, format!("no such endpoint: {path}"));
@@ -423,6 +450,7 @@ impl HttpService for OperatorApi {
                 "/v1/sys/migrate-seal" => self.migrate_seal(body).await,
                 "/v1/sys/rotate-ivk" => self.rotate_ivk(body).await,
                 "/v1/sys/prewarm" => self.prewarm(body).await,
+                "/v1/sys/rotate-l3" => self.rotate_l3(body).await,
                 _ => json(200, &self.node.seal().await),
             };
             log_outcome(peer, path, &response);

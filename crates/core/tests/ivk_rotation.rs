@@ -332,3 +332,45 @@ async fn the_key_cache_is_bounded_and_prewarm_fills_it() {
     assert_eq!(core.cached_keys(), (2, 2));
     assert_eq!(core.prewarm("nobody").await.unwrap(), (0, 0));
 }
+
+#[tokio::test]
+async fn l3_rotation_makes_a_new_active_version_and_the_old_one_only_unwraps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    core.provision("acme", "sys-a", "billing").await.unwrap();
+    let old = core.current_l3("acme", "billing").await.unwrap();
+    let (old_uid, old_key) = (old.uid.clone(), *old.key.expose());
+    drop(old);
+    let (uid, version) = core.rotate_l3("acme", "billing").await.unwrap();
+    assert_eq!(version, 2);
+    assert_ne!(uid, old_uid);
+    let current = core.current_l3("acme", "billing").await.unwrap();
+    assert_eq!((current.uid.as_str(), current.version), (uid.as_str(), 2));
+    assert_ne!(*current.key.expose(), old_key);
+    // The old version still opens (for the keys wrapped under it), now Deactivated.
+    let previous = core.l3("acme", &old_uid).await.unwrap();
+    assert_eq!(*previous.key.expose(), old_key);
+    assert_eq!(previous.state, openkcm_kmip::enums::state::DEACTIVATED);
+    assert_eq!(
+        core.l3_versions("acme", "billing").await.unwrap()[0],
+        (uid.clone(), 2)
+    );
+    // Scheduled: not due within a day, due at once with no period.
+    assert_eq!(
+        core.rotate_due_l3(std::time::Duration::from_secs(86_400))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        core.rotate_due_l3(std::time::Duration::ZERO).await.unwrap(),
+        1
+    );
+    assert_eq!(core.current_l3("acme", "billing").await.unwrap().version, 3);
+    assert!(matches!(
+        core.rotate_l3("acme", "nope").await,
+        Err(CoreError::NotFound(_))
+    ));
+}
