@@ -173,6 +173,39 @@ async fn queued_operations_are_polled_or_cancelled_by_their_client_only() {
         ),
         vec![uid.clone()]
     );
+    // Nothing but Recover, Get Attributes, Locate and Destroy touches an archived object.
+    let add = Item::structure(
+        t::REQUEST_PAYLOAD,
+        vec![
+            Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid.clone())),
+            Attribute::new("x-note", Value::TextString("n".into())).to_v1(),
+        ],
+    );
+    let e = send(&mut c, false, op::ADD_ATTRIBUTE, add)
+        .await
+        .result
+        .unwrap_err();
+    assert_eq!(e.reason, rr::OBJECT_ARCHIVED, "{e:?}");
+    let revoke = Item::structure(
+        t::REQUEST_PAYLOAD,
+        vec![
+            Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid.clone())),
+            Item::structure(
+                t::REVOCATION_REASON,
+                vec![Item::new(t::REVOCATION_REASON_CODE, Value::Enumeration(1))],
+            ),
+        ],
+    );
+    let e = send(&mut c, false, op::REVOKE, revoke)
+        .await
+        .result
+        .unwrap_err();
+    assert_eq!(e.reason, rr::OBJECT_ARCHIVED, "{e:?}");
+    let e = send(&mut c, false, op::REKEY, uid_payload(&uid))
+        .await
+        .result
+        .unwrap_err();
+    assert_eq!(e.reason, rr::OBJECT_ARCHIVED, "{e:?}");
     // Recover brings it back.
     assert!(send(&mut c, false, op::RECOVER, uid_payload(&uid))
         .await
@@ -199,5 +232,55 @@ async fn one_client_cannot_fill_the_queue_of_asynchronous_operations() {
         }
     }
     assert_eq!(pending, 64);
+    dev.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_archive_of_the_id_placeholder_archives_that_object_and_undo_batches_are_not_queued(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let mut c = common::edge_client(&dev, "demo").await;
+    let create = Item::structure(
+        t::REQUEST_PAYLOAD,
+        vec![
+            Item::new(t::OBJECT_TYPE, Value::Enumeration(2)),
+            Item::structure(
+                t::TEMPLATE_ATTRIBUTE,
+                vec![Attribute::new("Cryptographic Usage Mask", Value::Integer(0x0C)).to_v1()],
+            ),
+        ],
+    );
+    // Create, then Archive of the ID Placeholder, queued.
+    let mut m = RequestMessage::new(
+        V12,
+        vec![
+            (op::CREATE, create.clone()),
+            (op::ARCHIVE, Item::structure(t::REQUEST_PAYLOAD, vec![])),
+        ],
+    );
+    m.header.asynchronous = true;
+    let r = ResponseMessage::parse(&c.call(&m.to_item()).await.unwrap()).unwrap();
+    let uid = common::uids(r.items[0].result.as_ref().unwrap()).remove(0);
+    let acv = r.items[1].pending.clone().expect("Operation Pending");
+    let polled = send(&mut c, false, op::POLL, acv_payload(&acv)).await;
+    assert!(polled.result.is_ok(), "{:?}", polled.result);
+    let e = send(&mut c, false, op::GET, uid_payload(&uid))
+        .await
+        .result
+        .unwrap_err();
+    assert_eq!(e.reason, rr::OBJECT_ARCHIVED, "{e:?}");
+    // A batch that may be undone is answered at once.
+    let mut m = RequestMessage::new(
+        V12,
+        vec![
+            (op::LOCATE, locate_by_name("x", None)),
+            (op::CREATE, create),
+        ],
+    );
+    m.header.asynchronous = true;
+    m.header.error_continuation = 3;
+    let r = ResponseMessage::parse(&c.call(&m.to_item()).await.unwrap()).unwrap();
+    assert!(r.items.iter().all(|i| i.pending.is_none()));
     dev.stop();
 }

@@ -323,3 +323,34 @@ async fn concurrent_default_group_locates_take_turns() {
     }
     dev.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn re_key_keeps_the_protection_of_the_key_it_replaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let mut c = common::edge_client(&dev, "demo").await;
+    let create = Item::structure(
+        t::REQUEST_PAYLOAD,
+        vec![
+            Item::new(t::OBJECT_TYPE, Value::Enumeration(2)),
+            Item::structure(
+                t::TEMPLATE_ATTRIBUTE,
+                vec![
+                    Attribute::new("Cryptographic Usage Mask", Value::Integer(0x0C)).to_v1(),
+                    Attribute::new("Sensitive", Value::Boolean(true)).to_v1(),
+                ],
+            ),
+        ],
+    );
+    let uid = uid_of(&one(&mut c, op::CREATE, create).await.unwrap());
+    let replacement = uid_of(
+        &one(&mut c, op::REKEY, common::uid_request(&uid))
+            .await
+            .unwrap(),
+    );
+    let e = one(&mut c, op::GET, common::uid_request(&replacement))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("Sensitive"), "{e:?}");
+    dev.stop();
+}

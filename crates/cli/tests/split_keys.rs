@@ -119,6 +119,52 @@ async fn split_keys_join_back_to_the_key_and_refuse_what_cannot_be_joined() {
     .await
     .unwrap_err();
     assert!(e.message.contains("not parts of one key"), "{e:?}");
+    // Two splits with the same parameters do not mix either.
+    let twin = uids(
+        &one(&mut c, op::CREATE_SPLIT_KEY, split(&uid, 5, 3, 4))
+            .await
+            .unwrap(),
+    );
+    let e = one(
+        &mut c,
+        op::JOIN_SPLIT_KEY,
+        join(&[&parts[0], &twin[1], &parts[2]]),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.message.contains("not parts of one key"), "{e:?}");
+    // A joined key's length must be the length of what the parts join to.
+    let mut wrong_len = join(&[&parts[0], &parts[1], &parts[2]]);
+    if let Value::Structure(children) = &mut wrong_len.value {
+        children.push(Item::structure(
+            t::TEMPLATE_ATTRIBUTE,
+            vec![Attribute::new("Cryptographic Length", Value::Integer(128)).to_v1()],
+        ));
+    }
+    let e = one(&mut c, op::JOIN_SPLIT_KEY, wrong_len)
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("does not match"), "{e:?}");
+    // A Sensitive key is not split (its parts would leave the server in the clear).
+    let sensitive = common::register_key_payload(
+        3,
+        vec![7; 32],
+        &[
+            Attribute::new("Cryptographic Usage Mask", Value::Integer(0x0C)),
+            Attribute::new("Sensitive", Value::Boolean(true)),
+        ],
+    );
+    let v14 = ProtocolVersion::new(1, 4);
+    let s_uid = uids(
+        &common::one_op(&mut c, v14, op::REGISTER, sensitive)
+            .await
+            .unwrap(),
+    )
+    .remove(0);
+    let e = common::one_op(&mut c, v14, op::CREATE_SPLIT_KEY, split(&s_uid, 2, 2, 1))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("is Sensitive"), "{e:?}");
     // A part is not a key.
     let encrypt = Item::structure(
         t::REQUEST_PAYLOAD,

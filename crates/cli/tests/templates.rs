@@ -231,6 +231,29 @@ async fn templates_give_their_attributes_to_the_objects_made_with_them() {
     .unwrap_err();
     assert_eq!(e.reason, rr::INVALID_FIELD, "{e:?}");
 
+    // A 2.x client does not see Templates.
+    let e = common::one_op(
+        &mut c,
+        ProtocolVersion::new(2, 0),
+        op::GET,
+        uid_payload(&tpl),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.reason, rr::ITEM_NOT_FOUND, "{e:?}");
+    // Bounds: one Template named twice, and more client attributes than an object may carry.
+    let e = one(&mut c, op::CREATE, create_from(&["T1", "T1"], &[]))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("named twice"), "{e:?}");
+    let many: Vec<Attribute> = (0..300)
+        .map(|i| Attribute::new("x-m", text(&format!("{i}"))))
+        .collect();
+    let e = one(&mut c, op::REGISTER, register_template(Some("MANY"), &many))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("at most 256"), "{e:?}");
+
     // A destroyed Template is no longer applied.
     one(&mut c, op::DESTROY, uid_payload(&tpl)).await.unwrap();
     let e = one(&mut c, op::CREATE, create_from(&["T1"], &[]))

@@ -332,12 +332,12 @@ impl L4Meta {
             a.push(Attribute::new("Revocation Reason", Value::Structure(r)));
         }
         // A second instance of an attribute carries its Attribute Index (1.x).
-        let mut seen: Vec<&str> = Vec::new();
+        let mut seen: std::collections::HashMap<&str, i32> = std::collections::HashMap::new();
         for e in &self.extra {
             if let Some(mut attr) = e.attribute() {
-                let before = seen.iter().filter(|n| **n == e.name).count();
-                attr.index = (before > 0).then(|| i32::try_from(before).unwrap_or(i32::MAX));
-                seen.push(&e.name);
+                let before = seen.entry(e.name.as_str()).or_insert(0);
+                attr.index = (*before > 0).then_some(*before);
+                *before = before.saturating_add(1);
                 a.push(attr);
             }
         }

@@ -9,7 +9,7 @@ use openkcm_ttlv::{Item, Value};
 use serde::{Deserialize, Serialize};
 
 /// How a Split Key object was split (KMIP Split Key fields).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SplitInfo {
     /// Split Key Parts: how many parts the key was split into.
     pub parts: i32,
@@ -19,6 +19,10 @@ pub struct SplitInfo {
     pub threshold: i32,
     /// Split Key Method.
     pub method: u32,
+    /// Which split the part belongs to (set by Create Split Key; registered parts have none): parts of two splits
+    /// of one key have the same parameters but never join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_id: Option<String>,
 }
 
 /// Cryptographic Algorithm values (KMIP 1.0–2.1) the edge handles by number.
@@ -324,6 +328,14 @@ pub fn push_algorithm_length(block: &mut Vec<Item>, algorithm: u32, length: i32)
     }
 }
 
+/// Whether Cryptographic Length `l` (bits) describes `n` bytes of key material of `algorithm` (DES and Triple DES
+/// count their parity bits out).
+pub fn length_matches(algorithm: Option<u32>, l: i32, n: usize) -> bool {
+    usize::try_from(l).ok() == Some(n * 8)
+        || (algorithm == Some(alg::TRIPLE_DES) && ((l == 168 && n == 24) || (l == 112 && n == 16)))
+        || (algorithm == Some(alg::DES) && l == 56 && n == 8)
+}
+
 /// Split Key Method: XOR.
 pub const SPLIT_XOR: u32 = 0x01;
 /// Split Key Method: Polynomial Sharing GF(2^8).
@@ -358,7 +370,13 @@ fn parse_split(obj: &Item) -> Result<SplitInfo, KmipError> {
             .child(t::SPLIT_KEY_METHOD)
             .and_then(Item::as_enum)
             .ok_or_else(|| KmipError::missing("Split Key Method"))?,
+        split_id: None,
     };
+    if split.method == SPLIT_XOR && split.threshold != split.parts {
+        return Err(KmipError::invalid_field(
+            "a Split Key of the XOR method needs every part: Split Key Threshold = Split Key Parts",
+        ));
+    }
     split_method(split.method)?;
     if !(1..=split.parts).contains(&split.threshold)
         || !(1..=split.parts).contains(&split.part)
@@ -440,11 +458,7 @@ pub fn parse_register(payload: &Item) -> Result<Registered, KmipError> {
                 }
             }
             if let (Some(l), false, true) = (length, block.child(t::KEY_WRAPPING_DATA).is_some(), value_present) {
-                if usize::try_from(l).ok() != Some(bytes.len() * 8)
-                    && !(algorithm == Some(alg::TRIPLE_DES) && l == 168 && bytes.len() == 24)
-                    && !(algorithm == Some(alg::TRIPLE_DES) && l == 112 && bytes.len() == 16)
-                    && !(algorithm == Some(alg::DES) && l == 56 && bytes.len() == 8)
-                {
+                if !length_matches(algorithm, l, bytes.len()) {
                     return Err(KmipError::invalid_field(format!(
                         "Cryptographic Length {l} does not match the {} bytes of key material",
                         bytes.len()

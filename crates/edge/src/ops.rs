@@ -90,6 +90,16 @@ const NOT_DESTROYED: &[u32] = &[
     state::DEACTIVATED,
     state::COMPROMISED,
 ];
+/// Attributes a client may keep on one object (beyond those the server keeps in fields): a bound on the work every
+/// Get Attributes and Locate does, and on the size of a record.
+const MAX_CLIENT_ATTRIBUTES: usize = 256;
+
+fn too_many_attributes() -> KmipError {
+    KmipError::invalid_field(format!(
+        "an object carries at most {MAX_CLIENT_ATTRIBUTES} attributes of the client's (custom attributes, object groups, links …)"
+    ))
+}
+
 /// Templates one Create or Register may name (each is looked up by name).
 const MAX_TEMPLATES_PER_REQUEST: usize = 16;
 /// Put Function: New.
@@ -731,6 +741,13 @@ impl EdgeOps<'_> {
                 "a request may name at most {MAX_TEMPLATES_PER_REQUEST} Templates"
             )));
         }
+        for (i, name) in templates.iter().enumerate() {
+            if templates[..i].contains(name) {
+                return Err(KmipError::invalid_field(format!(
+                    "the Template {name:?} is named twice"
+                )));
+            }
+        }
         let mut merged: Vec<Attribute> = Vec::new();
         let mut sources = Vec::with_capacity(templates.len() + 1);
         for name in &templates {
@@ -740,6 +757,9 @@ impl EdgeOps<'_> {
         for source in sources {
             merged.retain(|a| is_multi(&a.name) || !source.iter().any(|b| b.name == a.name));
             merged.extend(source);
+            if merged.len() > MAX_CLIENT_ATTRIBUTES + 32 {
+                return Err(too_many_attributes());
+            }
         }
         Ok(merged)
     }
@@ -760,6 +780,7 @@ impl EdgeOps<'_> {
             };
             if meta.object_type == object_type::TEMPLATE
                 && meta.service == service
+                && meta.archive_date.is_none()
                 && !matches!(meta.state, state::DESTROYED | state::DESTROYED_COMPROMISED)
                 && owner_may_use(&meta)
                 && meta.names.iter().any(|n| n == name)
@@ -1123,6 +1144,9 @@ impl EdgeOps<'_> {
                 }),
             }
         }
+        if meta.extra.len() > MAX_CLIENT_ATTRIBUTES || meta.names.len() > MAX_CLIENT_ATTRIBUTES {
+            return Err(too_many_attributes());
+        }
         if let (Some(a), Some(d)) = (meta.activation_date, meta.deactivation_date) {
             if d < a {
                 return Err(KmipError::invalid_field(
@@ -1267,6 +1291,7 @@ impl EdgeOps<'_> {
         let result: std::sync::Mutex<Option<Attribute>> = std::sync::Mutex::new(None);
         self.edge
             .update(tenant, service, &uid, |stored, now| {
+                refuse_archived(&stored.meta, &uid)?;
                 let out = match edit {
                     Some(e) => apply_edit(&mut stored.meta, &attr, e, now)?,
                     None => delete_attr(&mut stored.meta, &attr.name, attr.index, &uid, now)?,
@@ -1298,6 +1323,7 @@ impl EdgeOps<'_> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
         let old = self.edge.load(tenant, service, &uid).await?;
+        refuse_archived(&old.meta, &uid)?;
         if old.meta.object_type != object_type::SYMMETRIC_KEY
             || !old.meta.server_generated && old.meta.algorithm == 0
         {
@@ -1332,6 +1358,11 @@ impl EdgeOps<'_> {
             .filter(|e| e.name != "Link")
             .cloned()
             .collect();
+        // The replacement keeps the protection of the key it replaces (KMIP: these attributes carry over).
+        meta.sensitive = old.meta.sensitive;
+        meta.always_sensitive = old.meta.always_sensitive;
+        meta.not_extractable = old.meta.not_extractable;
+        meta.never_extractable = old.meta.never_extractable;
         meta.original_creation_date = old
             .meta
             .original_creation_date
@@ -1505,6 +1536,7 @@ impl EdgeOps<'_> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
         let stored = self.edge.load(tenant, service, &uid).await?;
+        refuse_archived(&stored.meta, &uid)?;
         let s = stored.meta.effective_state(now());
         if !matches!(s, state::PRE_ACTIVE | state::ACTIVE) {
             return Err(KmipError::new(
@@ -1535,6 +1567,8 @@ impl EdgeOps<'_> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
         let stored = self.edge.load(tenant, service, &uid).await?;
+        refuse_template(&stored.meta, &uid, "Check")?;
+        refuse_archived(&stored.meta, &uid)?;
         let wanted = payload.child(t::USAGE_LIMITS_COUNT).and_then(Item::as_i64);
         if allocate {
             let n = wanted.ok_or_else(|| KmipError::missing("Usage Limits Count"))?;
@@ -1727,6 +1761,7 @@ impl EdgeOps<'_> {
         let uid = ctx.uid(payload)?;
         let format = payload::requested_key_format_opt(payload)?;
         let stored = self.edge.load(tenant, service, &uid).await?;
+        hide_template_from_v2(ctx, &stored.meta, &uid)?;
         Edge::require_state(
             &stored.meta,
             &uid,
@@ -1880,6 +1915,7 @@ impl EdgeOps<'_> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
         let stored = self.edge.load(tenant, service, &uid).await?;
+        hide_template_from_v2(ctx, &stored.meta, &uid)?;
         let mut names: Vec<String> = stored
             .meta
             .attributes_for(&uid, now(), ctx.version)
@@ -1900,6 +1936,7 @@ impl EdgeOps<'_> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
         let stored = self.edge.load(tenant, service, &uid).await?;
+        hide_template_from_v2(ctx, &stored.meta, &uid)?;
         let names = attributes::requested_names(payload)?;
         let attrs: Vec<Attribute> = stored
             .meta
@@ -1974,6 +2011,7 @@ impl EdgeOps<'_> {
                 || (archived && !want_archived)
                 || (!destroyed && !archived && !want_online)
                 || !owner_may_use(&meta)
+                || (ctx.version.is_v2() && meta.object_type == object_type::TEMPLATE)
             {
                 continue;
             }
@@ -2076,6 +2114,7 @@ impl EdgeOps<'_> {
         self.edge
             .update(tenant, service, &uid, |stored, now| {
                 refuse_template(&stored.meta, &uid, "Activate")?;
+                refuse_archived(&stored.meta, &uid)?;
                 let current = stored.meta.effective_state(now);
                 if current != state::PRE_ACTIVE {
                     return Err(KmipError::wrong_state(format!(
@@ -2125,6 +2164,7 @@ impl EdgeOps<'_> {
         self.edge
             .update(tenant, service, &uid, |stored, now| {
                 refuse_template(&stored.meta, &uid, "Revoke")?;
+                refuse_archived(&stored.meta, &uid)?;
                 let current = stored.meta.effective_state(now);
                 if matches!(current, state::DESTROYED | state::DESTROYED_COMPROMISED) {
                     return Err(KmipError::new(
@@ -2198,6 +2238,19 @@ impl EdgeOps<'_> {
             NOT_DESTROYED,
             "a destroyed key cannot be split",
         )?;
+        // Parts are returned in the clear: a key that must not leave the server in the clear is not split.
+        if stored.meta.not_extractable {
+            return Err(KmipError::new(
+                RR_NOT_EXTRACTABLE,
+                format!("key {uid:?} is not Extractable: it is not split into parts that leave the server"),
+            ));
+        }
+        if stored.meta.sensitive {
+            return Err(KmipError::new(
+                RR_SENSITIVE,
+                format!("key {uid:?} is Sensitive: it is not split into parts that leave the server in the clear"),
+            ));
+        }
         let material = self.edge.key_of(tenant, service, &uid, &stored).await?;
         let count = |v: i32| usize::try_from(v).unwrap_or(0);
         let pieces = openkcm_crypto::split_key::split(
@@ -2209,6 +2262,7 @@ impl EdgeOps<'_> {
         .map_err(|e| KmipError::invalid_field(e.to_string()))?;
         let attrs = self.requested_attributes(ctx, payload).await?;
         let now = now();
+        let split_id = uuid::Uuid::new_v4().to_string();
         let mut ids = Vec::with_capacity(pieces.len());
         for (i, piece) in pieces.iter().enumerate() {
             let mut meta = L4Meta::new_aes(service, now);
@@ -2224,6 +2278,7 @@ impl EdgeOps<'_> {
                 part: i32::try_from(i + 1).unwrap_or(i32::MAX),
                 threshold,
                 method: method_code,
+                split_id: Some(split_id.clone()),
             });
             let id = self.store_new(tenant, service, meta, piece).await?;
             ids.push(Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(id)));
@@ -2262,22 +2317,29 @@ impl EdgeOps<'_> {
         let mut algorithm = 0;
         for uid in &uids {
             let stored = self.edge.load(tenant, service, uid).await?;
-            let Some(info) = stored.meta.split else {
+            let Some(info) = stored.meta.split.clone() else {
                 return Err(KmipError::invalid_field(format!(
                     "{uid:?} is not a Split Key"
                 )));
             };
-            if split.is_some_and(|s| {
-                (s.parts, s.threshold, s.method) != (info.parts, info.threshold, info.method)
+            if split.as_ref().is_some_and(|s| {
+                (s.parts, s.threshold, s.method, &s.split_id)
+                    != (info.parts, info.threshold, info.method, &info.split_id)
             }) {
                 return Err(KmipError::invalid_field(
                     "the Split Key parts disagree on their parts, threshold or method: they are not parts of one key",
                 ));
             }
-            split = Some(info);
+            if !pieces.is_empty() && stored.meta.algorithm != algorithm {
+                return Err(KmipError::invalid_field(
+                    "the Split Key parts name different algorithms: they are not parts of one key",
+                ));
+            }
             algorithm = stored.meta.algorithm;
+            let part = info.part;
+            split = Some(info);
             let material = self.edge.key_of(tenant, service, uid, &stored).await?;
-            pieces.push((u8::try_from(info.part).unwrap_or(0), material));
+            pieces.push((u8::try_from(part).unwrap_or(0), material));
         }
         let info = split.ok_or_else(|| KmipError::missing("Unique Identifier"))?;
         let threshold = usize::try_from(info.threshold).unwrap_or(usize::MAX);
@@ -2302,6 +2364,14 @@ impl EdgeOps<'_> {
         if ot == object_type::SYMMETRIC_KEY {
             meta.algorithm = alg.unwrap_or(algorithm);
             objects::check_material_len(meta.algorithm, joined.len())?;
+            if let Some(l) = len {
+                if !objects::length_matches(Some(meta.algorithm), l, joined.len()) {
+                    return Err(KmipError::invalid_field(format!(
+                        "Cryptographic Length {l} does not match the {} bytes the parts join to",
+                        joined.len()
+                    )));
+                }
+            }
             meta.length = len.unwrap_or(i32::try_from(joined.len() * 8).unwrap_or(0));
         } else {
             meta.algorithm = 0;
@@ -2894,6 +2964,15 @@ impl OperationHandler for EdgeOps<'_> {
             return None;
         }
         let (tenant, service) = self.caller().ok()?;
+        // Archive and Recover of the ID Placeholder's object: the identifier is resolved now (the placeholder
+        // belongs to this batch); without one the operation is answered at once (and fails there).
+        let mut payload = payload.clone();
+        if operation != op::LOCATE && payload.child(t::UNIQUE_IDENTIFIER).is_none() {
+            let uid = ctx.uid(&payload).ok()?;
+            if let Value::Structure(children) = &mut payload.value {
+                children.insert(0, Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid)));
+            }
+        }
         let acv = uuid::Uuid::new_v4().as_bytes().get(..8)?.to_vec();
         let mut pending = self.edge.pending.lock().ok()?;
         pending.retain(|_, p| p.queued.elapsed() < PENDING_TTL);
@@ -2912,7 +2991,7 @@ impl OperationHandler for EdgeOps<'_> {
                 service: service.to_owned(),
                 principal: current_principal(),
                 operation,
-                payload: payload.clone(),
+                payload,
                 version: ctx.version,
                 header: ctx.header.clone(),
                 queued: std::time::Instant::now(),
@@ -3067,6 +3146,14 @@ fn async_correlation_value(payload: &Item) -> Result<Vec<u8>, KmipError> {
         .and_then(Item::as_bytes)
         .map(<[u8]>::to_vec)
         .ok_or_else(|| KmipError::missing("Asynchronous Correlation Value"))
+}
+
+/// KMIP 2.x has no Templates: to a 2.x client a Template does not exist.
+fn hide_template_from_v2(ctx: &ItemContext, meta: &L4Meta, uid: &str) -> Result<(), KmipError> {
+    if ctx.version.is_v2() && meta.object_type == object_type::TEMPLATE {
+        return Err(KmipError::not_found(uid));
+    }
+    Ok(())
 }
 
 /// An archived object is used or served only after Recover.
@@ -3249,6 +3336,9 @@ fn apply_edit(
             }
         }
         _ => {
+            if meta.extra.len() >= MAX_CLIENT_ATTRIBUTES && edit != Edit::Modify {
+                return Err(too_many_attributes());
+            }
             let encoded = hex::encode(openkcm_ttlv::encode(&a.value));
             let positions: Vec<usize> = meta
                 .extra

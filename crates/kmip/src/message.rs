@@ -855,7 +855,10 @@ pub async fn process<H: OperationHandler + ?Sized>(handler: &H, request: &Item) 
             match resolve_uid_reference(version, &b.payload, &produced) {
                 Ok(p) => {
                     let p: &Item = &p;
-                    match ctx.header.asynchronous {
+                    // A batch that may be rolled back is answered at once: a queued item could not be undone.
+                    match ctx.header.asynchronous
+                        && ctx.header.error_continuation != batch_error_continuation::UNDO
+                    {
                         true => match handler.defer(&ctx, b.operation, p).await {
                             Some(acv) => {
                                 pending = Some(acv);
