@@ -508,4 +508,26 @@ fn the_edge_follows_a_service_key_rotation_and_old_keys_still_open() {
     let (ok, _, err) = dev.operator(&["rotate-l3", "--tenant", "demo", "--service", "nope"]);
     assert!(!ok && err.contains("404"), "{err}");
     dev.stop();
+    // Envelope rotation: the old key, read after the rotation, was re-wrapped under the new service key (same
+    // bytes, as the Get above showed).
+    let l3 = v["unique_identifier"].as_str().unwrap().to_owned();
+    let parent = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", dir.path().join("edge-vault.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let blob: Vec<u8> = sqlx::query_scalar("SELECT blob FROM records WHERE id = ?")
+            .bind(&old)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        openkcm_crypto::WrappedKey::from_stored(blob)
+            .unwrap()
+            .header_ref()
+            .parent_id
+            .clone()
+    });
+    assert_eq!(
+        parent, l3,
+        "the old key is still wrapped under the rotated service key"
+    );
 }

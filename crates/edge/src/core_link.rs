@@ -320,6 +320,12 @@ impl CoreLink {
         Ok((uid, version))
     }
 
+    /// Whether the service's current L3 is no longer `l3` (it was rotated since `l3` wrapped a key); false when the
+    /// current L3 cannot be learned now.
+    pub async fn rotated_away(&self, tenant: &str, service: &str, l3: &str) -> bool {
+        matches!(self.current_l3(tenant, service).await, Ok((current, _)) if current != l3)
+    }
+
     /// Wraps `key` (an L4 with unique identifier `uid`) under the service's current L3, through the Core.
     pub async fn wrap(
         &self,

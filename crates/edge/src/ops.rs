@@ -418,8 +418,53 @@ impl Edge {
                 e
             }
         })?;
+        // Envelope rotation (DESIGN §6): a key still wrapped under a service key that was rotated is re-wrapped under
+        // the current one, same key bytes, and written back with compare-and-set (a lost race is harmless).
+        if self.core.rotated_away(tenant, service, &h.parent_id).await {
+            if let Some(rewrapped) = self.rewrap(tenant, service, uid, stored, &key).await {
+                self.l4_cache.put(tenant, uid, &rewrapped, &key);
+                return Ok(key);
+            }
+        }
         self.l4_cache.put(tenant, uid, wrapped, &key);
         Ok(key)
+    }
+
+    /// Re-wraps `key` under the service's current L3 and stores it in place of `stored`'s wrapped key, unless the
+    /// record changed meanwhile. Returns the new wrapped key when it was stored.
+    async fn rewrap(
+        &self,
+        tenant: &str,
+        service: &str,
+        uid: &str,
+        stored: &Stored,
+        key: &openkcm_crypto::SecretBytes,
+    ) -> Option<WrappedKey> {
+        let rewrapped = match self.core.wrap(tenant, service, uid, key.expose()).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(tenant, uid, error = %e.message, "re-wrapping a key under the current service key failed; it stays as it is");
+                return None;
+            }
+        };
+        let mut record = stored.record.clone();
+        record.metadata = serde_json::to_value(&stored.meta).ok()?;
+        record.blob = Some(rewrapped.clone());
+        match self
+            .vault
+            .compare_and_set(&record, stored.record.revision)
+            .await
+        {
+            Ok(true) => {
+                tracing::debug!(tenant, uid, "key re-wrapped under the current service key");
+                Some(rewrapped)
+            }
+            Ok(false) => None,
+            Err(e) => {
+                tracing::warn!(tenant, uid, error = %e, "storing a re-wrapped key failed; it stays as it is");
+                None
+            }
+        }
     }
 
     /// Takes `bytes` (Byte unit) or one use (Object unit) from the object's Usage Limits, if it has any; refuses
