@@ -22,7 +22,8 @@ struct Cli {
 enum Command {
     /// Run Core and Edge in one process for development, with everything under --data-dir.
     Dev(Box<dev::DevArgs>),
-    /// Operate a node's root of trust: seal-status, init (key ceremony), unseal, seal, recover, migrate-seal.
+    /// Operate a node: seal-status, init (key ceremony), unseal, seal, recover, migrate-seal, rotate-ivk, rotate-l3,
+    /// prewarm.
     Operator(Box<operator_cli::OperatorArgs>),
     /// A KMIP client for humans and scripts (prints JSON).
     Kmip(kmip_cli::KmipArgs),
