@@ -7,52 +7,14 @@
 mod common;
 use common::Dev;
 
-fn admin() -> String {
-    std::env::var("OPENKCM_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A database of this test's own, made through the admin database.
-async fn create_db() -> Option<(String, String)> {
-    use sqlx::Connection;
-    let name = format!("openkcm_dev_{}_{}", std::process::id(), rand_suffix());
-    let mut conn = match sqlx::PgConnection::connect(&admin()).await {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(!common::in_ci(), "PostgreSQL is not reachable: {e}");
-            eprintln!("**********************************************************************");
-            eprintln!("core_postgres: PostgreSQL not reachable ({e}): SKIPPED");
-            eprintln!("**********************************************************************");
-            return None;
-        }
-    };
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = admin().rsplit_once('/').unwrap().0.to_owned();
-    Some((name.clone(), format!("{base}/{name}")))
-}
-
-async fn drop_db(name: &str) {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(&admin()).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-}
-
-fn rand_suffix() -> String {
-    let b = openkcm_crypto::aes::random_bytes::<4>().unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use openkcm_store::testing::TestDatabase;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_keeps_core_keys_in_postgres_across_a_restart_and_refuses_another_clusters_database() {
-    let Some((name, url)) = create_db().await else {
+    let Some(db) = TestDatabase::create("dev with a PostgreSQL core store").await else {
         return;
     };
+    let url = db.url.clone();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let extra = ["--core-store", url.as_str()];
@@ -80,5 +42,5 @@ async fn dev_keeps_core_keys_in_postgres_across_a_restart_and_refuses_another_cl
         key
     );
     dev.stop();
-    drop_db(&name).await;
+    db.drop_now().await;
 }

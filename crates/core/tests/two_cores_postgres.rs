@@ -8,40 +8,10 @@
 use openkcm_core::{Core, CoreConfig, CoreError};
 use openkcm_crypto::{unwrap, wrap, EnvelopeHeader, Layer, SecretKey, WrappedKey};
 use openkcm_providers::local::LocalProvider;
+use openkcm_store::testing::TestDatabase;
 use openkcm_store::{KeyStore, PostgresStore};
-use sqlx::Connection;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn admin() -> String {
-    std::env::var("OPENKCM_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-async fn database() -> Option<(String, String)> {
-    let mut conn = match sqlx::PgConnection::connect(&admin()).await {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(
-                !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
-                "PostgreSQL is not reachable: {e}"
-            );
-            eprintln!("*** two_cores_postgres: PostgreSQL not reachable ({e}): SKIPPED ***");
-            return None;
-        }
-    };
-    let name = format!(
-        "openkcm_two_{}_{:08x}",
-        std::process::id(),
-        u32::from_le_bytes(openkcm_crypto::aes::random_bytes::<4>().unwrap())
-    );
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = admin().rsplit_once('/').unwrap().0.to_owned();
-    Some((name.clone(), format!("{base}/{name}")))
-}
 
 /// One wrapped data key and the plaintext it must give back.
 struct Made {
@@ -109,9 +79,10 @@ async fn check(core: &Core, made: &[Made]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_cores_rotate_rewrap_and_create_concurrently_without_losing_a_record() {
-    let Some((name, url)) = database().await else {
+    let Some(db) = TestDatabase::create("two Cores on one database").await else {
         return;
     };
+    let url = db.url.clone();
     let dir = tempfile::tempdir().unwrap();
     let mk = SecretKey::generate().unwrap();
     let open = |first: bool| {
@@ -154,9 +125,5 @@ async fn two_cores_rotate_rewrap_and_create_concurrently_without_losing_a_record
         third.ivk_versions().len()
     );
     drop((one, two, third));
-    let mut conn = sqlx::PgConnection::connect(&admin()).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    db.drop_now().await;
 }

@@ -36,6 +36,8 @@ mod memory;
 mod openbao;
 mod postgres;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use async_trait::async_trait;
 use openkcm_crypto::WrappedKey;

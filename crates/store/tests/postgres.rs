@@ -14,61 +14,7 @@ use sqlx::Connection;
 
 mod shared;
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn admin_url() -> String {
-    std::env::var("OPENKCM_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A fresh database for one test; dropped by [`TestDb::drop_now`].
-struct TestDb {
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    async fn create(what: &str) -> Option<TestDb> {
-        let admin = admin_url();
-        let mut conn = match sqlx::PgConnection::connect(&admin).await {
-            Ok(c) => c,
-            Err(e) => {
-                assert!(!in_ci(), "PostgreSQL is not reachable at {admin}: {e}");
-                eprintln!("**********************************************************************");
-                eprintln!("postgres: PostgreSQL not reachable at {admin} ({e}): {what} SKIPPED");
-                eprintln!("**********************************************************************");
-                return None;
-            }
-        };
-        let name = format!(
-            "openkcm_test_{}_{:08x}",
-            std::process::id(),
-            u32::from_le_bytes(openkcm_crypto::aes::random_bytes::<4>().unwrap())
-        );
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').unwrap().0;
-        Some(TestDb {
-            url: format!("{base}/{name}"),
-            name,
-        })
-    }
-
-    async fn drop_now(self) {
-        let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
-}
+use openkcm_store::testing::TestDatabase as TestDb;
 
 fn record(tenant: &str, id: &str, n: u32) -> Record {
     let kek = SecretKey::generate().unwrap();
