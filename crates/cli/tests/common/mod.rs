@@ -212,6 +212,14 @@ impl Dev {
     }
 
     /// Sends SIGTERM and waits for a clean exit.
+    /// Kills the process at once (SIGKILL): no shutdown, no checkpoint, as a crash or a power cut would.
+    pub fn kill_now(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
