@@ -41,6 +41,33 @@ enum OperatorCommand {
     Prewarm(PrewarmArgs),
     /// Rotate a service's key (L3): a new version wraps new data keys; the previous one still unwraps the old ones.
     RotateL3(RotateL3Args),
+    /// Rotate a system's key (L2): a new version, bound to the customer's L1, wraps new service key versions.
+    RotateL2(SystemArgs),
+    /// Re-wrap every service key of a system under its current L2 version (deep re-key).
+    Rewrap(SystemArgs),
+    /// Destroy an old L2 version of a system (refused while service keys are still wrapped under it).
+    DestroyL2(DestroyL2Args),
+}
+
+#[derive(clap::Args)]
+struct SystemArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The tenant.
+    #[arg(long)]
+    tenant: String,
+    /// The system.
+    #[arg(long)]
+    system: String,
+}
+
+#[derive(clap::Args)]
+struct DestroyL2Args {
+    #[command(flatten)]
+    system: SystemArgs,
+    /// The L2 version to destroy.
+    #[arg(long)]
+    version: u32,
 }
 
 #[derive(clap::Args)]
@@ -567,6 +594,11 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                 v["mode"].as_str().unwrap_or("?")
             );
         }
+        OperatorCommand::RotateL2(a) => system_call(&a, "/v1/sys/rotate-l2", None).await?,
+        OperatorCommand::Rewrap(a) => system_call(&a, "/v1/sys/rewrap", None).await?,
+        OperatorCommand::DestroyL2(a) => {
+            system_call(&a.system, "/v1/sys/destroy-l2", Some(a.version)).await?
+        }
         OperatorCommand::RotateL3(a) => {
             let body = serde_json::json!({ "tenant": a.tenant, "service": a.service });
             let v = a
@@ -630,6 +662,21 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             submit_share(&target, "/v1/sys/unseal", &a, &status).await?;
         }
     }
+    Ok(())
+}
+
+/// One L2 operation of a system (`path`), printing the node's answer.
+async fn system_call(a: &SystemArgs, path: &str, version: Option<u32>) -> anyhow::Result<()> {
+    let mut body = serde_json::json!({ "tenant": a.tenant, "system": a.system });
+    if let Some(v) = version {
+        body["version"] = v.into();
+    }
+    let v = a
+        .conn
+        .target()?
+        .call("POST", path, serde_json::to_vec(&body)?)
+        .await?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
 

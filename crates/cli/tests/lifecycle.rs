@@ -531,3 +531,34 @@ fn the_edge_follows_a_service_key_rotation_and_old_keys_still_open() {
         "the old key is still wrapped under the rotated service key"
     );
 }
+
+#[test]
+fn operator_rotates_a_system_key_rewraps_and_destroys_the_old_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let uid = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
+    let key = common::s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex");
+    let run = |args: &[&str]| {
+        let (ok, out, err) = dev.operator(args);
+        assert!(ok, "{args:?}: {err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let sys = ["--tenant", "demo", "--system", "demo-system"];
+    assert_eq!(run(&[&["rotate-l2"][..], &sys].concat())["l2_version"], 2);
+    // The old version holds the service key: not destroyed until the system is re-wrapped.
+    let (ok, _, err) = dev.operator(&[&["destroy-l2"][..], &sys, &["--version", "1"]].concat());
+    assert!(!ok && err.contains("409"), "{err}");
+    assert_eq!(run(&[&["rewrap"][..], &sys].concat())["rewrapped"], 1);
+    assert_eq!(
+        run(&[&["destroy-l2"][..], &sys, &["--version", "1"]].concat())["destroyed"],
+        1
+    );
+    dev.stop();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    assert_eq!(
+        common::s(&dev.kmip("demo", &["get", &uid]).unwrap(), "key_hex"),
+        key
+    );
+    assert!(dev.kmip("demo", &["create"]).is_ok());
+    dev.stop();
+}

@@ -194,11 +194,21 @@ impl Core {
         })
     }
 
-    fn l2_active_header(tenant: &str, system: &str, ivk_version: u32) -> EnvelopeHeader {
+    fn l2_active_header(
+        tenant: &str,
+        system: &str,
+        l2_version: u32,
+        ivk_version: u32,
+    ) -> EnvelopeHeader {
         EnvelopeHeader {
             layer: Layer::L2,
             tenant: tenant.into(),
-            key_id: l2_key_id(system),
+            // Version 1 keeps the id of the releases before L2 versions.
+            key_id: if l2_version == 1 {
+                l2_key_id(system)
+            } else {
+                format!("{}/v{l2_version}", l2_key_id(system))
+            },
             parent_id: crate::keyring::parent_id(ivk_version),
             parent_version: ivk_version,
         }
@@ -295,12 +305,23 @@ impl Core {
             .and_then(|v| u32::try_from(v).ok())
             .unwrap_or(1);
         let ivk = self.ivk.get(version).await?;
-        let l2 = unwrap(&ivk, blob, &Self::l2_active_header(tenant, system, version))?;
+        let l2 = unwrap(
+            &ivk,
+            blob,
+            &Self::l2_active_header(tenant, system, rec.version, version),
+        )?;
         let (active, _) = self.ivk.active()?;
         if version != active {
             let verified = meta_i64(rec, "l1_verified_at")?;
             match self
-                .write_active_binding(tenant, system, &l2, Some(rec.revision), verified)
+                .write_active_binding(
+                    tenant,
+                    system,
+                    rec.version,
+                    &l2,
+                    Some(rec.revision),
+                    verified,
+                )
                 .await
             {
                 Ok(()) => tracing::debug!(
@@ -363,7 +384,7 @@ impl Core {
                     revision: 0,
                 })
                 .await?;
-            self.write_active_binding(tenant, system, &l2, None, crate::now())
+            self.write_active_binding(tenant, system, 1, &l2, None, crate::now())
                 .await?;
             self.store
                 .put_if_absent(&Record {
@@ -391,10 +412,10 @@ impl Core {
             .await?
             .is_none()
         {
-            let l2 = self.l2(tenant, system).await?;
+            let (l2, l2_version) = self.current_l2(tenant, system).await?;
             let uid = format!("l3-{}", uuid::Uuid::new_v4());
             let l3 = SecretKey::generate()?;
-            let wrapped = wrap(&l2, &Self::l3_header(tenant, system, &uid, 1), &l3)?;
+            let wrapped = wrap(&l2, &Self::l3_header(tenant, system, &uid, l2_version), &l3)?;
             self.store
                 .put_if_absent(&Record {
                     tenant: tenant.into(),
@@ -402,7 +423,7 @@ impl Core {
                     id: uid.clone(),
                     version: 1,
                     metadata: serde_json::json!({
-                        "system": system, "service": service, "version": 1, "l2_version": 1,
+                        "system": system, "service": service, "version": 1, "l2_version": l2_version,
                         "state": openkcm_kmip::enums::state::ACTIVE, "created_at": crate::now(),
                     }),
                     blob: Some(wrapped),
@@ -440,6 +461,7 @@ impl Core {
         &self,
         tenant: &str,
         system: &str,
+        l2_version: u32,
         l2: &SecretKey,
         expected_revision: Option<u64>,
         verified_at: i64,
@@ -449,11 +471,11 @@ impl Core {
             tenant: tenant.into(),
             kind: kind::L2_ACTIVE.into(),
             id: system.into(),
-            version: 1,
+            version: l2_version,
             metadata: serde_json::json!({ "ivk_version": ivk_version, "l1_verified_at": verified_at }),
             blob: Some(wrap(
                 &ivk,
-                &Self::l2_active_header(tenant, system, ivk_version),
+                &Self::l2_active_header(tenant, system, l2_version, ivk_version),
                 l2,
             )?),
             revision: 0,
@@ -490,9 +512,42 @@ impl Core {
         Ok(())
     }
 
-    /// The plaintext L2 of `tenant`'s `system`, hydrating it if needed (single flight).
+    /// The current L2 version of `tenant`'s `system`.
+    async fn current_l2_version(&self, tenant: &str, system: &str) -> Result<u32, CoreError> {
+        let rec = self
+            .store
+            .get(tenant, kind::SYSTEM, system, 0)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("{tenant}/{system}")))?;
+        u32::try_from(meta_i64(&rec, "l2_version")?)
+            .map_err(|_| CoreError::Corrupt("l2_version".into()))
+    }
+
+    /// The plaintext current L2 of `tenant`'s `system`, and its version.
+    pub async fn current_l2(
+        &self,
+        tenant: &str,
+        system: &str,
+    ) -> Result<(Arc<SecretKey>, u32), CoreError> {
+        let version = self.current_l2_version(tenant, system).await?;
+        Ok((self.l2_at(tenant, system, version).await?, version))
+    }
+
+    /// The plaintext current L2 of `tenant`'s `system`, hydrating it if needed (single flight).
     pub async fn l2(&self, tenant: &str, system: &str) -> Result<Arc<SecretKey>, CoreError> {
-        if let Some(k) = self.l2_cache.get(tenant, system) {
+        Ok(self.current_l2(tenant, system).await?.0)
+    }
+
+    /// The plaintext L2 version `version` of `tenant`'s `system`, hydrating it if needed (single flight per
+    /// system).
+    pub async fn l2_at(
+        &self,
+        tenant: &str,
+        system: &str,
+        version: u32,
+    ) -> Result<Arc<SecretKey>, CoreError> {
+        let name = format!("{system}\u{0}{version}");
+        if let Some(k) = self.l2_cache.get(tenant, &name) {
             return Ok(k);
         }
         let flight = lock(&self.hydration)
@@ -500,18 +555,23 @@ impl Core {
             .or_default()
             .clone();
         let _flight = flight.lock().await;
-        if let Some(k) = self.l2_cache.get(tenant, system) {
+        if let Some(k) = self.l2_cache.get(tenant, &name) {
             return Ok(k);
         }
-        let key = Arc::new(self.hydrate_l2(tenant, system).await?);
-        self.l2_cache.insert(tenant, system, key.clone());
+        let key = Arc::new(self.hydrate_l2(tenant, system, version).await?);
+        self.l2_cache.insert(tenant, &name, key.clone());
         Ok(key)
     }
 
-    async fn l1_unwrap(&self, tenant: &str, system: &str) -> Result<SecretKey, CoreError> {
+    async fn l1_unwrap(
+        &self,
+        tenant: &str,
+        system: &str,
+        version: u32,
+    ) -> Result<SecretKey, CoreError> {
         let sov = self
             .store
-            .get(tenant, kind::L2_SOVEREIGN, system, 1)
+            .get(tenant, kind::L2_SOVEREIGN, system, version)
             .await?
             .ok_or_else(|| {
                 CoreError::Corrupt(format!("system {system:?} has no sovereign binding"))
@@ -531,8 +591,16 @@ impl Core {
         Ok(SecretKey::from_slice(plain.expose())?)
     }
 
-    async fn hydrate_l2(&self, tenant: &str, system: &str) -> Result<SecretKey, CoreError> {
-        let active = self.store.get(tenant, kind::L2_ACTIVE, system, 1).await?;
+    async fn hydrate_l2(
+        &self,
+        tenant: &str,
+        system: &str,
+        version: u32,
+    ) -> Result<SecretKey, CoreError> {
+        let active = self
+            .store
+            .get(tenant, kind::L2_ACTIVE, system, version)
+            .await?;
         let ttl = i64::try_from(self.config.sovereign_ttl.as_secs()).unwrap_or(i64::MAX);
         if let Some(rec) = &active {
             let verified = meta_i64(rec, "l1_verified_at")?;
@@ -541,11 +609,12 @@ impl Core {
             }
         }
         // The sovereign TTL has passed (or the active binding is missing): prove L1 again.
-        match self.l1_unwrap(tenant, system).await {
+        match self.l1_unwrap(tenant, system, version).await {
             Ok(l2) => {
                 self.write_active_binding(
                     tenant,
                     system,
+                    version,
                     &l2,
                     active.as_ref().map(|r| r.revision),
                     crate::now(),
@@ -557,10 +626,15 @@ impl Core {
             Err(CoreError::Provider(
                 ProviderError::Denied(_) | ProviderError::Disabled(_) | ProviderError::NotFound(_),
             )) => {
-                // Revocation: destroy the active binding, forget the keys, refuse service.
-                self.store
-                    .delete(tenant, kind::L2_ACTIVE, system, 1)
-                    .await?;
+                // Revocation: destroy the active bindings of every L2 version (one L1 holds them all), forget the
+                // keys, refuse service.
+                for rec in self.store.list(tenant, kind::L2_ACTIVE).await? {
+                    if rec.id == system {
+                        self.store
+                            .delete(tenant, kind::L2_ACTIVE, system, rec.version)
+                            .await?;
+                    }
+                }
                 self.evict_system(tenant, system);
                 tracing::warn!(
                     tenant,
@@ -611,7 +685,9 @@ impl Core {
 
     /// Drops every plaintext key of `tenant`'s `system` from memory (zeroized when the last user lets go).
     pub fn evict_system(&self, tenant: &str, system: &str) {
-        self.l2_cache.remove(tenant, system);
+        let prefix = format!("{system}\u{0}");
+        self.l2_cache
+            .remove_where(|k, _| k.0 == tenant && k.1.starts_with(&prefix));
         self.l3_cache
             .remove_where(|_, v| v.tenant == tenant && v.system == system);
     }
@@ -635,7 +711,7 @@ impl Core {
         let system = meta_str(&rec, "system")?;
         let l2_version = u32::try_from(meta_i64(&rec, "l2_version")?)
             .map_err(|_| CoreError::Corrupt("l2_version".into()))?;
-        let l2 = self.l2(tenant, &system).await?;
+        let l2 = self.l2_at(tenant, &system, l2_version).await?;
         let blob = rec
             .blob
             .as_ref()
@@ -685,10 +761,14 @@ impl Core {
             .map_err(|_| CoreError::Corrupt("service version".into()))?
             .checked_add(1)
             .ok_or_else(|| CoreError::Corrupt("service version".into()))?;
-        let l2 = self.l2(tenant, &system).await?;
+        let (l2, l2_version) = self.current_l2(tenant, &system).await?;
         let uid = format!("l3-{}", uuid::Uuid::new_v4());
         let l3 = SecretKey::generate()?;
-        let wrapped = wrap(&l2, &Self::l3_header(tenant, &system, &uid, 1), &l3)?;
+        let wrapped = wrap(
+            &l2,
+            &Self::l3_header(tenant, &system, &uid, l2_version),
+            &l3,
+        )?;
         self.store
             .put_if_absent(&Record {
                 tenant: tenant.into(),
@@ -696,7 +776,7 @@ impl Core {
                 id: uid.clone(),
                 version: 1,
                 metadata: serde_json::json!({
-                    "system": system, "service": service, "version": version, "l2_version": 1,
+                    "system": system, "service": service, "version": version, "l2_version": l2_version,
                     "state": openkcm_kmip::enums::state::ACTIVE, "created_at": crate::now(),
                 }),
                 blob: Some(wrapped),
@@ -725,6 +805,161 @@ impl Core {
         self.l3_cache.remove(tenant, &previous);
         tracing::info!(tenant, service, version, l3 = %uid, "service key rotated: new L3 version");
         Ok((uid, version))
+    }
+
+    /// Rotates the L2 of `tenant`'s `system` (DESIGN §5.1): a new L2 version, bound to the customer's L1 (the same
+    /// L1 key) and to the IVK, becomes current; new service key versions are wrapped under it. Older L2 versions keep
+    /// unwrapping the service keys under them until `rewrap_system` moves those. Returns the new version.
+    pub async fn rotate_l2(&self, tenant: &str, system: &str) -> Result<u32, CoreError> {
+        let sys = self
+            .store
+            .get(tenant, kind::SYSTEM, system, 0)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("{tenant}/{system}")))?;
+        let current = u32::try_from(meta_i64(&sys, "l2_version")?)
+            .map_err(|_| CoreError::Corrupt("l2_version".into()))?;
+        let version = current
+            .checked_add(1)
+            .ok_or_else(|| CoreError::Corrupt("l2_version".into()))?;
+        let l1_ref = KeyRef {
+            provider: meta_str(&sys, "l1_provider")?,
+            key_id: meta_str(&sys, "l1_key_id")?,
+            region: None,
+        };
+        let l2 = SecretKey::generate()?;
+        // Proving L1 is part of the rotation: a revoked L1 cannot bind a new L2.
+        let sovereign = self
+            .l1
+            .encrypt(&l1_ref, l2.expose(), &l1_context(tenant, system))
+            .await?;
+        let inserted = self
+            .store
+            .put_if_absent(&Record {
+                tenant: tenant.into(),
+                kind: kind::L2_SOVEREIGN.into(),
+                id: system.into(),
+                version,
+                metadata: serde_json::json!({
+                    "l1_provider": l1_ref.provider, "l1_key_id": l1_ref.key_id,
+                    "ciphertext": hex::encode(&sovereign), "created_at": crate::now(),
+                }),
+                blob: None,
+                revision: 0,
+            })
+            .await?;
+        if !inserted {
+            return Err(CoreError::Conflict(format!(
+                "L2 version {version} of system {system:?} was made by another node at the same time"
+            )));
+        }
+        self.write_active_binding(tenant, system, version, &l2, None, crate::now())
+            .await?;
+        let mut next = sys.clone();
+        next.metadata["l2_version"] = serde_json::json!(version);
+        if !self.store.compare_and_set(&next, sys.revision).await? {
+            self.store
+                .delete(tenant, kind::L2_ACTIVE, system, version)
+                .await?;
+            self.store
+                .delete(tenant, kind::L2_SOVEREIGN, system, version)
+                .await?;
+            return Err(CoreError::Conflict(format!(
+                "system {system:?} changed while its L2 was rotated; rotate again"
+            )));
+        }
+        tracing::info!(
+            tenant,
+            system,
+            version,
+            "L2 rotated: new service key versions are wrapped under it"
+        );
+        Ok(version)
+    }
+
+    /// Deep re-key (ACD): re-wraps every service key version (L3) of `tenant`'s `system` that is still under an
+    /// older L2 version under the current one (compare-and-set per record). Returns how many it re-wrapped.
+    pub async fn rewrap_system(&self, tenant: &str, system: &str) -> Result<usize, CoreError> {
+        let (l2, current) = self.current_l2(tenant, system).await?;
+        let mut done = 0;
+        for rec in self.store.list(tenant, kind::L3).await? {
+            if meta_str(&rec, "system")? != system {
+                continue;
+            }
+            let from = u32::try_from(meta_i64(&rec, "l2_version")?)
+                .map_err(|_| CoreError::Corrupt("l2_version".into()))?;
+            if from == current {
+                continue;
+            }
+            let old = self.l2_at(tenant, system, from).await?;
+            let blob = rec
+                .blob
+                .as_ref()
+                .ok_or_else(|| CoreError::Corrupt("L3 record has no wrapped key".into()))?;
+            let l3 = unwrap(&old, blob, &Self::l3_header(tenant, system, &rec.id, from))?;
+            let mut next = rec.clone();
+            next.blob = Some(wrap(
+                &l2,
+                &Self::l3_header(tenant, system, &rec.id, current),
+                &l3,
+            )?);
+            next.metadata["l2_version"] = serde_json::json!(current);
+            if self.store.compare_and_set(&next, rec.revision).await? {
+                self.l3_cache.remove(tenant, &rec.id);
+                done += 1;
+            }
+        }
+        tracing::info!(
+            tenant,
+            system,
+            rewrapped = done,
+            l2_version = current,
+            "service keys re-wrapped under the current L2"
+        );
+        Ok(done)
+    }
+
+    /// Destroys L2 version `version` of `tenant`'s `system` (its sovereign and active bindings): refused for the
+    /// current version and while any service key version is still wrapped under it (run `rewrap_system` first).
+    pub async fn destroy_l2_version(
+        &self,
+        tenant: &str,
+        system: &str,
+        version: u32,
+    ) -> Result<(), CoreError> {
+        if self.current_l2_version(tenant, system).await? == version {
+            return Err(CoreError::Conflict(format!(
+                "L2 version {version} is the current one: rotate the L2 first"
+            )));
+        }
+        let mut users = 0;
+        for rec in self.store.list(tenant, kind::L3).await? {
+            if meta_str(&rec, "system")? == system
+                && u32::try_from(meta_i64(&rec, "l2_version")?).ok() == Some(version)
+            {
+                users += 1;
+            }
+        }
+        if users > 0 {
+            return Err(CoreError::Conflict(format!(
+                "{users} service key version(s) are still wrapped under L2 version {version}: re-wrap the system first"
+            )));
+        }
+        let existed = self
+            .store
+            .delete(tenant, kind::L2_SOVEREIGN, system, version)
+            .await?;
+        self.store
+            .delete(tenant, kind::L2_ACTIVE, system, version)
+            .await?;
+        if !existed {
+            return Err(CoreError::NotFound(format!(
+                "{tenant}/{system} L2 version {version}"
+            )));
+        }
+        self.l2_cache
+            .remove(tenant, &format!("{system}\u{0}{version}"));
+        tracing::warn!(tenant, system, version, "L2 version destroyed");
+        Ok(())
     }
 
     /// Rotates every service of every tenant whose current L3 is older than `rotate_after` (the scheduled trigger);

@@ -309,6 +309,48 @@ impl OperatorApi {
         }
     }
 
+    /// The L2 operations of one system: `POST /v1/sys/rotate-l2` and `/v1/sys/rewrap` (`{"tenant", "system"}`),
+    /// `/v1/sys/destroy-l2` (`{"tenant", "system", "version"}`).
+    async fn system_key(&self, path: &str, body: &[u8]) -> HttpResponse {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct SystemKey {
+            tenant: String,
+            system: String,
+            #[serde(default)]
+            version: Option<u32>,
+        }
+        let req: SystemKey = match parse(body) {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let Some(core) = self.node.core() else {
+            return error(503, "sealed");
+        };
+        let (tenant, system) = (req.tenant.as_str(), req.system.as_str());
+        let result = match path {
+            "/v1/sys/rotate-l2" => core.rotate_l2(tenant, system).await.map(
+                |v| serde_json::json!({ "tenant": tenant, "system": system, "l2_version": v }),
+            ),
+            "/v1/sys/rewrap" => core
+                .rewrap_system(tenant, system)
+                .await
+                .map(|n| serde_json::json!({ "tenant": tenant, "system": system, "rewrapped": n })),
+            _ => match req.version {
+                None => return error(400, "destroy-l2 needs the \"version\" to destroy"),
+                Some(v) => core.destroy_l2_version(tenant, system, v).await.map(
+                    |()| serde_json::json!({ "tenant": tenant, "system": system, "destroyed": v }),
+                ),
+            },
+        };
+        match result {
+            Ok(v) => json(200, &v),
+            Err(crate::CoreError::NotFound(m)) => error(404, format!("not found: {m}")),
+            Err(crate::CoreError::Conflict(m)) => error(409, m),
+            Err(e) => error(500, e),
+        }
+    }
+
     /// `POST /v1/sys/prewarm` (`{"tenant": "…"}`): hydrates the tenant's L2s and current L3s into memory.
     async fn prewarm(&self, body: &[u8]) -> HttpResponse {
         #[derive(serde::Deserialize)]
@@ -428,6 +470,9 @@ impl HttpService for OperatorApi {
                     | "/v1/sys/rotate-ivk"
                     | "/v1/sys/prewarm"
                     | "/v1/sys/rotate-l3"
+                    | "/v1/sys/rotate-l2"
+                    | "/v1/sys/rewrap"
+                    | "/v1/sys/destroy-l2"
             );
             if !allowed {
                 return error(404, format!("no such endpoint: {path}"));
@@ -451,6 +496,9 @@ impl HttpService for OperatorApi {
                 "/v1/sys/rotate-ivk" => self.rotate_ivk(body).await,
                 "/v1/sys/prewarm" => self.prewarm(body).await,
                 "/v1/sys/rotate-l3" => self.rotate_l3(body).await,
+                "/v1/sys/rotate-l2" | "/v1/sys/rewrap" | "/v1/sys/destroy-l2" => {
+                    self.system_key(route.1, body).await
+                }
                 _ => json(200, &self.node.seal().await),
             };
             log_outcome(peer, path, &response);

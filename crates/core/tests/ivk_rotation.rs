@@ -374,3 +374,80 @@ async fn l3_rotation_makes_a_new_active_version_and_the_old_one_only_unwraps() {
         Err(CoreError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn l2_rotation_rewrap_and_destroy_of_the_old_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    core.provision("acme", "sys", "billing").await.unwrap();
+    let billing = *core
+        .current_l3("acme", "billing")
+        .await
+        .unwrap()
+        .key
+        .expose();
+    assert_eq!(core.rotate_l2("acme", "sys").await.unwrap(), 2);
+    // New service keys are wrapped under L2 version 2; the old one stays under version 1 and opens.
+    core.provision("acme", "sys", "payroll").await.unwrap();
+    let l2_of = |id: String| {
+        let store = store.clone();
+        async move {
+            store
+                .get("acme", kind::L3, &id, 1)
+                .await
+                .unwrap()
+                .unwrap()
+                .metadata["l2_version"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    let payroll = core.current_l3("acme", "payroll").await.unwrap();
+    assert_eq!(l2_of(payroll.uid.clone()).await, 2);
+    let billing_uid = core
+        .current_l3("acme", "billing")
+        .await
+        .unwrap()
+        .uid
+        .clone();
+    assert_eq!(l2_of(billing_uid.clone()).await, 1);
+    // Version 1 cannot be destroyed while a service key is under it.
+    let e = core.destroy_l2_version("acme", "sys", 1).await.unwrap_err();
+    assert!(e.to_string().contains("still wrapped"), "{e}");
+    assert!(core.destroy_l2_version("acme", "sys", 2).await.is_err());
+    // Deep re-key: everything moves to version 2, same L3 bytes; then version 1 can go.
+    assert_eq!(core.rewrap_system("acme", "sys").await.unwrap(), 1);
+    assert_eq!(core.rewrap_system("acme", "sys").await.unwrap(), 0);
+    assert_eq!(l2_of(billing_uid).await, 2);
+    core.destroy_l2_version("acme", "sys", 1).await.unwrap();
+    assert!(store
+        .get("acme", kind::L2_SOVEREIGN, "sys", 1)
+        .await
+        .unwrap()
+        .is_none());
+    core.evict_all();
+    assert_eq!(
+        *core
+            .current_l3("acme", "billing")
+            .await
+            .unwrap()
+            .key
+            .expose(),
+        billing
+    );
+    drop(core);
+    // A restarted Core reads everything under version 2.
+    let core = open(&store, &mk, dir.path(), false).await.unwrap();
+    assert_eq!(
+        *core
+            .current_l3("acme", "billing")
+            .await
+            .unwrap()
+            .key
+            .expose(),
+        billing
+    );
+    assert!(core.current_l3("acme", "payroll").await.is_ok());
+}
