@@ -75,6 +75,9 @@ pub struct DevArgs {
     /// gets a new version.
     #[arg(long, env = "OPENKCM_L3_ROTATE_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
     l3_rotate_days: u64,
+    /// System key (L2) rotation period in days (DESIGN §5.1; default 365).
+    #[arg(long, env = "OPENKCM_L2_ROTATE_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=36500))]
+    l2_rotate_days: u64,
     /// Active bindings the background scrubber re-wraps per minute under the ACTIVE IVK (0: off).
     #[arg(long, env = "OPENKCM_SCRUB_PER_MINUTE", default_value_t = 600)]
     scrub_per_minute: usize,
@@ -691,6 +694,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         node.clone(),
         std::time::Duration::from_secs(args.ivk_rotation_days * 24 * 3600),
         std::time::Duration::from_secs(args.l3_rotate_days * 24 * 3600),
+        std::time::Duration::from_secs(args.l2_rotate_days * 24 * 3600),
         args.scrub_per_minute,
     ));
     let stop = signals.wait();
@@ -900,6 +904,7 @@ async fn ivk_upkeep(
     node: Arc<Node>,
     period: std::time::Duration,
     l3_period: std::time::Duration,
+    l2_period: std::time::Duration,
     per_minute: usize,
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -912,6 +917,13 @@ async fn ivk_upkeep(
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(error = %e, "scheduled IVK rotation failed; retried in a minute")
+            }
+        }
+        match core.rotate_due_l2(l2_period).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(systems = n, "scheduled system key (L2) rotation"),
+            Err(e) => {
+                tracing::error!(error = %e, "scheduled L2 rotation failed; retried in a minute")
             }
         }
         match core.rotate_due_l3(l3_period).await {

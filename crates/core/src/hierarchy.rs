@@ -876,6 +876,35 @@ impl Core {
         Ok(version)
     }
 
+    /// Rotates the L2 of every system whose current L2 version is older than `rotate_after` (the scheduled trigger,
+    /// DESIGN §5.1); returns how many it rotated. A system whose L1 refuses is skipped (logged).
+    pub async fn rotate_due_l2(&self, rotate_after: Duration) -> Result<usize, CoreError> {
+        let limit = i64::try_from(rotate_after.as_secs()).unwrap_or(i64::MAX);
+        let mut rotated = 0;
+        for tenant in self.store.list_tenants().await? {
+            for sys in self.store.list(&tenant, kind::SYSTEM).await? {
+                let version = u32::try_from(meta_i64(&sys, "l2_version")?).unwrap_or(1);
+                let Some(sov) = self
+                    .store
+                    .get(&tenant, kind::L2_SOVEREIGN, &sys.id, version)
+                    .await?
+                else {
+                    continue;
+                };
+                let created = sov.metadata["created_at"].as_i64().unwrap_or(0);
+                if crate::now().saturating_sub(created) >= limit {
+                    match self.rotate_l2(&tenant, &sys.id).await {
+                        Ok(_) => rotated += 1,
+                        Err(e) => {
+                            tracing::warn!(tenant, system = %sys.id, error = %e, "scheduled L2 rotation failed; retried later")
+                        }
+                    }
+                }
+            }
+        }
+        Ok(rotated)
+    }
+
     /// Deep re-key (ACD): re-wraps every service key version (L3) of `tenant`'s `system` that is still under an
     /// older L2 version under the current one (compare-and-set per record). Returns how many it re-wrapped.
     pub async fn rewrap_system(&self, tenant: &str, system: &str) -> Result<usize, CoreError> {

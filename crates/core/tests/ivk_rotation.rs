@@ -450,4 +450,16 @@ async fn l2_rotation_rewrap_and_destroy_of_the_old_version() {
         billing
     );
     assert!(core.current_l3("acme", "payroll").await.is_ok());
+    // Scheduled: not due within a day, due at once with no period.
+    assert_eq!(
+        core.rotate_due_l2(std::time::Duration::from_secs(86_400))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        core.rotate_due_l2(std::time::Duration::ZERO).await.unwrap(),
+        1
+    );
+    assert_eq!(core.rotate_l2("acme", "sys").await.unwrap(), 4);
 }
