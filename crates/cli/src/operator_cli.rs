@@ -47,6 +47,23 @@ enum OperatorCommand {
     Rewrap(SystemArgs),
     /// Destroy an old L2 version of a system (refused while service keys are still wrapped under it).
     DestroyL2(DestroyL2Args),
+    /// Destroy an old version of a service key (L3): every data key wrapped under it becomes unreadable.
+    DestroyL3(DestroyL3Args),
+}
+
+#[derive(clap::Args)]
+struct DestroyL3Args {
+    #[command(flatten)]
+    conn: Conn,
+    /// The tenant.
+    #[arg(long)]
+    tenant: String,
+    /// The service.
+    #[arg(long)]
+    service: String,
+    /// The service key version to destroy (not the current one).
+    #[arg(long)]
+    version: u32,
 }
 
 #[derive(clap::Args)]
@@ -598,6 +615,15 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         OperatorCommand::Rewrap(a) => system_call(&a, "/v1/sys/rewrap", None).await?,
         OperatorCommand::DestroyL2(a) => {
             system_call(&a.system, "/v1/sys/destroy-l2", Some(a.version)).await?
+        }
+        OperatorCommand::DestroyL3(a) => {
+            let body = serde_json::json!({ "tenant": a.tenant, "service": a.service, "version": a.version });
+            let v = a
+                .conn
+                .target()?
+                .call("POST", "/v1/sys/destroy-l3", serde_json::to_vec(&body)?)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
         }
         OperatorCommand::RotateL3(a) => {
             let body = serde_json::json!({ "tenant": a.tenant, "service": a.service });

@@ -562,3 +562,41 @@ fn operator_rotates_a_system_key_rewraps_and_destroys_the_old_version() {
     assert!(dev.kmip("demo", &["create"]).is_ok());
     dev.stop();
 }
+
+#[test]
+fn destroying_a_service_key_version_shreds_its_data_keys_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let old = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
+    let (ok, _, err) = dev.operator(&["rotate-l3", "--tenant", "demo", "--service", "default"]);
+    assert!(ok, "{err}");
+    let new = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
+    let new_key = common::s(&dev.kmip("demo", &["get", &new]).unwrap(), "key_hex");
+    // The current version cannot be destroyed; version 1 can.
+    let destroy = |v: &str| {
+        dev.operator(&[
+            "destroy-l3",
+            "--tenant",
+            "demo",
+            "--service",
+            "default",
+            "--version",
+            v,
+        ])
+    };
+    let (ok, _, err) = destroy("2");
+    assert!(!ok && err.contains("409"), "{err}");
+    let (ok, out, err) = destroy("1");
+    assert!(ok, "{err}");
+    assert!(out.contains("\"destroyed\": 1"), "{out}");
+    dev.stop();
+    // After a restart (no cached data keys), the old data key is gone for good; the new one opens.
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let err = dev.kmip("demo", &["get", &old]).unwrap_err();
+    assert!(err.contains("key version destroyed"), "{err}");
+    assert_eq!(
+        common::s(&dev.kmip("demo", &["get", &new]).unwrap(), "key_hex"),
+        new_key
+    );
+    dev.stop();
+}

@@ -84,9 +84,12 @@ pub enum CoreError {
     /// A stored record is inconsistent.
     #[error("stored key data is corrupt: {0}")]
     Corrupt(String),
-    /// The request conflicts with another node's concurrent change.
+    /// The request conflicts with another node's concurrent change, or with the object's state.
     #[error("{0}")]
     Conflict(String),
+    /// A service key version was destroyed: the data keys wrapped under it can no longer be opened.
+    #[error("key version destroyed: service key {0:?} was destroyed, so the data keys wrapped under it can no longer be opened")]
+    KeyVersionDestroyed(String),
     /// The customer revoked L1: the system's keys are gone from this Core until L1 is re-enabled.
     #[error("the customer's root key (L1) for system {0:?} has been revoked or disabled; its keys are unavailable")]
     L1Revoked(String),
@@ -711,6 +714,10 @@ impl Core {
         let system = meta_str(&rec, "system")?;
         let l2_version = u32::try_from(meta_i64(&rec, "l2_version")?)
             .map_err(|_| CoreError::Corrupt("l2_version".into()))?;
+        if rec.metadata["state"].as_u64() == Some(u64::from(openkcm_kmip::enums::state::DESTROYED))
+        {
+            return Err(CoreError::KeyVersionDestroyed(uid.into()));
+        }
         let l2 = self.l2_at(tenant, &system, l2_version).await?;
         let blob = rec
             .blob
@@ -989,6 +996,52 @@ impl Core {
             .remove(tenant, &format!("{system}\u{0}{version}"));
         tracing::warn!(tenant, system, version, "L2 version destroyed");
         Ok(())
+    }
+
+    /// Destroys version `version` of `tenant`'s `service` key (domain shredding, DESIGN §5.1): its key material is
+    /// deleted and every data key wrapped under it becomes unreadable ("key version destroyed"). Refused for the
+    /// current version. Returns the destroyed version's unique identifier. Copies in memory go with it here; an
+    /// edge's cached data keys expire within its cache time.
+    pub async fn destroy_l3_version(
+        &self,
+        tenant: &str,
+        service: &str,
+        version: u32,
+    ) -> Result<String, CoreError> {
+        let svc = self
+            .store
+            .get(tenant, kind::SERVICE, service, 0)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("{tenant}/{service}")))?;
+        let current = meta_str(&svc, "current_l3")?;
+        let mut target = None;
+        for rec in self.store.list(tenant, kind::L3).await? {
+            if meta_str(&rec, "service")? == service
+                && u32::try_from(meta_i64(&rec, "version")?).ok() == Some(version)
+            {
+                target = Some(rec);
+            }
+        }
+        let rec = target
+            .ok_or_else(|| CoreError::NotFound(format!("{tenant}/{service} version {version}")))?;
+        if rec.id == current {
+            return Err(CoreError::Conflict(format!(
+                "version {version} is the current key of service {service:?}: rotate it first"
+            )));
+        }
+        let mut destroyed = rec.clone();
+        destroyed.blob = None;
+        destroyed.metadata["state"] = serde_json::json!(openkcm_kmip::enums::state::DESTROYED);
+        destroyed.metadata["destroyed_at"] = serde_json::json!(crate::now());
+        if !self.store.compare_and_set(&destroyed, rec.revision).await? {
+            return Err(CoreError::Conflict(format!(
+                "service key {:?} changed while being destroyed; try again",
+                rec.id
+            )));
+        }
+        self.l3_cache.remove(tenant, &rec.id);
+        tracing::warn!(tenant, service, version, l3 = %rec.id, "service key version destroyed: its data keys are unreadable");
+        Ok(rec.id)
     }
 
     /// Rotates every service of every tenant whose current L3 is older than `rotate_after` (the scheduled trigger);

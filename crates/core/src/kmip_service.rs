@@ -43,6 +43,8 @@ pub fn to_kmip(e: CoreError) -> KmipError {
         e @ (CoreError::L1Revoked(_) | CoreError::L1Unreachable(_)) => {
             KmipError::new(rr::PERMISSION_DENIED, e.to_string())
         }
+        // Cryptographic Failure is defined in every KMIP version: the reason survives the edge-Core hop in 1.x.
+        e @ CoreError::KeyVersionDestroyed(_) => KmipError::crypto(e.to_string()),
         other => {
             tracing::error!(error = %other, "core failure");
             KmipError::general("the key service failed internally; see the server log")

@@ -351,6 +351,36 @@ impl OperatorApi {
         }
     }
 
+    /// `POST /v1/sys/destroy-l3` (`{"tenant", "service", "version"}`): destroys an old service key version.
+    async fn destroy_l3(&self, body: &[u8]) -> HttpResponse {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Destroy {
+            tenant: String,
+            service: String,
+            version: u32,
+        }
+        let req: Destroy = match parse(body) {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let Some(core) = self.node.core() else {
+            return error(503, "sealed");
+        };
+        match core
+            .destroy_l3_version(&req.tenant, &req.service, req.version)
+            .await
+        {
+            Ok(uid) => json(
+                200,
+                &serde_json::json!({ "tenant": req.tenant, "service": req.service, "destroyed": req.version, "unique_identifier": uid }),
+            ),
+            Err(crate::CoreError::NotFound(m)) => error(404, format!("not found: {m}")),
+            Err(crate::CoreError::Conflict(m)) => error(409, m),
+            Err(e) => error(500, e),
+        }
+    }
+
     /// `POST /v1/sys/prewarm` (`{"tenant": "…"}`): hydrates the tenant's L2s and current L3s into memory.
     async fn prewarm(&self, body: &[u8]) -> HttpResponse {
         #[derive(serde::Deserialize)]
@@ -473,6 +503,7 @@ impl HttpService for OperatorApi {
                     | "/v1/sys/rotate-l2"
                     | "/v1/sys/rewrap"
                     | "/v1/sys/destroy-l2"
+                    | "/v1/sys/destroy-l3"
             );
             if !allowed {
                 return error(404, format!("no such endpoint: {path}"));
@@ -496,6 +527,7 @@ impl HttpService for OperatorApi {
                 "/v1/sys/rotate-ivk" => self.rotate_ivk(body).await,
                 "/v1/sys/prewarm" => self.prewarm(body).await,
                 "/v1/sys/rotate-l3" => self.rotate_l3(body).await,
+                "/v1/sys/destroy-l3" => self.destroy_l3(body).await,
                 "/v1/sys/rotate-l2" | "/v1/sys/rewrap" | "/v1/sys/destroy-l2" => {
                     self.system_key(route.1, body).await
                 }
