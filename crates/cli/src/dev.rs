@@ -919,6 +919,13 @@ async fn ivk_upkeep(
                 tracing::error!(error = %e, "scheduled IVK rotation failed; retried in a minute")
             }
         }
+        let dropped = core.forget_deprecated_ivk();
+        if dropped > 0 {
+            tracing::info!(
+                versions = dropped,
+                "DEPRECATED IVK versions dropped from memory"
+            );
+        }
         match core.rotate_due_l2(l2_period).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(systems = n, "scheduled system key (L2) rotation"),

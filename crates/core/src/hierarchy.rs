@@ -42,6 +42,8 @@ pub struct CoreConfig {
     pub l3_lease_ttl: Option<Duration>,
     /// How long a superseded IVK version stays GRACE (in memory) before it is DEPRECATED (default 24 h).
     pub ivk_grace_period: Duration,
+    /// The IVK volume trigger: rotation after this many wraps under one version (DESIGN §4; 2^32 by default).
+    pub ivk_volume: crate::keyring::VolumeTrigger,
     /// Plaintext L2s (and, separately, L3 versions) kept in memory at most (default 100 000 each).
     pub key_cache_capacity: usize,
     /// A cached plaintext key unused this long leaves memory (default 1 h).
@@ -60,6 +62,7 @@ impl Default for CoreConfig {
             auto_provision_services: false,
             l3_lease_ttl: None,
             ivk_grace_period: Duration::from_secs(24 * 3600),
+            ivk_volume: crate::keyring::VolumeTrigger::default(),
             key_cache_capacity: 100_000,
             key_cache_idle: Duration::from_secs(3600),
         }
@@ -182,9 +185,14 @@ impl Core {
         l1: Arc<dyn KeyProvider>,
         config: CoreConfig,
     ) -> Result<Self, CoreError> {
-        let ivk =
-            Keyring::load_or_create(&store, mk, config.allow_new_ivk, config.ivk_grace_period)
-                .await?;
+        let ivk = Keyring::load_or_create(
+            &store,
+            mk,
+            config.allow_new_ivk,
+            config.ivk_grace_period,
+            config.ivk_volume,
+        )
+        .await?;
         let (capacity, idle) = (config.key_cache_capacity, config.key_cache_idle);
         Ok(Self {
             store,
@@ -282,6 +290,16 @@ impl Core {
             return Ok(None);
         }
         self.ivk.rotate().await.map(Some)
+    }
+
+    /// Drops the keys of DEPRECATED IVK versions from memory (loaded again on use); returns how many.
+    pub fn forget_deprecated_ivk(&self) -> usize {
+        self.ivk.forget_deprecated()
+    }
+
+    /// How many IVK versions have their key in memory.
+    pub fn ivk_keys_in_memory(&self) -> usize {
+        self.ivk.keys_in_memory()
     }
 
     /// The IVK versions and their states.
@@ -491,6 +509,9 @@ impl Core {
             Some(rev) => {
                 self.store.compare_and_set(&record, rev).await?;
             }
+        }
+        if let Err(e) = self.ivk.note_wrap().await {
+            tracing::warn!(error = %e, "counting an IVK wrap failed; the volume trigger catches up later");
         }
         Ok(())
     }

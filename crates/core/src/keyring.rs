@@ -22,6 +22,8 @@ use std::sync::{Arc, RwLock};
 pub const KIND_IVK: &str = "ivk";
 /// Key id of the IVK in envelope headers and storage.
 pub const IVK_ID: &str = "ivk";
+/// Storage kind of the per-version wrap counts (the volume trigger).
+pub const KIND_IVK_USAGE: &str = "ivk-usage";
 /// Purpose of the MK-derived key of the records' integrity MAC.
 const MAC_PURPOSE: &str = "openkcm/ivk-record-mac/v1";
 
@@ -51,7 +53,8 @@ pub struct IvkVersion {
 }
 
 struct Loaded {
-    key: Arc<SecretKey>,
+    /// None once a DEPRECATED version was dropped from memory (loaded again on use).
+    key: Option<Arc<SecretKey>>,
     created_at: i64,
     revoked: bool,
 }
@@ -64,6 +67,30 @@ pub struct Keyring {
     mac_key: SecretKey,
     grace: std::time::Duration,
     versions: RwLock<BTreeMap<u32, Loaded>>,
+    /// Wraps under the ACTIVE version not yet added to its stored count.
+    pending_wraps: std::sync::atomic::AtomicU64,
+    /// Wraps after which the IVK rotates (2^32 by default).
+    volume_limit: u64,
+    /// Wraps counted in memory before the stored count is updated.
+    usage_batch: u64,
+}
+
+/// Limits of the IVK volume trigger (DESIGN §4).
+#[derive(Debug, Clone, Copy)]
+pub struct VolumeTrigger {
+    /// Wraps under one version after which the IVK rotates.
+    pub limit: u64,
+    /// Wraps counted in memory between updates of the stored count.
+    pub batch: u64,
+}
+
+impl Default for VolumeTrigger {
+    fn default() -> Self {
+        Self {
+            limit: 1 << 32,
+            batch: 1024,
+        }
+    }
 }
 
 fn header(version: u32) -> EnvelopeHeader {
@@ -140,7 +167,7 @@ impl Keyring {
         }
         let key = unwrap(&self.mk, blob, &header(rec.version))?;
         Ok(Loaded {
-            key: Arc::new(key),
+            key: Some(Arc::new(key)),
             created_at,
             revoked,
         })
@@ -170,6 +197,7 @@ impl Keyring {
         mk: &SecretKey,
         allow_create: bool,
         grace: std::time::Duration,
+        volume: VolumeTrigger,
     ) -> Result<Self, CoreError> {
         let ring = Keyring {
             store: store.clone(),
@@ -177,6 +205,9 @@ impl Keyring {
             mac_key: openkcm_crypto::derived::derive_key(mk, MAC_PURPOSE)?,
             grace,
             versions: RwLock::new(BTreeMap::new()),
+            pending_wraps: std::sync::atomic::AtomicU64::new(0),
+            volume_limit: volume.limit.max(1),
+            usage_batch: volume.batch.max(1),
         };
         let records = store.list(CLUSTER_TENANT, KIND_IVK).await?;
         if records.is_empty() {
@@ -191,12 +222,12 @@ impl Keyring {
             let record = ring.record(1, crate::now(), &key)?;
             if !store.put_if_absent(&record).await? {
                 // Another node created it first: use theirs.
-                return Box::pin(Self::load_or_create(store, mk, false, grace)).await;
+                return Box::pin(Self::load_or_create(store, mk, false, grace, volume)).await;
             }
             write(&ring.versions).insert(
                 1,
                 Loaded {
-                    key: Arc::new(key),
+                    key: Some(Arc::new(key)),
                     created_at: crate::now(),
                     revoked: false,
                 },
@@ -257,7 +288,7 @@ impl Keyring {
             .iter()
             .rev()
             .find(|(_, l)| !l.revoked)
-            .map(|(v, l)| (*v, l.key.clone()))
+            .and_then(|(v, l)| Some((*v, l.key.clone()?)))
             .ok_or_else(|| CoreError::Corrupt("no ACTIVE IVK version".into()))
     }
 
@@ -269,7 +300,9 @@ impl Keyring {
                     "IVK version {version} is revoked: bindings under it are not used"
                 )));
             }
-            return Ok(l.key.clone());
+            if let Some(key) = &l.key {
+                return Ok(key.clone());
+            }
         }
         let rec = self
             .store
@@ -279,9 +312,104 @@ impl Keyring {
                 CoreError::Corrupt(format!("IVK version {version} is not in the Core storage"))
             })?;
         let loaded = self.open_record(&rec)?;
-        let key = loaded.key.clone();
+        let key = loaded
+            .key
+            .clone()
+            .ok_or_else(|| CoreError::Corrupt("IVK record opened without a key".into()))?;
         write(&self.versions).insert(version, loaded);
         Ok(key)
+    }
+
+    /// Drops the keys of DEPRECATED versions from memory (they are loaded again when a binding under them is used);
+    /// returns how many it dropped.
+    pub fn forget_deprecated(&self) -> usize {
+        let deprecated: Vec<u32> = self
+            .versions()
+            .into_iter()
+            .filter(|v| v.state == IvkState::Deprecated)
+            .map(|v| v.version)
+            .collect();
+        let mut versions = write(&self.versions);
+        let mut dropped = 0;
+        for v in deprecated {
+            if let Some(l) = versions.get_mut(&v) {
+                if l.key.take().is_some() {
+                    dropped += 1;
+                }
+            }
+        }
+        dropped
+    }
+
+    /// How many IVK versions have their key in memory.
+    pub fn keys_in_memory(&self) -> usize {
+        read(&self.versions)
+            .values()
+            .filter(|l| l.key.is_some())
+            .count()
+    }
+
+    /// Counts one wrap under the ACTIVE version (DESIGN §4 volume trigger): every `usage_batch` wraps the count is
+    /// added to the version's stored usage (compare-and-set, shared by every node), and once it reaches
+    /// `volume_limit` the IVK rotates. Returns the new version when it rotated.
+    pub async fn note_wrap(&self) -> Result<Option<u32>, CoreError> {
+        use std::sync::atomic::Ordering;
+        let pending = self.pending_wraps.fetch_add(1, Ordering::Relaxed) + 1;
+        if pending < self.usage_batch {
+            return Ok(None);
+        }
+        let batch = self.pending_wraps.swap(0, Ordering::Relaxed);
+        if batch == 0 {
+            return Ok(None);
+        }
+        let (active, _) = self.active()?;
+        let total = loop {
+            match self
+                .store
+                .get(CLUSTER_TENANT, KIND_IVK_USAGE, IVK_ID, active)
+                .await?
+            {
+                None => {
+                    let rec = Record {
+                        tenant: CLUSTER_TENANT.into(),
+                        kind: KIND_IVK_USAGE.into(),
+                        id: IVK_ID.into(),
+                        version: active,
+                        metadata: serde_json::json!({ "wraps": batch }),
+                        blob: None,
+                        revision: 0,
+                    };
+                    if self.store.put_if_absent(&rec).await? {
+                        break batch;
+                    }
+                }
+                Some(rec) => {
+                    let total = rec.metadata["wraps"]
+                        .as_u64()
+                        .unwrap_or(0)
+                        .saturating_add(batch);
+                    let mut next = rec.clone();
+                    next.metadata = serde_json::json!({ "wraps": total });
+                    if self.store.compare_and_set(&next, rec.revision).await? {
+                        break total;
+                    }
+                }
+            }
+        };
+        if total >= self.volume_limit {
+            tracing::warn!(
+                version = active,
+                wraps = total,
+                "IVK volume limit reached: rotating"
+            );
+            return match self.rotate().await {
+                Ok(v) => Ok(Some(v)),
+                // Another node rotated at the same moment: the limit is handled.
+                Err(CoreError::Conflict(_)) => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
+        Ok(None)
     }
 
     /// Makes a new ACTIVE version (one write); the previous one passes to GRACE. Returns the new version.
@@ -315,7 +443,7 @@ impl Keyring {
         write(&self.versions).insert(
             version,
             Loaded {
-                key: Arc::new(key),
+                key: Some(Arc::new(key)),
                 created_at,
                 revoked: false,
             },

@@ -463,3 +463,42 @@ async fn l2_rotation_rewrap_and_destroy_of_the_old_version() {
     );
     assert_eq!(core.rotate_l2("acme", "sys").await.unwrap(), 4);
 }
+
+#[tokio::test]
+async fn the_volume_trigger_rotates_and_deprecated_keys_leave_memory_until_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let l1 = Arc::new(LocalProvider::new(dir.path().to_path_buf()));
+    let config = CoreConfig {
+        ivk_volume: openkcm_core::keyring::VolumeTrigger { limit: 4, batch: 2 },
+        ivk_grace_period: std::time::Duration::ZERO,
+        ..CoreConfig::default()
+    };
+    let core = Core::open(store.clone(), &mk, l1, config).await.unwrap();
+    // Each new system wraps one binding under the ACTIVE IVK; the fourth wrap reaches the limit.
+    for s in ["s1", "s2", "s3", "s4"] {
+        core.provision("acme", s, &format!("{s}-svc"))
+            .await
+            .unwrap();
+    }
+    let versions = core.ivk_versions();
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    let usage = store
+        .get(
+            CLUSTER_TENANT,
+            openkcm_core::keyring::KIND_IVK_USAGE,
+            IVK_ID,
+            1,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(usage.metadata["wraps"], 4);
+    // With no grace period, version 1 is DEPRECATED at once: its key leaves memory and comes back on use.
+    assert_eq!(core.forget_deprecated_ivk(), 1);
+    assert_eq!(core.ivk_keys_in_memory(), 1);
+    core.evict_all();
+    assert!(core.current_l3("acme", "s1-svc").await.is_ok());
+    assert_eq!(core.ivk_keys_in_memory(), 2);
+}
