@@ -35,6 +35,7 @@
 mod memory;
 mod openbao;
 mod postgres;
+mod sql;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -2,18 +2,16 @@
 //! disk, also across power loss; the data lives in the `.db` file plus its `-wal` file until a checkpoint).
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use openkcm_crypto::WrappedKey;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection, Row};
+use sqlx::Connection;
 
-use crate::{record_name, validate, KeyStore, Record, StoreError};
+use crate::sql::{backend, blob_param, decode, metadata_param, revision_param, COLUMNS};
+use crate::{validate, KeyStore, Record, StoreError};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -36,10 +34,6 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-}
-
-fn backend(e: sqlx::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
 }
 
 impl SqliteStore {
@@ -127,57 +121,6 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
 fn version_param(version: u32) -> i64 {
     i64::from(version)
 }
-
-fn revision_param(revision: u64) -> Result<i64, StoreError> {
-    i64::try_from(revision)
-        .map_err(|_| StoreError::Invalid("its revision does not fit in 63 bits".to_owned()))
-}
-
-fn metadata_param(record: &Record) -> Result<String, StoreError> {
-    serde_json::to_string(&record.metadata)
-        .map_err(|e| StoreError::Invalid(format!("its metadata cannot be serialised: {e}")))
-}
-
-fn blob_param(record: &Record) -> Option<Vec<u8>> {
-    record.blob.as_ref().map(|b| b.as_bytes().to_vec())
-}
-
-/// Decodes one row, treating anything unexpected as corruption rather than panicking.
-fn decode(row: &SqliteRow) -> Result<Record, StoreError> {
-    let tenant: String = row.try_get("tenant").map_err(backend)?;
-    let kind: String = row.try_get("kind").map_err(backend)?;
-    let id: String = row.try_get("id").map_err(backend)?;
-    let raw_version: i64 = row.try_get("version").map_err(backend)?;
-    let name = || record_name(&tenant, &kind, &id, u32::try_from(raw_version).unwrap_or(0));
-    let corrupt = |reason: String| StoreError::Corrupt {
-        record: name(),
-        reason,
-    };
-    let version = u32::try_from(raw_version)
-        .map_err(|_| corrupt(format!("its version {raw_version} is out of range")))?;
-    let metadata: String = row.try_get("metadata").map_err(backend)?;
-    let metadata = serde_json::Value::from_str(&metadata)
-        .map_err(|e| corrupt(format!("its metadata is not JSON ({e})")))?;
-    let blob: Option<Vec<u8>> = row.try_get("blob").map_err(backend)?;
-    let blob = blob
-        .map(WrappedKey::from_stored)
-        .transpose()
-        .map_err(|e| corrupt(format!("its wrapped key is invalid ({e})")))?;
-    let raw_revision: i64 = row.try_get("revision").map_err(backend)?;
-    let revision = u64::try_from(raw_revision)
-        .map_err(|_| corrupt(format!("its revision {raw_revision} is negative")))?;
-    Ok(Record {
-        tenant,
-        kind,
-        id,
-        version,
-        metadata,
-        blob,
-        revision,
-    })
-}
-
-const COLUMNS: &str = "tenant, kind, id, version, metadata, blob, revision";
 
 #[async_trait]
 impl KeyStore for SqliteStore {
