@@ -611,46 +611,30 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
                 v["mode"].as_str().unwrap_or("?")
             );
         }
-        OperatorCommand::RotateL2(a) => system_call(&a, "/v1/sys/rotate-l2", None).await?,
-        OperatorCommand::Rewrap(a) => system_call(&a, "/v1/sys/rewrap", None).await?,
+        OperatorCommand::RotateL2(a) => {
+            post_and_print(&a.conn, "/v1/sys/rotate-l2", a.body()).await?
+        }
+        OperatorCommand::Rewrap(a) => post_and_print(&a.conn, "/v1/sys/rewrap", a.body()).await?,
         OperatorCommand::DestroyL2(a) => {
-            system_call(&a.system, "/v1/sys/destroy-l2", Some(a.version)).await?
+            let mut body = a.system.body();
+            body["version"] = a.version.into();
+            post_and_print(&a.system.conn, "/v1/sys/destroy-l2", body).await?
         }
         OperatorCommand::DestroyL3(a) => {
             let body = serde_json::json!({ "tenant": a.tenant, "service": a.service, "version": a.version });
-            let v = a
-                .conn
-                .target()?
-                .call("POST", "/v1/sys/destroy-l3", serde_json::to_vec(&body)?)
-                .await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            post_and_print(&a.conn, "/v1/sys/destroy-l3", body).await?
         }
         OperatorCommand::RotateL3(a) => {
             let body = serde_json::json!({ "tenant": a.tenant, "service": a.service });
-            let v = a
-                .conn
-                .target()?
-                .call("POST", "/v1/sys/rotate-l3", serde_json::to_vec(&body)?)
-                .await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            post_and_print(&a.conn, "/v1/sys/rotate-l3", body).await?
         }
         OperatorCommand::Prewarm(a) => {
             let body = serde_json::json!({ "tenant": a.tenant });
-            let v = a
-                .conn
-                .target()?
-                .call("POST", "/v1/sys/prewarm", serde_json::to_vec(&body)?)
-                .await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            post_and_print(&a.conn, "/v1/sys/prewarm", body).await?
         }
         OperatorCommand::RotateIvk(a) => {
             let body = serde_json::json!({ "emergency": a.emergency });
-            let v = a
-                .conn
-                .target()?
-                .call("POST", "/v1/sys/rotate-ivk", serde_json::to_vec(&body)?)
-                .await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            post_and_print(&a.conn, "/v1/sys/rotate-ivk", body).await?
         }
         OperatorCommand::Recover(a) => {
             let target = a.conn.target()?;
@@ -691,19 +675,20 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One L2 operation of a system (`path`), printing the node's answer.
-async fn system_call(a: &SystemArgs, path: &str, version: Option<u32>) -> anyhow::Result<()> {
-    let mut body = serde_json::json!({ "tenant": a.tenant, "system": a.system });
-    if let Some(v) = version {
-        body["version"] = v.into();
-    }
-    let v = a
-        .conn
+/// POSTs `body` to the node's operator API at `path` and prints the JSON answer.
+async fn post_and_print(conn: &Conn, path: &str, body: serde_json::Value) -> anyhow::Result<()> {
+    let v = conn
         .target()?
         .call("POST", path, serde_json::to_vec(&body)?)
         .await?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
+}
+
+impl SystemArgs {
+    fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "tenant": self.tenant, "system": self.system })
+    }
 }
 
 /// With `reset`, resets the progress of `path` and returns `None`; otherwise the seal status, or `None` (said so)

@@ -125,6 +125,15 @@ fn log_outcome(peer: &PeerIdentity, path: &str, response: &HttpResponse) {
     tracing::warn!(peer = %peer, path, status = response.status, reason = %reason, "operator request refused");
 }
 
+/// A Core refusal as an HTTP answer: no such object 404, a conflict with its state or another node 409, else 500.
+fn core_refusal(e: crate::CoreError) -> HttpResponse {
+    match e {
+        crate::CoreError::NotFound(m) => error(404, format!("not found: {m}")),
+        crate::CoreError::Conflict(m) => error(409, m),
+        e => error(500, e),
+    }
+}
+
 fn error(status: u16, message: impl std::fmt::Display) -> HttpResponse {
     json(status, &serde_json::json!({ "error": message.to_string() }))
 }
@@ -278,8 +287,7 @@ impl OperatorApi {
                 200,
                 &serde_json::json!({ "version": version, "versions": core.ivk_versions() }),
             ),
-            Err(crate::CoreError::Conflict(m)) => error(409, m),
-            Err(e) => error(500, e),
+            Err(e) => core_refusal(e),
         }
     }
 
@@ -303,9 +311,7 @@ impl OperatorApi {
                 200,
                 &serde_json::json!({ "tenant": req.tenant, "service": req.service, "unique_identifier": uid, "version": version }),
             ),
-            Err(crate::CoreError::NotFound(m)) => error(404, format!("no service {m}")),
-            Err(crate::CoreError::Conflict(m)) => error(409, m),
-            Err(e) => error(500, e),
+            Err(e) => core_refusal(e),
         }
     }
 
@@ -345,9 +351,7 @@ impl OperatorApi {
         };
         match result {
             Ok(v) => json(200, &v),
-            Err(crate::CoreError::NotFound(m)) => error(404, format!("not found: {m}")),
-            Err(crate::CoreError::Conflict(m)) => error(409, m),
-            Err(e) => error(500, e),
+            Err(e) => core_refusal(e),
         }
     }
 
@@ -375,9 +379,7 @@ impl OperatorApi {
                 200,
                 &serde_json::json!({ "tenant": req.tenant, "service": req.service, "destroyed": req.version, "unique_identifier": uid }),
             ),
-            Err(crate::CoreError::NotFound(m)) => error(404, format!("not found: {m}")),
-            Err(crate::CoreError::Conflict(m)) => error(409, m),
-            Err(e) => error(500, e),
+            Err(e) => core_refusal(e),
         }
     }
 
@@ -403,7 +405,7 @@ impl OperatorApi {
                     &serde_json::json!({ "tenant": req.tenant, "systems": systems, "services": services, "cached_l2": l2, "cached_l3": l3 }),
                 )
             }
-            Err(e) => error(500, e),
+            Err(e) => core_refusal(e),
         }
     }
 
