@@ -909,6 +909,10 @@ async fn ivk_upkeep(
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The scheduled L2/L3 scans and the scrubber read every tenant's records: the scans run hourly, the scrubber
+    // only while bindings remain under an older IVK version (at start, and after each rotation until it is done).
+    let mut minutes: u64 = 0;
+    let mut scrubbed_for: Option<u32> = None;
     loop {
         tick.tick().await;
         let Some(core) = node.core() else { continue };
@@ -926,31 +930,43 @@ async fn ivk_upkeep(
                 "DEPRECATED IVK versions dropped from memory"
             );
         }
-        match core.rotate_due_l2(l2_period).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(systems = n, "scheduled system key (L2) rotation"),
-            Err(e) => {
-                tracing::error!(error = %e, "scheduled L2 rotation failed; retried in a minute")
+        if minutes.is_multiple_of(60) {
+            match core.rotate_due_l2(l2_period).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(systems = n, "scheduled system key (L2) rotation"),
+                Err(e) => {
+                    tracing::error!(error = %e, "scheduled L2 rotation failed; retried in an hour")
+                }
+            }
+            match core.rotate_due_l3(l3_period).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(services = n, "scheduled service key (L3) rotation"),
+                Err(e) => {
+                    tracing::error!(error = %e, "scheduled L3 rotation failed; retried in an hour")
+                }
             }
         }
-        match core.rotate_due_l3(l3_period).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(services = n, "scheduled service key (L3) rotation"),
-            Err(e) => {
-                tracing::error!(error = %e, "scheduled L3 rotation failed; retried in a minute")
-            }
-        }
-        if per_minute == 0 {
+        minutes = minutes.wrapping_add(1);
+        let active = core
+            .ivk_versions()
+            .into_iter()
+            .find(|v| v.state == openkcm_core::keyring::IvkState::Active)
+            .map(|v| v.version);
+        if per_minute == 0 || active == scrubbed_for {
             continue;
         }
         match core.scrub_bindings(per_minute).await {
-            Ok((0, _)) => {}
             Ok((done, remaining)) => {
-                tracing::info!(
-                    rewrapped = done,
-                    remaining,
-                    "IVK scrubber: bindings re-wrapped under the ACTIVE version"
-                )
+                if done > 0 {
+                    tracing::info!(
+                        rewrapped = done,
+                        remaining,
+                        "IVK scrubber: bindings re-wrapped under the ACTIVE version"
+                    );
+                }
+                if remaining == 0 {
+                    scrubbed_for = active;
+                }
             }
             Err(e) => tracing::error!(error = %e, "IVK scrubber failed; retried in a minute"),
         }
