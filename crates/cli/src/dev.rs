@@ -81,6 +81,10 @@ pub struct DevArgs {
     /// Active bindings the background scrubber re-wraps per minute under the ACTIVE IVK (0: off).
     #[arg(long, env = "OPENKCM_SCRUB_PER_MINUTE", default_value_t = 600)]
     scrub_per_minute: usize,
+    /// Days after which the scrubber re-wraps a binding still under an older IVK version (DESIGN §4 `scrub_age`;
+    /// default 90; 0: as soon as the IVK rotates). Younger bindings move when they are next used.
+    #[arg(long, env = "OPENKCM_SCRUB_AGE_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(0..=3650))]
+    scrub_age_days: u64,
     /// The CA certificate of an https OpenBao core store.
     #[arg(long, env = "OPENKCM_CORE_STORE_CA")]
     core_store_ca: Option<PathBuf>,
@@ -696,6 +700,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         std::time::Duration::from_secs(args.l3_rotate_days * 24 * 3600),
         std::time::Duration::from_secs(args.l2_rotate_days * 24 * 3600),
         args.scrub_per_minute,
+        std::time::Duration::from_secs(args.scrub_age_days * 24 * 3600),
     ));
     let stop = signals.wait();
     tokio::pin!(stop);
@@ -906,13 +911,15 @@ async fn ivk_upkeep(
     l3_period: std::time::Duration,
     l2_period: std::time::Duration,
     per_minute: usize,
+    scrub_age: std::time::Duration,
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The scheduled L2/L3 scans and the scrubber read every tenant's records: the scans run hourly, the scrubber
     // only while bindings remain under an older IVK version (at start, and after each rotation until it is done).
     let mut minutes: u64 = 0;
-    let mut scrubbed_for: Option<u32> = None;
+    // (the ACTIVE version the scrubber works for, when it next has work: None once every binding is under it)
+    let mut scrub: (Option<u32>, Option<i64>) = (None, Some(0));
     loop {
         tick.tick().await;
         let Some(core) = node.core() else { continue };
@@ -952,20 +959,32 @@ async fn ivk_upkeep(
             .into_iter()
             .find(|v| v.state == openkcm_core::keyring::IvkState::Active)
             .map(|v| v.version);
-        if per_minute == 0 || active == scrubbed_for {
+        if active != scrub.0 {
+            // A new ACTIVE version: bindings under the older ones are to be scrubbed.
+            scrub = (active, Some(0));
+        }
+        let due = scrub
+            .1
+            .is_some_and(|at| openkcm_core::hierarchy::unix_now() >= at);
+        if per_minute == 0 || !due {
             continue;
         }
-        match core.scrub_bindings(per_minute).await {
-            Ok((done, remaining)) => {
-                if done > 0 {
+        match core.scrub_bindings(per_minute, scrub_age).await {
+            Ok(pass) => {
+                if pass.rewrapped > 0 || pass.failed > 0 {
                     tracing::info!(
-                        rewrapped = done,
-                        remaining,
+                        rewrapped = pass.rewrapped,
+                        remaining = pass.remaining,
+                        waiting = pass.waiting,
+                        failed = pass.failed,
                         "IVK scrubber: bindings re-wrapped under the ACTIVE version"
                     );
                 }
-                if remaining == 0 {
-                    scrubbed_for = active;
+                if pass.finished() {
+                    scrub.1 = None;
+                } else if pass.remaining == 0 && pass.failed == 0 {
+                    // Only bindings younger than the scrub age are left: come back when the first one is due.
+                    scrub.1 = pass.next_due;
                 }
             }
             Err(e) => tracing::error!(error = %e, "IVK scrubber failed; retried in a minute"),

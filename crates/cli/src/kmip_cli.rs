@@ -153,6 +153,9 @@ enum KmipCommand {
     },
     /// Destroy a key; an Active key is refused (revoke it first).
     Destroy { uid: String },
+    /// Re-key: a new key replacing this one (for a data key: fresh bytes, same attributes; for the service's current
+    /// service key, an `l3-…` identifier: a new service key version, DESIGN §5.1). Prints the new identifier.
+    Rekey { uid: String },
     /// Ask the server which versions it speaks.
     DiscoverVersions,
 }
@@ -235,6 +238,7 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
         KmipCommand::Get { uid } => (op::GET, uid_req(uid)),
         KmipCommand::Attributes { uid } => (op::GET_ATTRIBUTES, uid_req(uid)),
         KmipCommand::Destroy { uid } => (op::DESTROY, uid_req(uid)),
+        KmipCommand::Rekey { uid } => (op::REKEY, uid_req(uid)),
         KmipCommand::DiscoverVersions => (
             op::DISCOVER_VERSIONS,
             Item::structure(t::REQUEST_PAYLOAD, vec![]),

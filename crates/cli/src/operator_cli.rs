@@ -37,6 +37,8 @@ enum OperatorCommand {
     MigrateSeal(Box<MigrateArgs>),
     /// Make a new ACTIVE internal versioned key (IVK); L2 bindings move to it as they are next used.
     RotateIvk(RotateArgs),
+    /// Delete an old (DEPRECATED or REVOKED) IVK version; refused while any L2 binding is still wrapped under it.
+    DeleteIvk(DeleteIvkArgs),
     /// Load a tenant's keys (L2 of every system, current L3 of every service) into the Core's memory now.
     Prewarm(PrewarmArgs),
     /// Rotate a service's key (L3): a new version wraps new data keys; the previous one still unwraps the old ones.
@@ -49,6 +51,15 @@ enum OperatorCommand {
     DestroyL2(DestroyL2Args),
     /// Destroy an old version of a service key (L3): every data key wrapped under it becomes unreadable.
     DestroyL3(DestroyL3Args),
+}
+
+#[derive(clap::Args)]
+struct DeleteIvkArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The IVK version to delete.
+    #[arg(long)]
+    version: u32,
 }
 
 #[derive(clap::Args)]
@@ -631,6 +642,10 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         OperatorCommand::Prewarm(a) => {
             let body = serde_json::json!({ "tenant": a.tenant });
             post_and_print(&a.conn, "/v1/sys/prewarm", body).await?
+        }
+        OperatorCommand::DeleteIvk(a) => {
+            let body = serde_json::json!({ "version": a.version });
+            post_and_print(&a.conn, "/v1/sys/delete-ivk", body).await?
         }
         OperatorCommand::RotateIvk(a) => {
             let body = serde_json::json!({ "emergency": a.emergency });

@@ -600,3 +600,74 @@ fn destroying_a_service_key_version_shreds_its_data_keys_only() {
     );
     dev.stop();
 }
+
+#[test]
+fn an_application_rekeys_its_current_service_key_through_kmip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo", "other"]);
+    let old = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
+    let old_key = common::s(&dev.kmip("demo", &["get", &old]).unwrap(), "key_hex");
+    // The operator hands the service team its current service key id (here from a rotation).
+    let (ok, out, err) = dev.operator(&["rotate-l3", "--tenant", "demo", "--service", "default"]);
+    assert!(ok, "{err}");
+    let v2 = serde_json::from_str::<serde_json::Value>(&out).unwrap()["unique_identifier"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let attrs = dev.kmip("demo", &["attributes", &v2]).unwrap();
+    assert_eq!(attrs["attributes"]["x-openkcm-key-version"], 2, "{attrs}");
+    // Another tenant's application cannot see or re-key it.
+    for args in [["rekey", v2.as_str()], ["attributes", v2.as_str()]] {
+        let err = dev.kmip("other", &args).unwrap_err();
+        assert!(err.contains("no object"), "{args:?}: {err}");
+    }
+    // Re-key of the current service key: a new version, the edge wraps new data keys under it at once.
+    let v3 = common::s(
+        &dev.kmip("demo", &["rekey", &v2]).unwrap(),
+        "unique_identifier",
+    );
+    assert!(v3.starts_with("l3-") && v3 != v2, "{v3}");
+    let attrs = dev.kmip("demo", &["attributes", &v3]).unwrap();
+    assert_eq!(attrs["attributes"]["x-openkcm-key-version"], 3, "{attrs}");
+    let old_attrs = dev.kmip("demo", &["attributes", &v2]).unwrap();
+    assert_ne!(
+        old_attrs["attributes"]["State"], attrs["attributes"]["State"],
+        "the re-keyed version is no longer Active: {old_attrs}"
+    );
+    // Only the current version can be re-keyed.
+    let err = dev.kmip("demo", &["rekey", &v2]).unwrap_err();
+    assert!(err.contains("not its current one"), "{err}");
+    let new = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
+    let new_key = common::s(&dev.kmip("demo", &["get", &new]).unwrap(), "key_hex");
+    dev.stop();
+    // After a restart (no cached data keys) the old key opens under version 1, the new one under version 3.
+    let mut dev = Dev::start(dir.path(), &["demo", "other"]);
+    assert_eq!(
+        common::s(&dev.kmip("demo", &["get", &old]).unwrap(), "key_hex"),
+        old_key
+    );
+    assert_eq!(
+        common::s(&dev.kmip("demo", &["get", &new]).unwrap(), "key_hex"),
+        new_key
+    );
+    dev.stop();
+    let parent = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", dir.path().join("edge-vault.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let blob: Vec<u8> = sqlx::query_scalar("SELECT blob FROM records WHERE id = ?")
+            .bind(&new)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        openkcm_crypto::WrappedKey::from_stored(blob)
+            .unwrap()
+            .header_ref()
+            .parent_id
+            .clone()
+    });
+    assert_eq!(
+        parent, v3,
+        "the new data key is wrapped under the re-keyed version"
+    );
+}

@@ -116,7 +116,10 @@ async fn run(tenants: usize, url: &str) -> Result<(), Box<dyn std::error::Error>
     let started = Instant::now();
     // One pass over everything (each pass lists every tenant: the per-minute pace of `openkcm dev` bounds the
     // re-wraps, not the listing).
-    let (rewrapped, _) = core.scrub_bindings(usize::MAX).await?;
+    let rewrapped = core
+        .scrub_bindings(usize::MAX, Duration::ZERO)
+        .await?
+        .rewrapped;
     let scrub = started.elapsed();
     println!(
         "scrubber: {rewrapped} bindings in {:.1} s, {:.0} re-wraps/s (listing included)",

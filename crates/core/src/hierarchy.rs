@@ -50,6 +50,47 @@ pub struct CoreConfig {
     pub key_cache_idle: Duration,
 }
 
+/// Seconds since the Unix epoch, the clock the Core's records use.
+pub fn unix_now() -> i64 {
+    crate::now()
+}
+
+/// Tenants the IVK scrubber works on at once.
+pub const SCRUB_CONCURRENCY: usize = 16;
+
+/// What one scrubber pass did (see [`Core::scrub_bindings`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScrubPass {
+    /// Bindings re-wrapped under the ACTIVE IVK version.
+    pub rewrapped: usize,
+    /// Bindings due but left for a later pass (the pass's limit was reached).
+    pub remaining: usize,
+    /// Bindings under an older version that are younger than the scrub age (re-wrapped on use, or later).
+    pub waiting: usize,
+    /// Bindings that could not be re-wrapped (logged).
+    pub failed: usize,
+    /// When the first waiting binding becomes due (seconds since the epoch).
+    pub next_due: Option<i64>,
+}
+
+impl ScrubPass {
+    fn add(&mut self, other: &ScrubPass) {
+        self.rewrapped += other.rewrapped;
+        self.remaining += other.remaining;
+        self.waiting += other.waiting;
+        self.failed += other.failed;
+        self.next_due = match (self.next_due, other.next_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// Whether nothing is left to do under the ACTIVE version (no binding due, waiting or failed).
+    pub fn finished(&self) -> bool {
+        self.remaining == 0 && self.waiting == 0 && self.failed == 0
+    }
+}
+
 /// The longest an edge may hold a leased service key (DESIGN §6.3).
 pub const MAX_L3_LEASE: Duration = Duration::from_secs(300);
 
@@ -193,6 +234,7 @@ impl Core {
             config.ivk_volume,
         )
         .await?;
+        crate::binding_index::ensure_built(&*store).await?;
         let (capacity, idle) = (config.key_cache_capacity, config.key_cache_idle);
         Ok(Self {
             store,
@@ -230,48 +272,101 @@ impl Core {
         self.ivk.rotate().await
     }
 
-    /// Re-wraps, under the ACTIVE IVK, up to `limit` active bindings that are still under an older version, in
-    /// tenant and system order; returns how many it re-wrapped and how many remain under older versions (so a caller
-    /// can pace itself and report progress). Resumable by nature: what was done is in storage.
-    pub async fn scrub_bindings(&self, limit: usize) -> Result<(usize, usize), CoreError> {
+    /// One scrubber pass (DESIGN §4): re-wraps, under the ACTIVE IVK, up to `limit` active bindings that are still
+    /// under an older version and were wrapped at least `min_age` ago (younger ones are left to the lazy re-wrap on
+    /// use). Tenants are worked on [`SCRUB_CONCURRENCY`] at a time. A binding that cannot be re-wrapped (a corrupt
+    /// record, a revoked IVK version) is logged and counted, and the pass goes on. Resumable by nature: what was done
+    /// is in storage, and a lost compare-and-set race with another node is harmless (that node did it).
+    pub async fn scrub_bindings(
+        &self,
+        limit: usize,
+        min_age: Duration,
+    ) -> Result<ScrubPass, CoreError> {
+        use futures_util::StreamExt;
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let (active, _) = self.ivk.active()?;
-        let mut done = 0;
-        let mut remaining = 0;
-        for tenant in self.store.list_tenants().await? {
-            for rec in self.store.list(&tenant, kind::L2_ACTIVE).await? {
-                let version = rec
-                    .metadata
-                    .get("ivk_version")
-                    .and_then(serde_json::Value::as_u64)
-                    .unwrap_or(1);
-                if version == u64::from(active) {
-                    continue;
+        let created: HashMap<u32, i64> = self
+            .ivk
+            .versions()
+            .iter()
+            .map(|v| (v.version, v.created_at))
+            .collect();
+        let now = crate::now();
+        let min_age = i64::try_from(min_age.as_secs()).unwrap_or(i64::MAX);
+        let budget = AtomicUsize::new(limit);
+        let take = || {
+            budget
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1))
+                .is_ok()
+        };
+        let tenants = self.store.list_tenants().await?;
+        let mut passes = futures_util::stream::iter(tenants)
+            .map(|tenant| {
+                let (take, created) = (&take, &created);
+                async move {
+                    let mut pass = ScrubPass::default();
+                    for rec in self.store.list(&tenant, kind::L2_ACTIVE).await? {
+                        let version = crate::binding_index::ivk_version_of(&rec);
+                        if version == active {
+                            continue;
+                        }
+                        // When it was wrapped; bindings of earlier releases: no earlier than their IVK version.
+                        let wrapped_at = rec.metadata["wrapped_at"]
+                            .as_i64()
+                            .or_else(|| created.get(&version).copied())
+                            .unwrap_or(0);
+                        let due = wrapped_at.saturating_add(min_age);
+                        if due > now {
+                            pass.waiting += 1;
+                            pass.next_due = Some(pass.next_due.map_or(due, |d: i64| d.min(due)));
+                            continue;
+                        }
+                        if !take() {
+                            pass.remaining += 1;
+                            continue;
+                        }
+                        // Opening re-wraps it under the ACTIVE version.
+                        match self.open_active_binding(&tenant, &rec.id, &rec).await {
+                            Ok(_) => pass.rewrapped += 1,
+                            Err(e) => {
+                                tracing::error!(tenant, system = %rec.id, ivk_version = version, error = %e, "IVK scrubber: a binding could not be re-wrapped");
+                                pass.failed += 1;
+                            }
+                        }
+                    }
+                    Ok::<_, CoreError>(pass)
                 }
-                if done >= limit {
-                    remaining += 1;
-                    continue;
-                }
-                // Opening re-wraps it (a lost race with another node is harmless: that node did it).
-                self.open_active_binding(&tenant, &rec.id, &rec).await?;
-                done += 1;
-            }
+            })
+            .buffer_unordered(SCRUB_CONCURRENCY);
+        let mut total = ScrubPass::default();
+        while let Some(pass) = passes.next().await {
+            total.add(&pass?);
         }
-        Ok((done, remaining))
+        Ok(total)
     }
 
     /// Emergency rotation (DESIGN §4): a new ACTIVE version, every binding re-wrapped under it now, then the
-    /// previous versions REVOKED. Returns the new version.
+    /// previous versions REVOKED. Returns the new version. When some binding cannot be re-wrapped, the previous
+    /// versions are left as they are (revoking them would lose that binding) and the rotation reports it.
     pub async fn rotate_ivk_emergency(&self) -> Result<u32, CoreError> {
         let version = self.ivk.rotate().await?;
         loop {
-            let (done, remaining) = self.scrub_bindings(1000).await?;
+            let pass = self.scrub_bindings(1000, Duration::ZERO).await?;
             tracing::info!(
-                rewrapped = done,
-                remaining,
+                rewrapped = pass.rewrapped,
+                remaining = pass.remaining,
+                failed = pass.failed,
                 "emergency IVK rotation: re-wrapping bindings"
             );
-            if remaining == 0 {
+            if pass.remaining == 0 && pass.failed == 0 {
                 break;
+            }
+            if pass.rewrapped == 0 {
+                return Err(CoreError::Conflict(format!(
+                    "IVK version {version} is ACTIVE, but {} binding(s) could not be re-wrapped under it (see the log), \
+                     so the previous versions were not revoked; fix them and rotate with --emergency again",
+                    pass.failed
+                )));
             }
         }
         for v in self.ivk.versions() {
@@ -290,6 +385,34 @@ impl Core {
             return Ok(None);
         }
         self.ivk.rotate().await.map(Some)
+    }
+
+    /// Deletes IVK version `version` from storage and memory (DESIGN §4): only a DEPRECATED or REVOKED version, and
+    /// only when the binding index shows no L2 binding still wrapped under it (run the scrubber, or an emergency
+    /// rotation, first).
+    pub async fn delete_ivk_version(&self, version: u32) -> Result<(), CoreError> {
+        use crate::keyring::IvkState;
+        let state = self
+            .ivk
+            .versions()
+            .into_iter()
+            .find(|v| v.version == version)
+            .map(|v| v.state)
+            .ok_or_else(|| CoreError::NotFound(format!("IVK version {version}")))?;
+        if !matches!(state, IvkState::Deprecated | IvkState::Revoked) {
+            return Err(CoreError::Conflict(format!(
+                "IVK version {version} is {}; only a DEPRECATED or REVOKED version can be deleted",
+                format!("{state:?}").to_uppercase()
+            )));
+        }
+        let users = crate::binding_index::users(&*self.store, version).await?;
+        if users > 0 {
+            return Err(CoreError::Conflict(format!(
+                "{users} L2 binding(s) are still wrapped under IVK version {version}: let the scrubber re-wrap them \
+                 (or rotate with --emergency) before deleting it"
+            )));
+        }
+        self.ivk.delete(version).await
     }
 
     /// Drops the keys of DEPRECATED IVK versions from memory (loaded again on use); returns how many.
@@ -319,12 +442,7 @@ impl Core {
             .blob
             .as_ref()
             .ok_or_else(|| CoreError::Corrupt("active binding has no blob".into()))?;
-        let version = rec
-            .metadata
-            .get("ivk_version")
-            .and_then(serde_json::Value::as_u64)
-            .and_then(|v| u32::try_from(v).ok())
-            .unwrap_or(1);
+        let version = crate::binding_index::ivk_version_of(rec);
         let ivk = self.ivk.get(version).await?;
         let l2 = unwrap(
             &ivk,
@@ -335,14 +453,7 @@ impl Core {
         if version != active {
             let verified = meta_i64(rec, "l1_verified_at")?;
             match self
-                .write_active_binding(
-                    tenant,
-                    system,
-                    rec.version,
-                    &l2,
-                    Some(rec.revision),
-                    verified,
-                )
+                .write_active_binding(tenant, system, rec.version, &l2, Some(rec), verified)
                 .await
             {
                 Ok(()) => tracing::debug!(
@@ -477,14 +588,17 @@ impl Core {
     }
 
     /// Writes the active binding of `tenant`'s `system` under the ACTIVE IVK, recording when L1 was last proven
-    /// (`verified_at`: now after a proof, unchanged by a re-wrap).
+    /// (`verified_at`: now after a proof, unchanged by a re-wrap). With `previous`, replaces that record
+    /// (compare-and-set on its revision; a lost race means another node refreshed the binding, which is harmless);
+    /// without, inserts one if absent. The IVK binding index learns of the new version first and forgets the old
+    /// one only once the binding has moved (crate::binding_index).
     async fn write_active_binding(
         &self,
         tenant: &str,
         system: &str,
         l2_version: u32,
         l2: &SecretKey,
-        expected_revision: Option<u64>,
+        previous: Option<&Record>,
         verified_at: i64,
     ) -> Result<(), CoreError> {
         let (ivk_version, ivk) = self.ivk.active()?;
@@ -493,7 +607,9 @@ impl Core {
             kind: kind::L2_ACTIVE.into(),
             id: system.into(),
             version: l2_version,
-            metadata: serde_json::json!({ "ivk_version": ivk_version, "l1_verified_at": verified_at }),
+            metadata: serde_json::json!({
+                "ivk_version": ivk_version, "l1_verified_at": verified_at, "wrapped_at": crate::now(),
+            }),
             blob: Some(wrap(
                 &ivk,
                 &Self::l2_active_header(tenant, system, l2_version, ivk_version),
@@ -501,13 +617,21 @@ impl Core {
             )?),
             revision: 0,
         };
-        match expected_revision {
+        let from = previous.map(crate::binding_index::ivk_version_of);
+        if from != Some(ivk_version) {
+            crate::binding_index::add(&*self.store, ivk_version, tenant, system, l2_version)
+                .await?;
+        }
+        match previous {
             None => {
                 self.store.put_if_absent(&record).await?;
             }
-            // A lost race means another node refreshed the binding: harmless.
-            Some(rev) => {
-                self.store.compare_and_set(&record, rev).await?;
+            Some(prev) => {
+                let moved = self.store.compare_and_set(&record, prev.revision).await?;
+                if let Some(old) = from.filter(|&v| moved && v != ivk_version) {
+                    crate::binding_index::remove(&*self.store, old, tenant, system, l2_version)
+                        .await?;
+                }
             }
         }
         if let Err(e) = self.ivk.note_wrap().await {
@@ -640,7 +764,7 @@ impl Core {
                     system,
                     version,
                     &l2,
-                    active.as_ref().map(|r| r.revision),
+                    active.as_ref(),
                     crate::now(),
                 )
                 .await?;
@@ -657,6 +781,14 @@ impl Core {
                         self.store
                             .delete(tenant, kind::L2_ACTIVE, system, rec.version)
                             .await?;
+                        crate::binding_index::remove(
+                            &*self.store,
+                            crate::binding_index::ivk_version_of(&rec),
+                            tenant,
+                            system,
+                            rec.version,
+                        )
+                        .await?;
                     }
                 }
                 self.evict_system(tenant, system);
@@ -888,6 +1020,14 @@ impl Core {
             self.store
                 .delete(tenant, kind::L2_ACTIVE, system, version)
                 .await?;
+            crate::binding_index::remove(
+                &*self.store,
+                self.ivk.active()?.0,
+                tenant,
+                system,
+                version,
+            )
+            .await?;
             self.store
                 .delete(tenant, kind::L2_SOVEREIGN, system, version)
                 .await?;
@@ -1005,9 +1145,23 @@ impl Core {
             .store
             .delete(tenant, kind::L2_SOVEREIGN, system, version)
             .await?;
-        self.store
-            .delete(tenant, kind::L2_ACTIVE, system, version)
+        if let Some(binding) = self
+            .store
+            .get(tenant, kind::L2_ACTIVE, system, version)
+            .await?
+        {
+            self.store
+                .delete(tenant, kind::L2_ACTIVE, system, version)
+                .await?;
+            crate::binding_index::remove(
+                &*self.store,
+                crate::binding_index::ivk_version_of(&binding),
+                tenant,
+                system,
+                version,
+            )
             .await?;
+        }
         if !existed {
             return Err(CoreError::NotFound(format!(
                 "{tenant}/{system} L2 version {version}"

@@ -491,6 +491,32 @@ impl Keyring {
         Ok(())
     }
 
+    /// Deletes `version`'s record and wrap count from storage and forgets it. The caller checks that nothing is
+    /// wrapped under it any more (`Core::delete_ivk_version`); the ACTIVE version is never deleted.
+    pub async fn delete(&self, version: u32) -> Result<(), CoreError> {
+        if self.active()?.0 == version {
+            return Err(CoreError::Conflict(format!(
+                "IVK version {version} is ACTIVE and cannot be deleted"
+            )));
+        }
+        if !self
+            .store
+            .delete(CLUSTER_TENANT, KIND_IVK, IVK_ID, version)
+            .await?
+        {
+            return Err(CoreError::NotFound(format!("IVK version {version}")));
+        }
+        self.store
+            .delete(CLUSTER_TENANT, KIND_IVK_USAGE, IVK_ID, version)
+            .await?;
+        write(&self.versions).remove(&version);
+        tracing::warn!(
+            version,
+            "IVK version deleted: nothing was wrapped under it any more"
+        );
+        Ok(())
+    }
+
     /// When the ACTIVE version was made (seconds since the epoch).
     pub fn active_created_at(&self) -> Option<i64> {
         let versions = read(&self.versions);

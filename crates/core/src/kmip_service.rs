@@ -4,7 +4,9 @@
 //! * Locate by Name (the service name) → the service's L3 versions, current first;
 //! * Get Attributes of an L3 (state, version as `x-openkcm-key-version`);
 //! * Encrypt / Decrypt under an L3 with AES-256-GCM, where the authenticated data must be the L4 envelope header
-//!   naming that L3 — so a wrapped L4 is bound to its tenant, key id and L3 version.
+//!   naming that L3 — so a wrapped L4 is bound to its tenant, key id and L3 version;
+//! * Re-key of the service's current L3 → a new L3 version (DESIGN §5.1 on-demand rotation); the old version is
+//!   DEACTIVATED and keeps unwrapping what it wrapped.
 
 use crate::hierarchy::{Core, CoreError, L3Key};
 use crate::seal::Node;
@@ -28,6 +30,7 @@ pub const CORE_OPERATIONS: &[u32] = &[
     op::ENCRYPT,
     op::DECRYPT,
     op::GET,
+    op::REKEY,
 ];
 
 pub use openkcm_kmip::attributes::ATTR_KEY_VERSION;
@@ -344,6 +347,41 @@ impl CoreOps<'_> {
         ))
     }
 
+    /// Re-key of an L3 (on-demand service key rotation, DESIGN §5.1): only the service's current version may be
+    /// re-keyed, by the service itself; the answer names the new version.
+    async fn rekey(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
+        let (tenant, service) = self.caller(ctx)?;
+        let uid = ctx.uid(payload)?;
+        let l3 = self.l3_for(&tenant, &service, &uid).await?;
+        let current = self
+            .core
+            .current_l3(&tenant, &service)
+            .await
+            .map_err(to_kmip)?;
+        if current.uid != l3.uid {
+            return Err(KmipError::new(
+                rr::ILLEGAL_OPERATION,
+                format!(
+                    "L3 {uid:?} is version {} of service {service:?}, not its current one ({:?}, version {}); re-key the current version",
+                    l3.version, current.uid, current.version
+                ),
+            ));
+        }
+        let (new_uid, version) =
+            self.core
+                .rotate_l3(&tenant, &service)
+                .await
+                .map_err(|e| match e {
+                    CoreError::Conflict(m) => KmipError::new(rr::ILLEGAL_OPERATION, m),
+                    other => to_kmip(other),
+                })?;
+        tracing::info!(tenant, service, from = %uid, to = %new_uid, version, "service key re-keyed through KMIP");
+        Ok(Item::structure(
+            t::RESPONSE_PAYLOAD,
+            vec![Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(new_uid))],
+        ))
+    }
+
     async fn get_attributes(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller(ctx)?;
         let uid = ctx.uid(payload)?;
@@ -380,6 +418,7 @@ impl OperationHandler for CoreOps<'_> {
             op::GET => self.lease(ctx, payload).await,
             op::ENCRYPT => self.cipher(ctx, payload, true).await,
             op::DECRYPT => self.cipher(ctx, payload, false).await,
+            op::REKEY => self.rekey(ctx, payload).await,
             other => self
                 .caller(ctx)
                 .and(Err(KmipError::unsupported_operation(other))),

@@ -7,6 +7,7 @@
 //! put key bytes in a log or error, and never reveal another tenant's objects: a foreign identifier is "not found".
 #![forbid(unsafe_code)]
 
+pub mod binding_index;
 pub mod cache;
 pub mod hierarchy;
 pub mod keyring;

@@ -291,6 +291,30 @@ impl OperatorApi {
         }
     }
 
+    /// `POST /v1/sys/delete-ivk` (`{"version": N}`): deletes a DEPRECATED or REVOKED IVK version that no binding
+    /// uses any more (409 while one does).
+    async fn delete_ivk(&self, body: &[u8]) -> HttpResponse {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Delete {
+            version: u32,
+        }
+        let req: Delete = match parse(body) {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let Some(core) = self.node.core() else {
+            return error(503, "sealed");
+        };
+        match core.delete_ivk_version(req.version).await {
+            Ok(()) => json(
+                200,
+                &serde_json::json!({ "deleted": req.version, "versions": core.ivk_versions() }),
+            ),
+            Err(e) => core_refusal(e),
+        }
+    }
+
     /// `POST /v1/sys/rotate-l3` (`{"tenant": "…", "service": "…"}`): a new L3 version for the service.
     async fn rotate_l3(&self, body: &[u8]) -> HttpResponse {
         #[derive(serde::Deserialize)]
@@ -500,6 +524,7 @@ impl HttpService for OperatorApi {
                     | "/v1/sys/recover"
                     | "/v1/sys/migrate-seal"
                     | "/v1/sys/rotate-ivk"
+                    | "/v1/sys/delete-ivk"
                     | "/v1/sys/prewarm"
                     | "/v1/sys/rotate-l3"
                     | "/v1/sys/rotate-l2"
@@ -527,6 +552,7 @@ impl HttpService for OperatorApi {
                 "/v1/sys/recover" => self.recover(body).await,
                 "/v1/sys/migrate-seal" => self.migrate_seal(body).await,
                 "/v1/sys/rotate-ivk" => self.rotate_ivk(body).await,
+                "/v1/sys/delete-ivk" => self.delete_ivk(body).await,
                 "/v1/sys/prewarm" => self.prewarm(body).await,
                 "/v1/sys/rotate-l3" => self.rotate_l3(body).await,
                 "/v1/sys/destroy-l3" => self.destroy_l3(body).await,

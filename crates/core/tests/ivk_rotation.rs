@@ -26,6 +26,16 @@ async fn open(
     Core::open(store.clone(), mk, l1, config).await
 }
 
+/// One scrubber pass with no minimum age: (re-wrapped, remaining).
+async fn scrub(core: &Core, limit: usize) -> (usize, usize) {
+    let pass = core
+        .scrub_bindings(limit, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(pass.failed, 0, "{pass:?}");
+    (pass.rewrapped, pass.remaining)
+}
+
 async fn binding_ivk_version(store: &Arc<dyn KeyStore>, system: &str) -> u64 {
     store
         .get("acme", kind::L2_ACTIVE, system, 1)
@@ -274,10 +284,19 @@ async fn the_scrubber_moves_bindings_at_its_pace_and_emergency_rotation_revokes_
             .unwrap(),
         Some(2)
     );
+    // Bindings younger than the scrub age wait (they move when used); the pass says when the first is due.
+    let young = core
+        .scrub_bindings(10, std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!((young.rewrapped, young.remaining, young.waiting), (0, 0, 3));
+    let due = young.next_due.unwrap() - openkcm_core::hierarchy::unix_now();
+    assert!((3590..=3600).contains(&due), "{young:?}");
+    assert!(!young.finished());
     // Two per pass: two, then the last one.
-    assert_eq!(core.scrub_bindings(2).await.unwrap(), (2, 1));
-    assert_eq!(core.scrub_bindings(2).await.unwrap(), (1, 0));
-    assert_eq!(core.scrub_bindings(2).await.unwrap(), (0, 0));
+    assert_eq!(scrub(&core, 2).await, (2, 1));
+    assert_eq!(scrub(&core, 2).await, (1, 0));
+    assert_eq!(scrub(&core, 2).await, (0, 0));
     for s in ["sys-a", "sys-b", "sys-c"] {
         assert_eq!(binding_ivk_version(&store, s).await, 2);
     }
@@ -501,4 +520,203 @@ async fn the_volume_trigger_rotates_and_deprecated_keys_leave_memory_until_used(
     core.evict_all();
     assert!(core.current_l3("acme", "s1-svc").await.is_ok());
     assert_eq!(core.ivk_keys_in_memory(), 2);
+}
+
+/// A store that counts the calls that would scan every tenant.
+struct ScanCounter {
+    inner: MemoryStore,
+    scans: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl KeyStore for ScanCounter {
+    async fn get(
+        &self,
+        tenant: &str,
+        kind: &str,
+        id: &str,
+        version: u32,
+    ) -> Result<Option<openkcm_store::Record>, openkcm_store::StoreError> {
+        self.inner.get(tenant, kind, id, version).await
+    }
+    async fn put_if_absent(
+        &self,
+        record: &openkcm_store::Record,
+    ) -> Result<bool, openkcm_store::StoreError> {
+        self.inner.put_if_absent(record).await
+    }
+    async fn compare_and_set(
+        &self,
+        record: &openkcm_store::Record,
+        expected: u64,
+    ) -> Result<bool, openkcm_store::StoreError> {
+        self.inner.compare_and_set(record, expected).await
+    }
+    async fn list(
+        &self,
+        tenant: &str,
+        kind: &str,
+    ) -> Result<Vec<openkcm_store::Record>, openkcm_store::StoreError> {
+        if kind == openkcm_core::hierarchy::kind::L2_ACTIVE {
+            self.scans.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.list(tenant, kind).await
+    }
+    async fn list_tenants(&self) -> Result<Vec<String>, openkcm_store::StoreError> {
+        self.scans.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.list_tenants().await
+    }
+    async fn delete(
+        &self,
+        tenant: &str,
+        kind: &str,
+        id: &str,
+        version: u32,
+    ) -> Result<bool, openkcm_store::StoreError> {
+        self.inner.delete(tenant, kind, id, version).await
+    }
+}
+
+#[tokio::test]
+async fn a_deprecated_ivk_version_is_deleted_only_once_no_binding_uses_it_by_an_index_not_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = Arc::new(ScanCounter {
+        inner: MemoryStore::new(),
+        scans: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let store: Arc<dyn KeyStore> = counter.clone();
+    let mk = SecretKey::generate().unwrap();
+    let config = || CoreConfig {
+        ivk_grace_period: std::time::Duration::ZERO,
+        ..CoreConfig::default()
+    };
+    let l1 = || Arc::new(LocalProvider::new(dir.path().to_path_buf()));
+    let core = Core::open(store.clone(), &mk, l1(), config())
+        .await
+        .unwrap();
+    let tenants = ["t1", "t2", "t3"];
+    let mut keys = Vec::new();
+    for t in tenants {
+        core.provision(t, "sys", "svc").await.unwrap();
+        keys.push(*core.current_l3(t, "svc").await.unwrap().key.expose());
+    }
+    assert_eq!(core.rotate_ivk().await.unwrap(), 2);
+    let refused = |e: CoreError| match e {
+        CoreError::Conflict(m) => m,
+        other => panic!("expected a refusal, got {other}"),
+    };
+    // The ACTIVE version is never deleted; the DEPRECATED one not while bindings use it.
+    let m = refused(core.delete_ivk_version(2).await.unwrap_err());
+    assert!(m.contains("ACTIVE"), "{m}");
+    let scans = counter.scans.load(std::sync::atomic::Ordering::SeqCst);
+    let m = refused(core.delete_ivk_version(1).await.unwrap_err());
+    assert!(m.contains("3 L2 binding(s)"), "{m}");
+    // One binding moves when it is used: two are left.
+    core.evict_all();
+    core.current_l3("t1", "svc").await.unwrap();
+    let m = refused(core.delete_ivk_version(1).await.unwrap_err());
+    assert!(m.contains("2 L2 binding(s)"), "{m}");
+    assert_eq!(
+        counter.scans.load(std::sync::atomic::Ordering::SeqCst),
+        scans,
+        "deciding whether a version is in use scanned the tenants' bindings"
+    );
+    // A crash after the index learned of a binding but before the binding was written leaves a stale entry: it is
+    // checked and dropped, never trusted.
+    openkcm_core::binding_index::add(&*store, 1, "t9", "ghost", 1)
+        .await
+        .unwrap();
+    let m = refused(core.delete_ivk_version(1).await.unwrap_err());
+    assert!(m.contains("2 L2 binding(s)"), "{m}");
+    // Scrubbed: deleted, from storage and memory; every key still opens.
+    assert_eq!(scrub(&core, 100).await, (2, 0));
+    core.delete_ivk_version(1).await.unwrap();
+    assert!(store
+        .get(CLUSTER_TENANT, KIND_IVK, IVK_ID, 1)
+        .await
+        .unwrap()
+        .is_none());
+    let versions: Vec<u32> = core.ivk_versions().iter().map(|v| v.version).collect();
+    assert_eq!(versions, [2]);
+    assert!(matches!(
+        core.delete_ivk_version(1).await,
+        Err(CoreError::NotFound(_))
+    ));
+    drop(core);
+    let core = Core::open(
+        store.clone(),
+        &mk,
+        l1(),
+        CoreConfig {
+            allow_new_ivk: false,
+            ..config()
+        },
+    )
+    .await
+    .unwrap();
+    for (t, key) in tenants.iter().zip(&keys) {
+        assert_eq!(core.current_l3(t, "svc").await.unwrap().key.expose(), key);
+    }
+    // A store written before the index existed gets it built once at start: version 2 is then known to be in use.
+    assert_eq!(core.rotate_ivk().await.unwrap(), 3);
+    drop(core);
+    for rec in store.list(CLUSTER_TENANT, "ivk-ref-2").await.unwrap() {
+        store
+            .delete(CLUSTER_TENANT, &rec.kind, &rec.id, rec.version)
+            .await
+            .unwrap();
+    }
+    store
+        .delete(CLUSTER_TENANT, "ivk-ref-index", "ivk-ref-index", 0)
+        .await
+        .unwrap();
+    let core = Core::open(
+        store.clone(),
+        &mk,
+        l1(),
+        CoreConfig {
+            allow_new_ivk: false,
+            ..config()
+        },
+    )
+    .await
+    .unwrap();
+    let m = refused(core.delete_ivk_version(2).await.unwrap_err());
+    assert!(m.contains("3 L2 binding(s)"), "{m}");
+}
+
+#[tokio::test]
+async fn a_binding_the_scrubber_cannot_rewrap_is_reported_and_emergency_rotation_keeps_old_versions(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    for t in ["t1", "t2", "t3"] {
+        core.provision(t, "sys", "svc").await.unwrap();
+    }
+    assert_eq!(core.rotate_ivk().await.unwrap(), 2);
+    // t2's binding names an IVK version that does not exist (a damaged record).
+    let mut bad = store
+        .get("t2", kind::L2_ACTIVE, "sys", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    bad.metadata["ivk_version"] = serde_json::json!(7);
+    assert!(store.compare_and_set(&bad, bad.revision).await.unwrap());
+    let pass = core
+        .scrub_bindings(100, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((pass.rewrapped, pass.failed), (2, 1), "{pass:?}");
+    // Revoking version 1 now could lose t2's key: the emergency rotation refuses to.
+    let err = core.rotate_ivk_emergency().await.unwrap_err().to_string();
+    assert!(
+        err.contains("1 binding(s) could not be re-wrapped"),
+        "{err}"
+    );
+    assert!(core
+        .ivk_versions()
+        .iter()
+        .all(|v| v.state != IvkState::Revoked));
 }

@@ -36,7 +36,9 @@ async fn worker(core: Arc<Core>, id: usize, until: Instant) -> Vec<Made> {
                 Err(e) => panic!("rotate L3: {e}"),
             },
             2 => {
-                core.scrub_bindings(10).await.unwrap();
+                core.scrub_bindings(10, std::time::Duration::ZERO)
+                    .await
+                    .unwrap();
             }
             3 => core.evict_all(),
             _ => {

@@ -93,6 +93,12 @@ impl CoreLink {
         self.leases().retain(|(t, ..), _| t != tenant);
     }
 
+    /// Forgets the cached current service key of `tenant/service` (it was just rotated here): the next wrap asks
+    /// the Core which version is current.
+    pub fn forget_current_l3(&self, tenant: &str, service: &str) {
+        self.lock().remove(&(tenant.to_owned(), service.to_owned()));
+    }
+
     /// Drops every leased service key (the Core was sealed); they are zeroized.
     pub fn purge_all_leases(&self) {
         self.leases().clear();

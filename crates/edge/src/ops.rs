@@ -84,6 +84,9 @@ const GROUP_MEMBER_DEFAULT: u32 = 2;
 /// The object group whose fresh members the server makes on demand.
 const DEFAULT_GROUP: &str = "default";
 /// Every state but Destroyed (and Destroyed Compromised): the object still has its value.
+/// How the Core names service keys (L3); no object of the edge's vault has such an identifier.
+const L3_UID_PREFIX: &str = "l3-";
+
 const NOT_DESTROYED: &[u32] = &[
     state::PRE_ACTIVE,
     state::ACTIVE,
@@ -1367,6 +1370,22 @@ impl EdgeOps<'_> {
     async fn rekey(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
+        if uid.starts_with(L3_UID_PREFIX) {
+            // A service key (L3) lives in the Core: Re-key of it is the service's on-demand rotation there.
+            let answer = self
+                .edge
+                .core
+                .proxy(
+                    tenant,
+                    service,
+                    ctx.version,
+                    op::REKEY,
+                    &openkcm_kmip::payload::uid_payload(t::REQUEST_PAYLOAD, &uid),
+                )
+                .await?;
+            self.edge.core.forget_current_l3(tenant, service);
+            return Ok(answer);
+        }
         let old = self.edge.load(tenant, service, &uid).await?;
         refuse_archived(&old.meta, &uid)?;
         if old.meta.object_type != object_type::SYMMETRIC_KEY
@@ -1980,6 +1999,19 @@ impl EdgeOps<'_> {
     async fn get_attributes(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
         let uid = ctx.uid(payload)?;
+        if uid.starts_with(L3_UID_PREFIX) {
+            // A service key's attributes (state, version) are the Core's.
+            let mut asked = payload.clone();
+            if let Value::Structure(children) = &mut asked.value {
+                children.retain(|i| i.tag != t::UNIQUE_IDENTIFIER);
+                children.insert(0, Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid)));
+            }
+            return self
+                .edge
+                .core
+                .proxy(tenant, service, ctx.version, op::GET_ATTRIBUTES, &asked)
+                .await;
+        }
         let stored = self.edge.load(tenant, service, &uid).await?;
         hide_template_from_v2(ctx, &stored.meta, &uid)?;
         let names = attributes::requested_names(payload)?;
