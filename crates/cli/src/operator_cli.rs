@@ -51,6 +51,12 @@ enum OperatorCommand {
     DestroyL2(DestroyL2Args),
     /// Destroy an old version of a service key (L3): every data key wrapped under it becomes unreadable.
     DestroyL3(DestroyL3Args),
+    /// Mark a service key (L3) version COMPROMISED: it neither wraps nor unwraps any more (the current version is
+    /// rotated first); data keys still under it become unreadable.
+    CompromiseL3(DestroyL3Args),
+    /// Mark an L2 version of a system COMPROMISED: rotates it if current, re-wraps its service keys under the
+    /// current version, then refuses it from then on.
+    CompromiseL2(DestroyL2Args),
 }
 
 #[derive(clap::Args)]
@@ -72,7 +78,7 @@ struct DestroyL3Args {
     /// The service.
     #[arg(long)]
     service: String,
-    /// The service key version to destroy (not the current one).
+    /// The service key version (for destroy-l3: not the current one).
     #[arg(long)]
     version: u32,
 }
@@ -93,7 +99,7 @@ struct SystemArgs {
 struct DestroyL2Args {
     #[command(flatten)]
     system: SystemArgs,
-    /// The L2 version to destroy.
+    /// The L2 version.
     #[arg(long)]
     version: u32,
 }
@@ -626,15 +632,10 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             post_and_print(&a.conn, "/v1/sys/rotate-l2", a.body()).await?
         }
         OperatorCommand::Rewrap(a) => post_and_print(&a.conn, "/v1/sys/rewrap", a.body()).await?,
-        OperatorCommand::DestroyL2(a) => {
-            let mut body = a.system.body();
-            body["version"] = a.version.into();
-            post_and_print(&a.system.conn, "/v1/sys/destroy-l2", body).await?
-        }
-        OperatorCommand::DestroyL3(a) => {
-            let body = serde_json::json!({ "tenant": a.tenant, "service": a.service, "version": a.version });
-            post_and_print(&a.conn, "/v1/sys/destroy-l3", body).await?
-        }
+        OperatorCommand::DestroyL2(a) => post_l2_version(&a, "/v1/sys/destroy-l2").await?,
+        OperatorCommand::CompromiseL2(a) => post_l2_version(&a, "/v1/sys/compromise-l2").await?,
+        OperatorCommand::DestroyL3(a) => post_l3_version(&a, "/v1/sys/destroy-l3").await?,
+        OperatorCommand::CompromiseL3(a) => post_l3_version(&a, "/v1/sys/compromise-l3").await?,
         OperatorCommand::RotateL3(a) => {
             let body = serde_json::json!({ "tenant": a.tenant, "service": a.service });
             post_and_print(&a.conn, "/v1/sys/rotate-l3", body).await?
@@ -691,6 +692,18 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
 }
 
 /// POSTs `body` to the node's operator API at `path` and prints the JSON answer.
+async fn post_l2_version(a: &DestroyL2Args, path: &str) -> anyhow::Result<()> {
+    let mut body = a.system.body();
+    body["version"] = a.version.into();
+    post_and_print(&a.system.conn, path, body).await
+}
+
+async fn post_l3_version(a: &DestroyL3Args, path: &str) -> anyhow::Result<()> {
+    let body =
+        serde_json::json!({ "tenant": a.tenant, "service": a.service, "version": a.version });
+    post_and_print(&a.conn, path, body).await
+}
+
 async fn post_and_print(conn: &Conn, path: &str, body: serde_json::Value) -> anyhow::Result<()> {
     let v = conn
         .target()?

@@ -594,6 +594,8 @@ fn destroying_a_service_key_version_shreds_its_data_keys_only() {
     let mut dev = Dev::start(dir.path(), &["demo"]);
     let err = dev.kmip("demo", &["get", &old]).unwrap_err();
     assert!(err.contains("key version destroyed"), "{err}");
+    // The edge finds the current service key again (the destroyed version is not unwrapped to list it).
+    assert!(dev.kmip("demo", &["create"]).is_ok());
     assert_eq!(
         common::s(&dev.kmip("demo", &["get", &new]).unwrap(), "key_hex"),
         new_key
@@ -670,4 +672,39 @@ fn an_application_rekeys_its_current_service_key_through_kmip() {
         parent, v3,
         "the new data key is wrapped under the re-keyed version"
     );
+}
+
+#[test]
+fn operator_marks_a_service_key_compromised_and_old_ivk_versions_in_use_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let old = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
+    let svc = ["--tenant", "demo", "--service", "default"];
+    let (ok, out, err) =
+        dev.operator(&[&["compromise-l3"][..], &svc, &["--version", "1"]].concat());
+    assert!(ok, "{err}");
+    assert!(out.contains("\"compromised\": 1"), "{out}");
+    // The service moved to version 2 at once.
+    let new = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
+    let new_key = common::s(&dev.kmip("demo", &["get", &new]).unwrap(), "key_hex");
+    let (ok, _, err) = dev.operator(&[&["compromise-l3"][..], &svc, &["--version", "1"]].concat());
+    assert!(
+        !ok && err.contains("409") && err.contains("already"),
+        "{err}"
+    );
+    // The IVK version every binding uses cannot be deleted (here: still in its grace period).
+    let (ok, _, err) = dev.operator(&["rotate-ivk"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = dev.operator(&["delete-ivk", "--version", "1"]);
+    assert!(!ok && err.contains("409") && err.contains("GRACE"), "{err}");
+    dev.stop();
+    // After a restart (no cached data keys), the data key under the compromised version is refused.
+    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let err = dev.kmip("demo", &["get", &old]).unwrap_err();
+    assert!(err.contains("key version compromised"), "{err}");
+    assert_eq!(
+        common::s(&dev.kmip("demo", &["get", &new]).unwrap(), "key_hex"),
+        new_key
+    );
+    dev.stop();
 }

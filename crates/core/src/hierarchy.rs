@@ -42,6 +42,9 @@ pub struct CoreConfig {
     pub l3_lease_ttl: Option<Duration>,
     /// How long a superseded IVK version stays GRACE (in memory) before it is DEPRECATED (default 24 h).
     pub ivk_grace_period: Duration,
+    /// How long an IVK version may wrap at most (its `hard_expiry` is its creation plus this; default 90 d): an
+    /// ACTIVE version past it is replaced before the next wrap, whatever the schedule says.
+    pub ivk_hard_lifetime: Duration,
     /// The IVK volume trigger: rotation after this many wraps under one version (DESIGN §4; 2^32 by default).
     pub ivk_volume: crate::keyring::VolumeTrigger,
     /// Plaintext L2s (and, separately, L3 versions) kept in memory at most (default 100 000 each).
@@ -103,6 +106,7 @@ impl Default for CoreConfig {
             auto_provision_services: false,
             l3_lease_ttl: None,
             ivk_grace_period: Duration::from_secs(24 * 3600),
+            ivk_hard_lifetime: Duration::from_secs(90 * 24 * 3600),
             ivk_volume: crate::keyring::VolumeTrigger::default(),
             key_cache_capacity: 100_000,
             key_cache_idle: Duration::from_secs(3600),
@@ -134,6 +138,9 @@ pub enum CoreError {
     /// A service key version was destroyed: the data keys wrapped under it can no longer be opened.
     #[error("key version destroyed: service key {0:?} was destroyed, so the data keys wrapped under it can no longer be opened")]
     KeyVersionDestroyed(String),
+    /// A key version was marked compromised: every operation with it is refused (DESIGN §5.1).
+    #[error("key version compromised: {0} was marked compromised, so it neither wraps nor unwraps any more")]
+    KeyVersionCompromised(String),
     /// The customer revoked L1: the system's keys are gone from this Core until L1 is re-enabled.
     #[error("the customer's root key (L1) for system {0:?} has been revoked or disabled; its keys are unavailable")]
     L1Revoked(String),
@@ -232,6 +239,7 @@ impl Core {
             config.allow_new_ivk,
             config.ivk_grace_period,
             config.ivk_volume,
+            config.ivk_hard_lifetime,
         )
         .await?;
         crate::binding_index::ensure_built(&*store).await?;
@@ -381,7 +389,7 @@ impl Core {
     /// version when it rotated.
     pub async fn rotate_ivk_if_due(&self, period: Duration) -> Result<Option<u32>, CoreError> {
         let age = crate::now().saturating_sub(self.ivk.active_created_at().unwrap_or(0));
-        if age < i64::try_from(period.as_secs()).unwrap_or(i64::MAX) {
+        if age < i64::try_from(period.as_secs()).unwrap_or(i64::MAX) && !self.ivk.active_expired() {
             return Ok(None);
         }
         self.ivk.rotate().await.map(Some)
@@ -601,6 +609,17 @@ impl Core {
         previous: Option<&Record>,
         verified_at: i64,
     ) -> Result<(), CoreError> {
+        if self.ivk.active_expired() {
+            match self.ivk.rotate().await {
+                Ok(v) => tracing::warn!(
+                    version = v,
+                    "the ACTIVE IVK passed its hard expiry: rotated before wrapping"
+                ),
+                // Another node rotated at the same moment.
+                Err(CoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let (ivk_version, ivk) = self.ivk.active()?;
         let record = Record {
             tenant: tenant.into(),
@@ -724,6 +743,13 @@ impl Core {
             .ok_or_else(|| {
                 CoreError::Corrupt(format!("system {system:?} has no sovereign binding"))
             })?;
+        if sov.metadata["state"].as_u64()
+            == Some(u64::from(openkcm_kmip::enums::state::COMPROMISED))
+        {
+            return Err(CoreError::KeyVersionCompromised(format!(
+                "L2 version {version} of system {system:?}"
+            )));
+        }
         let ct = hex::decode(meta_str(&sov, "ciphertext")?)
             .ok()
             .ok_or_else(|| CoreError::Corrupt("sovereign binding ciphertext is not hex".into()))?;
@@ -867,9 +893,17 @@ impl Core {
         let system = meta_str(&rec, "system")?;
         let l2_version = u32::try_from(meta_i64(&rec, "l2_version")?)
             .map_err(|_| CoreError::Corrupt("l2_version".into()))?;
-        if rec.metadata["state"].as_u64() == Some(u64::from(openkcm_kmip::enums::state::DESTROYED))
-        {
-            return Err(CoreError::KeyVersionDestroyed(uid.into()));
+        match u32::try_from(rec.metadata["state"].as_u64().unwrap_or(0)).unwrap_or(0) {
+            openkcm_kmip::enums::state::DESTROYED
+            | openkcm_kmip::enums::state::DESTROYED_COMPROMISED => {
+                return Err(CoreError::KeyVersionDestroyed(uid.into()))
+            }
+            openkcm_kmip::enums::state::COMPROMISED => {
+                return Err(CoreError::KeyVersionCompromised(format!(
+                    "service key {uid:?}"
+                )))
+            }
+            _ => {}
         }
         let l2 = self.l2_at(tenant, &system, l2_version).await?;
         let blob = rec
@@ -1189,16 +1223,7 @@ impl Core {
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("{tenant}/{service}")))?;
         let current = meta_str(&svc, "current_l3")?;
-        let mut target = None;
-        for rec in self.store.list(tenant, kind::L3).await? {
-            if meta_str(&rec, "service")? == service
-                && u32::try_from(meta_i64(&rec, "version")?).ok() == Some(version)
-            {
-                target = Some(rec);
-            }
-        }
-        let rec = target
-            .ok_or_else(|| CoreError::NotFound(format!("{tenant}/{service} version {version}")))?;
+        let rec = self.l3_record(tenant, service, version).await?;
         if rec.id == current {
             return Err(CoreError::Conflict(format!(
                 "version {version} is the current key of service {service:?}: rotate it first"
@@ -1206,7 +1231,13 @@ impl Core {
         }
         let mut destroyed = rec.clone();
         destroyed.blob = None;
-        destroyed.metadata["state"] = serde_json::json!(openkcm_kmip::enums::state::DESTROYED);
+        let was_compromised = rec.metadata["state"].as_u64()
+            == Some(u64::from(openkcm_kmip::enums::state::COMPROMISED));
+        destroyed.metadata["state"] = serde_json::json!(if was_compromised {
+            openkcm_kmip::enums::state::DESTROYED_COMPROMISED
+        } else {
+            openkcm_kmip::enums::state::DESTROYED
+        });
         destroyed.metadata["destroyed_at"] = serde_json::json!(crate::now());
         if !self.store.compare_and_set(&destroyed, rec.revision).await? {
             return Err(CoreError::Conflict(format!(
@@ -1217,6 +1248,147 @@ impl Core {
         self.l3_cache.remove(tenant, &rec.id);
         tracing::warn!(tenant, service, version, l3 = %rec.id, "service key version destroyed: its data keys are unreadable");
         Ok(rec.id)
+    }
+
+    /// The L3 record of version `version` of `tenant`'s `service`.
+    async fn l3_record(
+        &self,
+        tenant: &str,
+        service: &str,
+        version: u32,
+    ) -> Result<Record, CoreError> {
+        for rec in self.store.list(tenant, kind::L3).await? {
+            if meta_str(&rec, "service")? == service
+                && u32::try_from(meta_i64(&rec, "version")?).ok() == Some(version)
+            {
+                return Ok(rec);
+            }
+        }
+        Err(CoreError::NotFound(format!(
+            "{tenant}/{service} version {version}"
+        )))
+    }
+
+    /// Marks version `version` of `tenant`'s `service` key COMPROMISED (DESIGN §5.1): from then on it neither wraps
+    /// nor unwraps ("key version compromised"), here and at every edge that asks. The current version is rotated
+    /// first, so the service keeps a usable key. Data keys still wrapped under it become unreadable: to keep them,
+    /// rotate first and let them move (a Get re-wraps a data key under the current version) before marking it.
+    /// Returns the marked version's unique identifier.
+    pub async fn compromise_l3(
+        &self,
+        tenant: &str,
+        service: &str,
+        version: u32,
+    ) -> Result<String, CoreError> {
+        use openkcm_kmip::enums::state;
+        let rec = self.l3_record(tenant, service, version).await?;
+        let current = self
+            .store
+            .get(tenant, kind::SERVICE, service, 0)
+            .await?
+            .map(|svc| meta_str(&svc, "current_l3"))
+            .transpose()?;
+        if current.as_deref() == Some(rec.id.as_str()) {
+            self.rotate_l3(tenant, service).await?;
+        }
+        // Read again: the rotation made it DEACTIVATED.
+        let rec = self.l3_record(tenant, service, version).await?;
+        let was = u32::try_from(meta_i64(&rec, "state")?).unwrap_or(0);
+        if matches!(
+            was,
+            state::DESTROYED | state::DESTROYED_COMPROMISED | state::COMPROMISED
+        ) {
+            return Err(CoreError::Conflict(format!(
+                "service key {:?} is already {}",
+                rec.id,
+                state::name(was)
+            )));
+        }
+        let mut marked = rec.clone();
+        marked.metadata["state"] = serde_json::json!(state::COMPROMISED);
+        marked.metadata["compromised_at"] = serde_json::json!(crate::now());
+        if !self.store.compare_and_set(&marked, rec.revision).await? {
+            return Err(CoreError::Conflict(format!(
+                "service key {:?} changed while being marked compromised; try again",
+                rec.id
+            )));
+        }
+        self.l3_cache.remove(tenant, &rec.id);
+        tracing::warn!(tenant, service, version, l3 = %rec.id, "service key version marked COMPROMISED: it neither wraps nor unwraps any more");
+        Ok(rec.id)
+    }
+
+    /// Marks L2 version `version` of `tenant`'s `system` COMPROMISED (DESIGN §5.1). The current version is rotated
+    /// first, and every service key still under the marked version is re-wrapped under the current one (deep
+    /// re-key), so no service key is lost; then the version's active binding is destroyed and its sovereign binding
+    /// is refused from then on ("key version compromised"). The service keys it wrapped were exposed with it: rotate
+    /// them too. Returns how many service key versions were re-wrapped.
+    pub async fn compromise_l2(
+        &self,
+        tenant: &str,
+        system: &str,
+        version: u32,
+    ) -> Result<usize, CoreError> {
+        let sov = self
+            .store
+            .get(tenant, kind::L2_SOVEREIGN, system, version)
+            .await?
+            .ok_or_else(|| {
+                CoreError::NotFound(format!("{tenant}/{system} L2 version {version}"))
+            })?;
+        if sov.metadata["state"].as_u64()
+            == Some(u64::from(openkcm_kmip::enums::state::COMPROMISED))
+        {
+            return Err(CoreError::Conflict(format!(
+                "L2 version {version} of system {system:?} is already compromised"
+            )));
+        }
+        if self.current_l2_version(tenant, system).await? == version {
+            self.rotate_l2(tenant, system).await?;
+        }
+        let rewrapped = self.rewrap_system(tenant, system).await?;
+        let sov = self
+            .store
+            .get(tenant, kind::L2_SOVEREIGN, system, version)
+            .await?
+            .ok_or_else(|| {
+                CoreError::NotFound(format!("{tenant}/{system} L2 version {version}"))
+            })?;
+        let mut marked = sov.clone();
+        marked.metadata["state"] = serde_json::json!(openkcm_kmip::enums::state::COMPROMISED);
+        marked.metadata["compromised_at"] = serde_json::json!(crate::now());
+        if !self.store.compare_and_set(&marked, sov.revision).await? {
+            return Err(CoreError::Conflict(format!(
+                "L2 version {version} of system {system:?} changed while being marked compromised; try again"
+            )));
+        }
+        if let Some(binding) = self
+            .store
+            .get(tenant, kind::L2_ACTIVE, system, version)
+            .await?
+        {
+            self.store
+                .delete(tenant, kind::L2_ACTIVE, system, version)
+                .await?;
+            crate::binding_index::remove(
+                &*self.store,
+                crate::binding_index::ivk_version_of(&binding),
+                tenant,
+                system,
+                version,
+            )
+            .await?;
+        }
+        self.l2_cache
+            .remove(tenant, &format!("{system}\u{0}{version}"));
+        tracing::warn!(
+            tenant,
+            system,
+            version,
+            rewrapped,
+            "L2 version marked COMPROMISED: its service keys were re-wrapped under the current version"
+        );
+        Ok(rewrapped)
     }
 
     /// Rotates every service of every tenant whose current L3 is older than `rotate_after` (the scheduled trigger);
@@ -1275,22 +1447,51 @@ impl Core {
         (self.l2_cache.len(), self.l3_cache.len())
     }
 
-    /// Every L3 version of `tenant`'s `service` (metadata only, newest first).
-    pub async fn l3_versions(
-        &self,
-        tenant: &str,
-        service: &str,
-    ) -> Result<Vec<(String, u32)>, CoreError> {
+    /// Every L3 version of `tenant`'s `service` (metadata only, nothing unwrapped), newest first.
+    pub async fn l3_versions(&self, tenant: &str, service: &str) -> Result<Vec<L3Info>, CoreError> {
         let mut out = Vec::new();
         for rec in self.store.list(tenant, kind::L3).await? {
             if meta_str(&rec, "service")? == service {
-                out.push((
-                    rec.id.clone(),
-                    u32::try_from(meta_i64(&rec, "version")?).unwrap_or(0),
-                ));
+                out.push(L3Info::from_record(&rec)?);
             }
         }
-        out.sort_by_key(|v| std::cmp::Reverse(v.1));
+        out.sort_by_key(|v| std::cmp::Reverse(v.version));
         Ok(out)
+    }
+
+    /// What is known about L3 `uid` of `tenant` without unwrapping it (any state, destroyed ones included).
+    pub async fn l3_info(&self, tenant: &str, uid: &str) -> Result<L3Info, CoreError> {
+        let rec = self
+            .store
+            .get(tenant, kind::L3, uid, 1)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(uid.into()))?;
+        L3Info::from_record(&rec)
+    }
+}
+
+/// An L3 version's metadata (no key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L3Info {
+    /// Unique identifier.
+    pub uid: String,
+    /// Service.
+    pub service: String,
+    /// Version number within the service.
+    pub version: u32,
+    /// KMIP state.
+    pub state: u32,
+}
+
+impl L3Info {
+    fn from_record(rec: &Record) -> Result<Self, CoreError> {
+        Ok(Self {
+            uid: rec.id.clone(),
+            service: meta_str(rec, "service")?,
+            version: u32::try_from(meta_i64(rec, "version")?)
+                .map_err(|_| CoreError::Corrupt("version".into()))?,
+            state: u32::try_from(meta_i64(rec, "state")?)
+                .map_err(|_| CoreError::Corrupt("state".into()))?,
+        })
     }
 }

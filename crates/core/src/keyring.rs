@@ -50,12 +50,16 @@ pub struct IvkVersion {
     pub state: IvkState,
     /// When it was made (seconds since the epoch).
     pub created_at: i64,
+    /// After when it wraps nothing new (seconds since the epoch; none for versions of earlier releases).
+    pub hard_expiry: Option<i64>,
 }
 
 struct Loaded {
     /// None once a DEPRECATED version was dropped from memory (loaded again on use).
     key: Option<Arc<SecretKey>>,
     created_at: i64,
+    /// After this time the version wraps nothing new (records of earlier releases have none).
+    hard_expiry: Option<i64>,
     revoked: bool,
 }
 
@@ -66,6 +70,8 @@ pub struct Keyring {
     mk: SecretKey,
     mac_key: SecretKey,
     grace: std::time::Duration,
+    /// How long a new version may wrap before it must be replaced (its hard expiry is creation + this).
+    hard_lifetime: i64,
     versions: RwLock<BTreeMap<u32, Loaded>>,
     /// Wraps under the ACTIVE version not yet added to its stored count.
     pending_wraps: std::sync::atomic::AtomicU64,
@@ -118,18 +124,39 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 impl Keyring {
     /// What the integrity MAC of a record covers.
-    fn mac_input(version: u32, created_at: i64, revoked: bool, blob: &[u8]) -> Vec<u8> {
-        let mut data = Vec::with_capacity(blob.len() + 32);
-        data.extend_from_slice(b"openkcm-ivk-record\0");
+    /// Records of earlier releases carry no hard expiry; their MAC input is the same without it, and a record
+    /// with a hard expiry is authenticated under a different label, so removing the field does not verify.
+    fn mac_input(
+        version: u32,
+        created_at: i64,
+        hard_expiry: Option<i64>,
+        revoked: bool,
+        blob: &[u8],
+    ) -> Vec<u8> {
+        let mut data = Vec::with_capacity(blob.len() + 48);
+        match hard_expiry {
+            None => data.extend_from_slice(b"openkcm-ivk-record\0"),
+            Some(_) => data.extend_from_slice(b"openkcm-ivk-record/v2\0"),
+        }
         data.extend_from_slice(&version.to_be_bytes());
         data.extend_from_slice(&created_at.to_be_bytes());
+        if let Some(expiry) = hard_expiry {
+            data.extend_from_slice(&expiry.to_be_bytes());
+        }
         data.push(u8::from(revoked));
         data.extend_from_slice(blob);
         data
     }
 
-    fn mac(&self, version: u32, created_at: i64, revoked: bool, blob: &[u8]) -> String {
-        let data = Self::mac_input(version, created_at, revoked, blob);
+    fn mac(
+        &self,
+        version: u32,
+        created_at: i64,
+        hard_expiry: Option<i64>,
+        revoked: bool,
+        blob: &[u8],
+    ) -> String {
+        let data = Self::mac_input(version, created_at, hard_expiry, revoked, blob);
         hex_encode(&openkcm_crypto::aes::hmac_sha256(
             self.mac_key.expose(),
             &data,
@@ -152,11 +179,24 @@ impl Keyring {
             .as_i64()
             .ok_or_else(|| corrupt("has no creation time"))?;
         let revoked = rec.metadata["revoked"].as_bool().unwrap_or(false);
+        let hard_expiry = match rec.metadata.get("hard_expiry") {
+            None => None,
+            Some(v) => Some(
+                v.as_i64()
+                    .ok_or_else(|| corrupt("has a hard expiry that is not a time"))?,
+            ),
+        };
         let mac = rec.metadata["mac"]
             .as_str()
             .ok_or_else(|| corrupt("has no integrity MAC"))?;
         let tag = hex_decode(mac).ok_or_else(|| corrupt("has an integrity MAC that is not hex"))?;
-        let data = Self::mac_input(rec.version, created_at, revoked, blob.as_bytes());
+        let data = Self::mac_input(
+            rec.version,
+            created_at,
+            hard_expiry,
+            revoked,
+            blob.as_bytes(),
+        );
         // Constant-time comparison.
         if openkcm_crypto::aes::hmac_sha2_verify(256, self.mac_key.expose(), &data, &tag)
             != Some(true)
@@ -169,19 +209,34 @@ impl Keyring {
         Ok(Loaded {
             key: Some(Arc::new(key)),
             created_at,
+            hard_expiry,
             revoked,
         })
     }
 
-    fn record(&self, version: u32, created_at: i64, key: &SecretKey) -> Result<Record, CoreError> {
+    fn record(
+        &self,
+        version: u32,
+        created_at: i64,
+        hard_expiry: i64,
+        key: &SecretKey,
+    ) -> Result<Record, CoreError> {
         let blob = wrap(&self.mk, &header(version), key)?;
-        let mac = self.mac(version, created_at, false, blob.as_bytes());
+        let mac = self.mac(
+            version,
+            created_at,
+            Some(hard_expiry),
+            false,
+            blob.as_bytes(),
+        );
         Ok(Record {
             tenant: CLUSTER_TENANT.into(),
             kind: KIND_IVK.into(),
             id: IVK_ID.into(),
             version,
-            metadata: serde_json::json!({ "created_at": created_at, "revoked": false, "mac": mac }),
+            metadata: serde_json::json!({
+                "created_at": created_at, "hard_expiry": hard_expiry, "revoked": false, "mac": mac,
+            }),
             blob: Some(blob),
             revision: 0,
         })
@@ -198,12 +253,14 @@ impl Keyring {
         allow_create: bool,
         grace: std::time::Duration,
         volume: VolumeTrigger,
+        hard_lifetime: std::time::Duration,
     ) -> Result<Self, CoreError> {
         let ring = Keyring {
             store: store.clone(),
             mk: SecretKey::from_slice(mk.expose())?,
             mac_key: openkcm_crypto::derived::derive_key(mk, MAC_PURPOSE)?,
             grace,
+            hard_lifetime: i64::try_from(hard_lifetime.as_secs()).unwrap_or(i64::MAX),
             versions: RwLock::new(BTreeMap::new()),
             pending_wraps: std::sync::atomic::AtomicU64::new(0),
             volume_limit: volume.limit.max(1),
@@ -219,16 +276,27 @@ impl Keyring {
                 ));
             }
             let key = SecretKey::generate()?;
-            let record = ring.record(1, crate::now(), &key)?;
+            let created_at = crate::now();
+            let hard_expiry = created_at.saturating_add(ring.hard_lifetime);
+            let record = ring.record(1, created_at, hard_expiry, &key)?;
             if !store.put_if_absent(&record).await? {
                 // Another node created it first: use theirs.
-                return Box::pin(Self::load_or_create(store, mk, false, grace, volume)).await;
+                return Box::pin(Self::load_or_create(
+                    store,
+                    mk,
+                    false,
+                    grace,
+                    volume,
+                    hard_lifetime,
+                ))
+                .await;
             }
             write(&ring.versions).insert(
                 1,
                 Loaded {
                     key: Some(Arc::new(key)),
-                    created_at: crate::now(),
+                    created_at,
+                    hard_expiry: Some(hard_expiry),
                     revoked: false,
                 },
             );
@@ -266,7 +334,7 @@ impl Keyring {
         updated.metadata = serde_json::json!({
             "created_at": created_at,
             "revoked": false,
-            "mac": self.mac(1, created_at, false, blob.as_bytes()),
+            "mac": self.mac(1, created_at, None, false, blob.as_bytes()),
         });
         self.store.compare_and_set(&updated, rec.revision).await?;
         tracing::info!("IVK version 1 now carries its integrity MAC");
@@ -431,9 +499,10 @@ impl Keyring {
         let version = newest_stored.max(newest_known) + 1;
         let key = SecretKey::generate()?;
         let created_at = crate::now();
+        let hard_expiry = created_at.saturating_add(self.hard_lifetime);
         if !self
             .store
-            .put_if_absent(&self.record(version, created_at, &key)?)
+            .put_if_absent(&self.record(version, created_at, hard_expiry, &key)?)
             .await?
         {
             return Err(CoreError::Conflict(format!(
@@ -445,6 +514,7 @@ impl Keyring {
             Loaded {
                 key: Some(Arc::new(key)),
                 created_at,
+                hard_expiry: Some(hard_expiry),
                 revoked: false,
             },
         );
@@ -477,8 +547,11 @@ impl Keyring {
         revoked.metadata = serde_json::json!({
             "created_at": loaded.created_at,
             "revoked": true,
-            "mac": self.mac(version, loaded.created_at, true, blob.as_bytes()),
+            "mac": self.mac(version, loaded.created_at, loaded.hard_expiry, true, blob.as_bytes()),
         });
+        if let Some(expiry) = loaded.hard_expiry {
+            revoked.metadata["hard_expiry"] = serde_json::json!(expiry);
+        }
         if !self.store.compare_and_set(&revoked, rec.revision).await? {
             return Err(CoreError::Conflict(format!(
                 "IVK version {version} changed while being revoked; try again"
@@ -515,6 +588,17 @@ impl Keyring {
             "IVK version deleted: nothing was wrapped under it any more"
         );
         Ok(())
+    }
+
+    /// Whether the ACTIVE version is past its hard expiry (it must be replaced before it wraps again).
+    pub fn active_expired(&self) -> bool {
+        let now = crate::now();
+        read(&self.versions)
+            .iter()
+            .rev()
+            .find(|(_, l)| !l.revoked)
+            .and_then(|(_, l)| l.hard_expiry)
+            .is_some_and(|e| now >= e)
     }
 
     /// When the ACTIVE version was made (seconds since the epoch).
@@ -555,6 +639,7 @@ impl Keyring {
                     version: *v,
                     state,
                     created_at: l.created_at,
+                    hard_expiry: l.hard_expiry,
                 }
             })
             .collect()

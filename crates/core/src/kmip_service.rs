@@ -8,7 +8,7 @@
 //! * Re-key of the service's current L3 → a new L3 version (DESIGN §5.1 on-demand rotation); the old version is
 //!   DEACTIVATED and keeps unwrapping what it wrapped.
 
-use crate::hierarchy::{Core, CoreError, L3Key};
+use crate::hierarchy::{Core, CoreError, L3Info, L3Key};
 use crate::seal::Node;
 use openkcm_crypto::{aes, CryptoError, EnvelopeHeader, Layer};
 use openkcm_kmip::attributes::{self, Attribute};
@@ -47,7 +47,9 @@ pub fn to_kmip(e: CoreError) -> KmipError {
             KmipError::new(rr::PERMISSION_DENIED, e.to_string())
         }
         // Cryptographic Failure is defined in every KMIP version: the reason survives the edge-Core hop in 1.x.
-        e @ CoreError::KeyVersionDestroyed(_) => KmipError::crypto(e.to_string()),
+        e @ (CoreError::KeyVersionDestroyed(_) | CoreError::KeyVersionCompromised(_)) => {
+            KmipError::crypto(e.to_string())
+        }
         other => {
             tracing::error!(error = %other, "core failure");
             KmipError::general("the key service failed internally; see the server log")
@@ -155,7 +157,21 @@ impl CoreOps<'_> {
         Ok(l3)
     }
 
-    fn l3_attributes(l3: &L3Key) -> Vec<Attribute> {
+    /// L3 `uid`'s metadata, if it belongs to this service (without unwrapping it: any state).
+    async fn l3_info_for(
+        &self,
+        tenant: &str,
+        service: &str,
+        uid: &str,
+    ) -> Result<L3Info, KmipError> {
+        let info = self.core.l3_info(tenant, uid).await.map_err(to_kmip)?;
+        if info.service != service {
+            return Err(KmipError::not_found(uid));
+        }
+        Ok(info)
+    }
+
+    fn l3_attributes(l3: &L3Info) -> Vec<Attribute> {
         vec![
             Attribute::new("Unique Identifier", Value::TextString(l3.uid.clone())),
             Attribute::new(
@@ -318,20 +334,19 @@ impl CoreOps<'_> {
             .await
             .map_err(to_kmip)?;
         let mut uids = Vec::new();
-        for (uid, _) in self
+        for l3 in self
             .core
             .l3_versions(&tenant, &service)
             .await
             .map_err(to_kmip)?
         {
-            let l3 = self.l3_for(&tenant, &service, &uid).await?;
             let attrs = Self::l3_attributes(&l3);
             if req.attributes.iter().all(|want| {
                 attrs
                     .iter()
                     .any(|have| have.name == want.name && have.value.value == want.value.value)
             }) {
-                uids.push(uid);
+                uids.push(l3.uid);
             }
         }
         let total = uids.len();
@@ -352,7 +367,7 @@ impl CoreOps<'_> {
     async fn rekey(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller(ctx)?;
         let uid = ctx.uid(payload)?;
-        let l3 = self.l3_for(&tenant, &service, &uid).await?;
+        let l3 = self.l3_info_for(&tenant, &service, &uid).await?;
         let current = self
             .core
             .current_l3(&tenant, &service)
@@ -385,7 +400,7 @@ impl CoreOps<'_> {
     async fn get_attributes(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller(ctx)?;
         let uid = ctx.uid(payload)?;
-        let l3 = self.l3_for(&tenant, &service, &uid).await?;
+        let l3 = self.l3_info_for(&tenant, &service, &uid).await?;
         let names = attributes::requested_names(payload)?;
         let attrs: Vec<Attribute> = Self::l3_attributes(&l3)
             .into_iter()

@@ -340,7 +340,7 @@ impl OperatorApi {
     }
 
     /// The L2 operations of one system: `POST /v1/sys/rotate-l2` and `/v1/sys/rewrap` (`{"tenant", "system"}`),
-    /// `/v1/sys/destroy-l2` (`{"tenant", "system", "version"}`).
+    /// `/v1/sys/destroy-l2` and `/v1/sys/compromise-l2` (`{"tenant", "system", "version"}`).
     async fn system_key(&self, path: &str, body: &[u8]) -> HttpResponse {
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -366,6 +366,12 @@ impl OperatorApi {
                 .rewrap_system(tenant, system)
                 .await
                 .map(|n| serde_json::json!({ "tenant": tenant, "system": system, "rewrapped": n })),
+            "/v1/sys/compromise-l2" => match req.version {
+                None => return error(400, "compromise-l2 needs the \"version\" to mark"),
+                Some(v) => core.compromise_l2(tenant, system, v).await.map(|n| {
+                    serde_json::json!({ "tenant": tenant, "system": system, "compromised": v, "rewrapped": n })
+                }),
+            },
             _ => match req.version {
                 None => return error(400, "destroy-l2 needs the \"version\" to destroy"),
                 Some(v) => core.destroy_l2_version(tenant, system, v).await.map(
@@ -379,30 +385,35 @@ impl OperatorApi {
         }
     }
 
-    /// `POST /v1/sys/destroy-l3` (`{"tenant", "service", "version"}`): destroys an old service key version.
-    async fn destroy_l3(&self, body: &[u8]) -> HttpResponse {
+    /// `POST /v1/sys/destroy-l3` (`{"tenant", "service", "version"}`): destroys an old service key version;
+    /// `POST /v1/sys/compromise-l3` (same body): marks a version compromised (the current one is rotated first).
+    async fn service_key_version(&self, path: &str, body: &[u8]) -> HttpResponse {
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
-        struct Destroy {
+        struct Version {
             tenant: String,
             service: String,
             version: u32,
         }
-        let req: Destroy = match parse(body) {
+        let req: Version = match parse(body) {
             Ok(r) => r,
             Err(resp) => return resp,
         };
         let Some(core) = self.node.core() else {
             return error(503, "sealed");
         };
-        match core
-            .destroy_l3_version(&req.tenant, &req.service, req.version)
-            .await
-        {
-            Ok(uid) => json(
-                200,
-                &serde_json::json!({ "tenant": req.tenant, "service": req.service, "destroyed": req.version, "unique_identifier": uid }),
-            ),
+        let (tenant, service, version) = (&req.tenant, &req.service, req.version);
+        let result = if path == "/v1/sys/compromise-l3" {
+            core.compromise_l3(tenant, service, version).await.map(|uid| {
+                serde_json::json!({ "tenant": tenant, "service": service, "compromised": version, "unique_identifier": uid })
+            })
+        } else {
+            core.destroy_l3_version(tenant, service, version).await.map(|uid| {
+                serde_json::json!({ "tenant": tenant, "service": service, "destroyed": version, "unique_identifier": uid })
+            })
+        };
+        match result {
+            Ok(v) => json(200, &v),
             Err(e) => core_refusal(e),
         }
     }
@@ -531,6 +542,8 @@ impl HttpService for OperatorApi {
                     | "/v1/sys/rewrap"
                     | "/v1/sys/destroy-l2"
                     | "/v1/sys/destroy-l3"
+                    | "/v1/sys/compromise-l2"
+                    | "/v1/sys/compromise-l3"
             );
             if !allowed {
                 return error(404, format!("no such endpoint: {path}"));
@@ -555,10 +568,13 @@ impl HttpService for OperatorApi {
                 "/v1/sys/delete-ivk" => self.delete_ivk(body).await,
                 "/v1/sys/prewarm" => self.prewarm(body).await,
                 "/v1/sys/rotate-l3" => self.rotate_l3(body).await,
-                "/v1/sys/destroy-l3" => self.destroy_l3(body).await,
-                "/v1/sys/rotate-l2" | "/v1/sys/rewrap" | "/v1/sys/destroy-l2" => {
-                    self.system_key(route.1, body).await
+                "/v1/sys/destroy-l3" | "/v1/sys/compromise-l3" => {
+                    self.service_key_version(route.1, body).await
                 }
+                "/v1/sys/rotate-l2"
+                | "/v1/sys/rewrap"
+                | "/v1/sys/destroy-l2"
+                | "/v1/sys/compromise-l2" => self.system_key(route.1, body).await,
                 _ => json(200, &self.node.seal().await),
             };
             log_outcome(peer, path, &response);

@@ -176,17 +176,26 @@ async fn a_tampered_ivk_record_is_reported_and_not_used() {
     let core = open(&store, &mk, dir.path(), true).await.unwrap();
     core.rotate_ivk().await.unwrap();
     drop(core);
-    for field in ["created_at", "revoked"] {
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 4] = [
+        ("created_at", |m| m["created_at"] = serde_json::json!(1)),
+        ("revoked", |m| m["revoked"] = serde_json::json!(true)),
+        ("hard_expiry", |m| {
+            m["hard_expiry"] = serde_json::json!(i64::MAX)
+        }),
+        ("hard_expiry removed", |m| {
+            m.as_object_mut().unwrap().remove("hard_expiry");
+        }),
+    ];
+    for (field, edit) in edits {
         let mut rec = store
             .get(CLUSTER_TENANT, KIND_IVK, IVK_ID, 2)
             .await
             .unwrap()
             .unwrap();
         let original = rec.clone();
-        rec.metadata[field] = match field {
-            "created_at" => serde_json::json!(1),
-            _ => serde_json::json!(true),
-        };
+        assert!(rec.metadata["hard_expiry"].is_i64(), "{:?}", rec.metadata);
+        edit(&mut rec.metadata);
         assert!(store
             .compare_and_set(&rec, original.revision)
             .await
@@ -372,10 +381,8 @@ async fn l3_rotation_makes_a_new_active_version_and_the_old_one_only_unwraps() {
     let previous = core.l3("acme", &old_uid).await.unwrap();
     assert_eq!(*previous.key.expose(), old_key);
     assert_eq!(previous.state, openkcm_kmip::enums::state::DEACTIVATED);
-    assert_eq!(
-        core.l3_versions("acme", "billing").await.unwrap()[0],
-        (uid.clone(), 2)
-    );
+    let newest = &core.l3_versions("acme", "billing").await.unwrap()[0];
+    assert_eq!((&newest.uid, newest.version), (&uid, 2));
     // Scheduled: not due within a day, due at once with no period.
     assert_eq!(
         core.rotate_due_l3(std::time::Duration::from_secs(86_400))
@@ -719,4 +726,101 @@ async fn a_binding_the_scrubber_cannot_rewrap_is_reported_and_emergency_rotation
         .ivk_versions()
         .iter()
         .all(|v| v.state != IvkState::Revoked));
+}
+
+#[tokio::test]
+async fn an_active_ivk_past_its_hard_expiry_is_replaced_before_it_wraps_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let l1 = Arc::new(LocalProvider::new(dir.path().to_path_buf()));
+    let config = CoreConfig {
+        ivk_hard_lifetime: std::time::Duration::ZERO,
+        ..CoreConfig::default()
+    };
+    let core = Core::open(store.clone(), &mk, l1, config).await.unwrap();
+    let v1 = &core.ivk_versions()[0];
+    assert_eq!(v1.hard_expiry, Some(v1.created_at));
+    // The scheduled check rotates an expired version whatever the period says.
+    assert_eq!(
+        core.rotate_ivk_if_due(std::time::Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    // A wrap under an expired ACTIVE version rotates first: the new binding is under version 3.
+    core.provision("acme", "sys-a", "svc").await.unwrap();
+    assert_eq!(binding_ivk_version(&store, "sys-a").await, 3);
+}
+
+#[tokio::test]
+async fn a_compromised_l3_version_is_refused_and_the_service_moves_on() {
+    use openkcm_kmip::enums::state;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    core.provision("acme", "sys", "svc").await.unwrap();
+    let v1 = core.current_l3("acme", "svc").await.unwrap().uid.clone();
+    // Marking the current version rotates first: the service has a usable key at once.
+    assert_eq!(core.compromise_l3("acme", "svc", 1).await.unwrap(), v1);
+    let current = core.current_l3("acme", "svc").await.unwrap();
+    assert_eq!((current.version, current.state), (2, state::ACTIVE));
+    core.evict_all();
+    let e = core.l3("acme", &v1).await.err().unwrap();
+    assert!(matches!(e, CoreError::KeyVersionCompromised(_)), "{e}");
+    assert!(e.to_string().contains("key version compromised"), "{e}");
+    assert!(matches!(
+        core.compromise_l3("acme", "svc", 1).await,
+        Err(CoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        core.compromise_l3("acme", "svc", 9).await,
+        Err(CoreError::NotFound(_))
+    ));
+    // Destroyed later, it stays marked as compromised.
+    core.destroy_l3_version("acme", "svc", 1).await.unwrap();
+    let rec = store.get("acme", kind::L3, &v1, 1).await.unwrap().unwrap();
+    assert_eq!(
+        rec.metadata["state"],
+        serde_json::json!(state::DESTROYED_COMPROMISED)
+    );
+    assert!(rec.blob.is_none());
+    assert!(matches!(
+        core.l3("acme", &v1).await,
+        Err(CoreError::KeyVersionDestroyed(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_compromised_l2_version_is_refused_after_its_service_keys_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    core.provision("acme", "sys", "svc").await.unwrap();
+    let first = core.current_l3("acme", "svc").await.unwrap();
+    let (v1, k1) = (first.uid.clone(), *first.key.expose());
+    let (v2, _) = core.rotate_l3("acme", "svc").await.unwrap();
+    let k2 = *core.l3("acme", &v2).await.unwrap().key.expose();
+    // L2 version 1 is current: it is rotated, both service key versions move to version 2, then it is refused.
+    assert_eq!(core.compromise_l2("acme", "sys", 1).await.unwrap(), 2);
+    assert!(store
+        .get("acme", kind::L2_ACTIVE, "sys", 1)
+        .await
+        .unwrap()
+        .is_none());
+    core.evict_all();
+    assert_eq!(core.l3("acme", &v1).await.unwrap().key.expose(), &k1);
+    assert_eq!(core.l3("acme", &v2).await.unwrap().key.expose(), &k2);
+    let e = core.l2_at("acme", "sys", 1).await.err().unwrap();
+    assert!(matches!(e, CoreError::KeyVersionCompromised(_)), "{e}");
+    assert!(matches!(
+        core.compromise_l2("acme", "sys", 1).await,
+        Err(CoreError::Conflict(_))
+    ));
+    // New service key versions go under the new L2.
+    let (v3, _) = core.rotate_l3("acme", "svc").await.unwrap();
+    let rec = store.get("acme", kind::L3, &v3, 1).await.unwrap().unwrap();
+    assert_eq!(rec.metadata["l2_version"], 2);
 }

@@ -389,7 +389,8 @@ impl CoreLink {
                     return WrappedKey::from_parts(&header, nonce, &ct)
                         .map_err(|e| KmipError::general(e.to_string()));
                 }
-                // The cached L3 may have been rotated or revoked: forget it and ask again once.
+                // The cached L3 may have been rotated, revoked or marked compromised ("key version compromised", a
+                // Cryptographic Failure): forget it and ask again once.
                 Err(e)
                     if attempt == 0
                         && matches!(
@@ -397,6 +398,7 @@ impl CoreLink {
                             rr::ITEM_NOT_FOUND
                                 | rr::WRONG_KEY_LIFECYCLE_STATE
                                 | rr::PERMISSION_DENIED
+                                | rr::CRYPTOGRAPHIC_FAILURE
                         ) =>
                 {
                     self.lock().remove(&(tenant.to_owned(), service.to_owned()));
