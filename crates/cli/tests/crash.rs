@@ -1,6 +1,8 @@
 //! Crash safety across rotations (DESIGN §5, issue 6): `openkcm dev` is killed with SIGKILL at varying moments while
-//! clients create data keys and an operator rotates the IVK and the service key; after every restart each data key
-//! whose Create was answered still opens to the same bytes.
+//! clients create data keys and an operator rotates the IVK (plain and emergency, which re-wraps every binding the
+//! way the scrubber does), the service key and the system key, and re-wraps the system's service keys (deep
+//! re-key); the scrubber itself runs at every start (scrub age 0). After every restart each data key whose Create
+//! was answered still opens to the same bytes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -12,8 +14,11 @@ use std::time::Duration;
 fn every_answered_key_survives_kills_during_rotations() {
     let dir = tempfile::tempdir().unwrap();
     let mut known: BTreeMap<String, String> = BTreeMap::new();
-    for round in 0..5u64 {
-        let mut dev = Dev::start(dir.path(), &["demo"]);
+    let tenants = ["demo", "t2", "t3"];
+    let env = [("OPENKCM_SCRUB_AGE_DAYS", "0")];
+    let succeeded = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    for round in 0..6u64 {
+        let mut dev = Dev::start_env(dir.path(), &tenants, &env);
         // Everything answered before this start must open.
         for (uid, key) in &known {
             let got = dev.kmip("demo", &["get", uid]).unwrap();
@@ -22,19 +27,28 @@ fn every_answered_key_survives_kills_during_rotations() {
         // Rotations from the operator, while keys are created.
         let rotate = std::thread::spawn({
             let data = dev.data.clone();
+            let succeeded = succeeded.clone();
             move || {
+                let system = ["--tenant", "demo", "--system", "demo-system"];
+                let actions: [Vec<&str>; 5] = [
+                    vec!["rotate-ivk"],
+                    vec!["rotate-l3", "--tenant", "demo", "--service", "default"],
+                    [&["rotate-l2"][..], &system].concat(),
+                    [&["rewrap"][..], &system].concat(),
+                    vec!["rotate-ivk", "--emergency"],
+                ];
                 for i in 0..3 {
-                    let what = if i % 2 == 0 {
-                        vec!["rotate-ivk"]
-                    } else {
-                        vec!["rotate-l3", "--tenant", "demo", "--service", "default"]
-                    };
-                    let _ = std::process::Command::new(common::BIN)
+                    let what = &actions[(usize::try_from(round).unwrap() + i) % 5];
+                    let done = std::process::Command::new(common::BIN)
                         .arg("operator")
-                        .args(&what)
+                        .args(what)
                         .arg("--data-dir")
                         .arg(&data)
-                        .output();
+                        .output()
+                        .is_ok_and(|o| o.status.success());
+                    if done {
+                        succeeded.lock().unwrap().insert(what.join(" "));
+                    }
                 }
             }
         });
@@ -51,11 +65,18 @@ fn every_answered_key_survives_kills_during_rotations() {
         dev.kill_now();
         rotate.join().unwrap();
     }
-    let mut dev = Dev::start(dir.path(), &["demo"]);
+    let mut dev = Dev::start_env(dir.path(), &tenants, &env);
     for (uid, key) in &known {
         let got = dev.kmip("demo", &["get", uid]).unwrap();
         assert_eq!(&common::s(&got, "key_hex"), key, "{uid}");
     }
     assert!(known.len() >= 10, "only {} keys were made", known.len());
+    // Every kind of operation ran to completion at least once between the kills.
+    assert_eq!(
+        succeeded.lock().unwrap().len(),
+        5,
+        "{:?}",
+        succeeded.lock().unwrap()
+    );
     dev.stop();
 }

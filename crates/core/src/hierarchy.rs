@@ -1113,7 +1113,8 @@ impl Core {
         let (l2, current) = self.current_l2(tenant, system).await?;
         let mut done = 0;
         for rec in self.store.list(tenant, kind::L3).await? {
-            if meta_str(&rec, "system")? != system {
+            // A destroyed version has no key left to re-wrap.
+            if meta_str(&rec, "system")? != system || rec.blob.is_none() {
                 continue;
             }
             let from = u32::try_from(meta_i64(&rec, "l2_version")?)
@@ -1149,6 +1150,24 @@ impl Core {
         Ok(done)
     }
 
+    /// The L2 versions of `tenant`'s `system` that service key versions are wrapped under, with how many each.
+    pub async fn l2_versions_in_use(
+        &self,
+        tenant: &str,
+        system: &str,
+    ) -> Result<std::collections::BTreeMap<u32, usize>, CoreError> {
+        let mut used = std::collections::BTreeMap::new();
+        for rec in self.store.list(tenant, kind::L3).await? {
+            // A destroyed version has no key left to be wrapped.
+            if meta_str(&rec, "system")? == system && rec.blob.is_some() {
+                let v = u32::try_from(meta_i64(&rec, "l2_version")?)
+                    .map_err(|_| CoreError::Corrupt("l2_version".into()))?;
+                *used.entry(v).or_insert(0) += 1;
+            }
+        }
+        Ok(used)
+    }
+
     /// Destroys L2 version `version` of `tenant`'s `system` (its sovereign and active bindings): refused for the
     /// current version and while any service key version is still wrapped under it (run `rewrap_system` first).
     pub async fn destroy_l2_version(
@@ -1162,14 +1181,12 @@ impl Core {
                 "L2 version {version} is the current one: rotate the L2 first"
             )));
         }
-        let mut users = 0;
-        for rec in self.store.list(tenant, kind::L3).await? {
-            if meta_str(&rec, "system")? == system
-                && u32::try_from(meta_i64(&rec, "l2_version")?).ok() == Some(version)
-            {
-                users += 1;
-            }
-        }
+        let users = self
+            .l2_versions_in_use(tenant, system)
+            .await?
+            .get(&version)
+            .copied()
+            .unwrap_or(0);
         if users > 0 {
             return Err(CoreError::Conflict(format!(
                 "{users} service key version(s) are still wrapped under L2 version {version}: re-wrap the system first"

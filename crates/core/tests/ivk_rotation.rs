@@ -823,4 +823,12 @@ async fn a_compromised_l2_version_is_refused_after_its_service_keys_moved() {
     let (v3, _) = core.rotate_l3("acme", "svc").await.unwrap();
     let rec = store.get("acme", kind::L3, &v3, 1).await.unwrap().unwrap();
     assert_eq!(rec.metadata["l2_version"], 2);
+    // A destroyed service key version holds nothing to re-wrap: it neither stops a deep re-key nor keeps an old L2
+    // version alive.
+    core.destroy_l3_version("acme", "svc", 1).await.unwrap();
+    assert_eq!(core.rotate_l2("acme", "sys").await.unwrap(), 3);
+    assert_eq!(core.rewrap_system("acme", "sys").await.unwrap(), 2);
+    let in_use = core.l2_versions_in_use("acme", "sys").await.unwrap();
+    assert_eq!(in_use.into_iter().collect::<Vec<_>>(), [(3, 2)]);
+    core.destroy_l2_version("acme", "sys", 2).await.unwrap();
 }

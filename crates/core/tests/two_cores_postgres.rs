@@ -1,5 +1,6 @@
 //! Two Core processes on one PostgreSQL database (DESIGN §5.2), each with its own connection pool: for a while both
-//! provision services, rotate the IVK and service keys (L3), scrub and wrap data keys at the same time; afterwards
+//! provision services, rotate the IVK, the system key (L2) and service keys (L3), re-wrap the system's service keys
+//! under its current L2 (deep re-key), scrub and wrap data keys at the same time; afterwards
 //! every data key wrapped by either opens with the service key version it names, from either Core and from a third
 //! one started afterwards. Concurrent rotations may lose a compare-and-set race (a Conflict), never a record.
 //! Outside CI the test is skipped, loudly, when PostgreSQL is not reachable; in CI (CI=true) that is a failure.
@@ -26,7 +27,7 @@ async fn worker(core: Arc<Core>, id: usize, until: Instant) -> Vec<Made> {
     while Instant::now() < until {
         n += 1;
         let service = format!("svc-{}", n % 4);
-        match n % 9 {
+        match n % 12 {
             0 => match core.rotate_ivk().await {
                 Ok(_) | Err(CoreError::Conflict(_)) => {}
                 Err(e) => panic!("rotate IVK: {e}"),
@@ -41,6 +42,13 @@ async fn worker(core: Arc<Core>, id: usize, until: Instant) -> Vec<Made> {
                     .unwrap();
             }
             3 => core.evict_all(),
+            4 => match core.rotate_l2("acme", "acme-system").await {
+                Ok(_) | Err(CoreError::Conflict(_)) => {}
+                Err(e) => panic!("rotate L2: {e}"),
+            },
+            5 => {
+                core.rewrap_system("acme", "acme-system").await.unwrap();
+            }
             _ => {
                 // Wrap a data key under the service's current L3, as the Core's Encrypt does for an edge.
                 let l3 = core.current_l3("acme", &service).await.unwrap();
@@ -121,8 +129,20 @@ async fn two_cores_rotate_rewrap_and_create_concurrently_without_losing_a_record
     check(&two, &made).await;
     let third = open(false).await;
     check(&third, &made).await;
+    // The rotations happened (not all lost to races) and a final re-wrap leaves every old L2 version unused.
+    let sys = third
+        .l2_versions_in_use("acme", "acme-system")
+        .await
+        .unwrap();
+    third.rewrap_system("acme", "acme-system").await.unwrap();
+    let after = third
+        .l2_versions_in_use("acme", "acme-system")
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 1, "{after:?}");
+    check(&third, &made).await;
     eprintln!(
-        "two cores: {} data keys, IVK versions {}, all open",
+        "two cores: {} data keys, IVK versions {}, L2 versions in use before the last re-wrap {sys:?}, all open",
         made.len(),
         third.ivk_versions().len()
     );
