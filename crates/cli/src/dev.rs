@@ -830,14 +830,9 @@ impl CoreOpener for DevOpener {
     }
 
     async fn storage_holds_keys(&self) -> bool {
-        use openkcm_core::keyring::{IVK_ID, KIND_IVK};
-        use openkcm_core::seal::file::CLUSTER_TENANT;
-        // Any answer but "no IVK" (a record, or a storage error) counts as keys being there: never a new MasterKey
-        // on a doubt.
-        !matches!(
-            self.store.get(CLUSTER_TENANT, KIND_IVK, IVK_ID, 1).await,
-            Ok(None)
-        )
+        // Any record (names are sealed: only their presence is visible without the MasterKey), or a storage error,
+        // counts as keys being there: never a new MasterKey on a doubt.
+        !matches!(self.store.list_tenants().await, Ok(t) if t.is_empty())
     }
 }
 

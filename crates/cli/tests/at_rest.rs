@@ -68,7 +68,11 @@ async fn no_plaintext_key_of_any_layer_reaches_the_data_directory_or_the_log() {
         WrappedKey::from_stored(std::fs::read(data.join("seal/master-key.sealed")).unwrap())
             .unwrap();
     let mk = unwrap_unchecked_header(&seal_key, &sealed).unwrap();
-    let core = SqliteStore::open(&data.join("core.db")).await.unwrap();
+    let core_db = std::sync::Arc::new(SqliteStore::open(&data.join("core.db")).await.unwrap());
+    // Names and metadata are sealed in the database (zero-knowledge metadata): read it as the Core does.
+    let core = openkcm_core::sealed_store::SealedStore::open(core_db.clone(), &mk)
+        .await
+        .unwrap();
     let ivk_rec = core
         .get("_cluster", "ivk", "ivk", 1)
         .await
@@ -84,7 +88,7 @@ async fn no_plaintext_key_of_any_layer_reaches_the_data_directory_or_the_log() {
     let l3_recs = core.list("demo", "l3").await.unwrap();
     assert_eq!(l3_recs.len(), 1);
     let l3 = unwrap_unchecked_header(&l2, l3_recs[0].blob.as_ref().unwrap()).unwrap();
-    core.close().await;
+    core_db.close().await;
     // The vault's wrapped L4s open under that L3 to exactly the bytes Get returned: the chain is real.
     let vault = SqliteStore::open(&data.join("edge-vault.db"))
         .await

@@ -51,6 +51,10 @@ pub struct CoreConfig {
     pub key_cache_capacity: usize,
     /// A cached plaintext key unused this long leaves memory (default 1 h).
     pub key_cache_idle: Duration,
+    /// Zero-knowledge metadata (DESIGN §5.2, ADR-015): names blinded and metadata encrypted in the key store
+    /// ([`crate::sealed_store`]). Default true; false keeps them in clear, as releases before it did (only to make
+    /// such a store in tests).
+    pub seal_metadata: bool,
 }
 
 /// Seconds since the Unix epoch, the clock the Core's records use.
@@ -110,6 +114,7 @@ impl Default for CoreConfig {
             ivk_volume: crate::keyring::VolumeTrigger::default(),
             key_cache_capacity: 100_000,
             key_cache_idle: Duration::from_secs(3600),
+            seal_metadata: true,
         }
     }
 }
@@ -221,6 +226,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Core {
+    /// The Core's view of its key store (names and metadata in clear, as the Core sees them; sealed in the backend
+    /// unless `seal_metadata` is off).
+    pub fn store(&self) -> Arc<dyn KeyStore> {
+        self.store.clone()
+    }
+
     /// How long an edge may hold a leased service key; `None` in `core` custody (no leases).
     pub fn l3_lease_ttl(&self) -> Option<Duration> {
         self.config.l3_lease_ttl.map(|t| t.min(MAX_L3_LEASE))
@@ -233,6 +244,11 @@ impl Core {
         l1: Arc<dyn KeyProvider>,
         config: CoreConfig,
     ) -> Result<Self, CoreError> {
+        let store: Arc<dyn KeyStore> = if config.seal_metadata {
+            Arc::new(crate::sealed_store::SealedStore::open(store, mk).await?)
+        } else {
+            store
+        };
         let ivk = Keyring::load_or_create(
             &store,
             mk,

@@ -14,6 +14,7 @@ pub mod keyring;
 pub mod kmip_service;
 pub mod operator_api;
 pub mod seal;
+pub mod sealed_store;
 
 pub use hierarchy::{Core, CoreConfig, CoreError};
 pub use kmip_service::CoreKmipService;

@@ -26,6 +26,15 @@ async fn open(
     Core::open(store.clone(), mk, l1, config).await
 }
 
+/// The Core's view of `raw` (names and metadata sealed in `raw`, clear here).
+async fn view(raw: &Arc<dyn KeyStore>, mk: &SecretKey) -> Arc<dyn KeyStore> {
+    Arc::new(
+        openkcm_core::sealed_store::SealedStore::open(raw.clone(), mk)
+            .await
+            .unwrap(),
+    )
+}
+
 /// One scrubber pass with no minimum age: (re-wrapped, remaining).
 async fn scrub(core: &Core, limit: usize) -> (usize, usize) {
     let pass = core
@@ -50,9 +59,10 @@ async fn binding_ivk_version(store: &Arc<dyn KeyStore>, system: &str) -> u64 {
 #[tokio::test]
 async fn rotation_keeps_every_key_and_moves_bindings_lazily() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
     let mk = SecretKey::generate().unwrap();
-    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    let store = view(&raw, &mk).await;
+    let core = open(&raw, &mk, dir.path(), true).await.unwrap();
     core.provision("acme", "sys-a", "billing").await.unwrap();
     core.provision("acme", "sys-b", "payroll").await.unwrap();
     let a = *core
@@ -105,7 +115,7 @@ async fn rotation_keeps_every_key_and_moves_bindings_lazily() {
     drop(core);
 
     // A Core started later knows every version and reads sys-b (still under version 1).
-    let core = open(&store, &mk, dir.path(), false).await.unwrap();
+    let core = open(&raw, &mk, dir.path(), false).await.unwrap();
     assert_eq!(
         *core
             .current_l3("acme", "payroll")
@@ -122,9 +132,10 @@ async fn rotation_keeps_every_key_and_moves_bindings_lazily() {
 #[tokio::test]
 async fn a_second_core_rotating_is_seen_and_a_lost_rewrap_race_is_harmless() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
     let mk = SecretKey::generate().unwrap();
-    let one = open(&store, &mk, dir.path(), true).await.unwrap();
+    let store = view(&raw, &mk).await;
+    let one = open(&raw, &mk, dir.path(), true).await.unwrap();
     one.provision("acme", "sys-a", "billing").await.unwrap();
     let key = *one
         .current_l3("acme", "billing")
@@ -132,7 +143,7 @@ async fn a_second_core_rotating_is_seen_and_a_lost_rewrap_race_is_harmless() {
         .unwrap()
         .key
         .expose();
-    let two = open(&store, &mk, dir.path(), false).await.unwrap();
+    let two = open(&raw, &mk, dir.path(), false).await.unwrap();
     // Node two rotates; node one writes bindings under version 2 only after it rotates itself, but it can read
     // bindings node two re-wrapped under version 2 (faulted in from storage).
     assert_eq!(two.rotate_ivk().await.unwrap(), 2);
@@ -171,9 +182,10 @@ async fn a_second_core_rotating_is_seen_and_a_lost_rewrap_race_is_harmless() {
 #[tokio::test]
 async fn a_tampered_ivk_record_is_reported_and_not_used() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
     let mk = SecretKey::generate().unwrap();
-    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    let store = view(&raw, &mk).await;
+    let core = open(&raw, &mk, dir.path(), true).await.unwrap();
     core.rotate_ivk().await.unwrap();
     drop(core);
     type Edit = fn(&mut serde_json::Value);
@@ -200,7 +212,7 @@ async fn a_tampered_ivk_record_is_reported_and_not_used() {
             .compare_and_set(&rec, original.revision)
             .await
             .unwrap());
-        let e = open(&store, &mk, dir.path(), false).await.err().unwrap();
+        let e = open(&raw, &mk, dir.path(), false).await.err().unwrap();
         assert!(e.to_string().contains("integrity check"), "{field}: {e}");
         let mut back = original.clone();
         back.revision = 0;
@@ -210,7 +222,7 @@ async fn a_tampered_ivk_record_is_reported_and_not_used() {
             .unwrap());
     }
     // Restored: it opens again.
-    assert!(open(&store, &mk, dir.path(), false).await.is_ok());
+    assert!(open(&raw, &mk, dir.path(), false).await.is_ok());
 }
 
 #[tokio::test]
@@ -218,9 +230,9 @@ async fn a_version_one_record_of_an_earlier_release_gets_its_mac() {
     use openkcm_core::seal::file::MASTER_KEY_ID;
     use openkcm_crypto::{wrap, EnvelopeHeader, Layer};
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
     let mk = SecretKey::generate().unwrap();
-    // The record as earlier releases wrote it: state and creation time, no MAC.
+    // The record as earlier releases wrote it: in clear, with state and creation time, no MAC.
     let ivk = SecretKey::generate().unwrap();
     let header = EnvelopeHeader {
         layer: Layer::Ivk,
@@ -238,9 +250,16 @@ async fn a_version_one_record_of_an_earlier_release_gets_its_mac() {
         blob: Some(wrap(&mk, &header, &ivk).unwrap()),
         revision: 0,
     };
-    assert!(store.put_if_absent(&old).await.unwrap());
-    let core = open(&store, &mk, dir.path(), false).await.unwrap();
+    assert!(raw.put_if_absent(&old).await.unwrap());
+    let core = open(&raw, &mk, dir.path(), false).await.unwrap();
     core.provision("acme", "sys-a", "billing").await.unwrap();
+    // Opening sealed it (zero-knowledge metadata): no clear copy is left.
+    assert!(raw
+        .get(CLUSTER_TENANT, KIND_IVK, IVK_ID, 1)
+        .await
+        .unwrap()
+        .is_none());
+    let store = view(&raw, &mk).await;
     let rec = store
         .get(CLUSTER_TENANT, KIND_IVK, IVK_ID, 1)
         .await
@@ -250,7 +269,7 @@ async fn a_version_one_record_of_an_earlier_release_gets_its_mac() {
     assert_eq!(rec.metadata["created_at"], 1_700_000_000);
     drop(core);
     // With the MAC in place, it opens again, and an edit is caught.
-    assert!(open(&store, &mk, dir.path(), false).await.is_ok());
+    assert!(open(&raw, &mk, dir.path(), false).await.is_ok());
     // A record without a MAC wrapped by another MasterKey is not vouched for.
     let other = SecretKey::generate().unwrap();
     let store2: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
@@ -263,9 +282,10 @@ async fn a_version_one_record_of_an_earlier_release_gets_its_mac() {
 #[tokio::test]
 async fn the_scrubber_moves_bindings_at_its_pace_and_emergency_rotation_revokes_the_old_versions() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
     let mk = SecretKey::generate().unwrap();
-    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    let store = view(&raw, &mk).await;
+    let core = open(&raw, &mk, dir.path(), true).await.unwrap();
     let mut keys = Vec::new();
     for s in ["sys-a", "sys-b", "sys-c"] {
         core.provision("acme", s, &format!("{s}-svc"))
@@ -327,7 +347,7 @@ async fn the_scrubber_moves_bindings_at_its_pace_and_emergency_rotation_revokes_
     }
     drop(core);
     // The revocation is stored (with its MAC): a restarted Core knows it.
-    let core = open(&store, &mk, dir.path(), false).await.unwrap();
+    let core = open(&raw, &mk, dir.path(), false).await.unwrap();
     let states: Vec<IvkState> = core.ivk_versions().iter().map(|v| v.state).collect();
     assert_eq!(
         states,
@@ -338,14 +358,14 @@ async fn the_scrubber_moves_bindings_at_its_pace_and_emergency_rotation_revokes_
 #[tokio::test]
 async fn the_key_cache_is_bounded_and_prewarm_fills_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
     let mk = SecretKey::generate().unwrap();
     let l1 = Arc::new(LocalProvider::new(dir.path().to_path_buf()));
     let config = CoreConfig {
         key_cache_capacity: 2,
         ..CoreConfig::default()
     };
-    let core = Core::open(store.clone(), &mk, l1, config).await.unwrap();
+    let core = Core::open(raw.clone(), &mk, l1, config).await.unwrap();
     for s in ["sys-a", "sys-b", "sys-c"] {
         core.provision("acme", s, &format!("{s}-svc"))
             .await
@@ -364,9 +384,9 @@ async fn the_key_cache_is_bounded_and_prewarm_fills_it() {
 #[tokio::test]
 async fn l3_rotation_makes_a_new_active_version_and_the_old_one_only_unwraps() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
     let mk = SecretKey::generate().unwrap();
-    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    let core = open(&raw, &mk, dir.path(), true).await.unwrap();
     core.provision("acme", "sys-a", "billing").await.unwrap();
     let old = core.current_l3("acme", "billing").await.unwrap();
     let (old_uid, old_key) = (old.uid.clone(), *old.key.expose());
@@ -404,9 +424,10 @@ async fn l3_rotation_makes_a_new_active_version_and_the_old_one_only_unwraps() {
 #[tokio::test]
 async fn l2_rotation_rewrap_and_destroy_of_the_old_version() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
     let mk = SecretKey::generate().unwrap();
-    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    let store = view(&raw, &mk).await;
+    let core = open(&raw, &mk, dir.path(), true).await.unwrap();
     core.provision("acme", "sys", "billing").await.unwrap();
     let billing = *core
         .current_l3("acme", "billing")
@@ -465,7 +486,7 @@ async fn l2_rotation_rewrap_and_destroy_of_the_old_version() {
     );
     drop(core);
     // A restarted Core reads everything under version 2.
-    let core = open(&store, &mk, dir.path(), false).await.unwrap();
+    let core = open(&raw, &mk, dir.path(), false).await.unwrap();
     assert_eq!(
         *core
             .current_l3("acme", "billing")
@@ -493,15 +514,16 @@ async fn l2_rotation_rewrap_and_destroy_of_the_old_version() {
 #[tokio::test]
 async fn the_volume_trigger_rotates_and_deprecated_keys_leave_memory_until_used() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
     let mk = SecretKey::generate().unwrap();
+    let store = view(&raw, &mk).await;
     let l1 = Arc::new(LocalProvider::new(dir.path().to_path_buf()));
     let config = CoreConfig {
         ivk_volume: openkcm_core::keyring::VolumeTrigger { limit: 4, batch: 2 },
         ivk_grace_period: std::time::Duration::ZERO,
         ..CoreConfig::default()
     };
-    let core = Core::open(store.clone(), &mk, l1, config).await.unwrap();
+    let core = Core::open(raw.clone(), &mk, l1, config).await.unwrap();
     // Each new system wraps one binding under the ACTIVE IVK; the fourth wrap reaches the limit.
     for s in ["s1", "s2", "s3", "s4"] {
         core.provision("acme", s, &format!("{s}-svc"))
@@ -564,7 +586,8 @@ impl KeyStore for ScanCounter {
         tenant: &str,
         kind: &str,
     ) -> Result<Vec<openkcm_store::Record>, openkcm_store::StoreError> {
-        if kind == openkcm_core::hierarchy::kind::L2_ACTIVE {
+        // Every tenant's bindings, or (under zero-knowledge metadata) the tenant directory.
+        if kind == openkcm_core::hierarchy::kind::L2_ACTIVE || kind == "tenant" {
             self.scans.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         self.inner.list(tenant, kind).await
@@ -591,16 +614,15 @@ async fn a_deprecated_ivk_version_is_deleted_only_once_no_binding_uses_it_by_an_
         inner: MemoryStore::new(),
         scans: std::sync::atomic::AtomicUsize::new(0),
     });
-    let store: Arc<dyn KeyStore> = counter.clone();
+    let raw: Arc<dyn KeyStore> = counter.clone();
     let mk = SecretKey::generate().unwrap();
+    let store = view(&raw, &mk).await;
     let config = || CoreConfig {
         ivk_grace_period: std::time::Duration::ZERO,
         ..CoreConfig::default()
     };
     let l1 = || Arc::new(LocalProvider::new(dir.path().to_path_buf()));
-    let core = Core::open(store.clone(), &mk, l1(), config())
-        .await
-        .unwrap();
+    let core = Core::open(raw.clone(), &mk, l1(), config()).await.unwrap();
     let tenants = ["t1", "t2", "t3"];
     let mut keys = Vec::new();
     for t in tenants {
@@ -651,7 +673,7 @@ async fn a_deprecated_ivk_version_is_deleted_only_once_no_binding_uses_it_by_an_
     ));
     drop(core);
     let core = Core::open(
-        store.clone(),
+        raw.clone(),
         &mk,
         l1(),
         CoreConfig {
@@ -678,7 +700,7 @@ async fn a_deprecated_ivk_version_is_deleted_only_once_no_binding_uses_it_by_an_
         .await
         .unwrap();
     let core = Core::open(
-        store.clone(),
+        raw.clone(),
         &mk,
         l1(),
         CoreConfig {
@@ -696,9 +718,10 @@ async fn a_deprecated_ivk_version_is_deleted_only_once_no_binding_uses_it_by_an_
 async fn a_binding_the_scrubber_cannot_rewrap_is_reported_and_emergency_rotation_keeps_old_versions(
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
     let mk = SecretKey::generate().unwrap();
-    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    let store = view(&raw, &mk).await;
+    let core = open(&raw, &mk, dir.path(), true).await.unwrap();
     for t in ["t1", "t2", "t3"] {
         core.provision(t, "sys", "svc").await.unwrap();
     }
@@ -731,14 +754,15 @@ async fn a_binding_the_scrubber_cannot_rewrap_is_reported_and_emergency_rotation
 #[tokio::test]
 async fn an_active_ivk_past_its_hard_expiry_is_replaced_before_it_wraps_again() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
     let mk = SecretKey::generate().unwrap();
+    let store = view(&raw, &mk).await;
     let l1 = Arc::new(LocalProvider::new(dir.path().to_path_buf()));
     let config = CoreConfig {
         ivk_hard_lifetime: std::time::Duration::ZERO,
         ..CoreConfig::default()
     };
-    let core = Core::open(store.clone(), &mk, l1, config).await.unwrap();
+    let core = Core::open(raw.clone(), &mk, l1, config).await.unwrap();
     let v1 = &core.ivk_versions()[0];
     assert_eq!(v1.hard_expiry, Some(v1.created_at));
     // The scheduled check rotates an expired version whatever the period says.
@@ -757,9 +781,10 @@ async fn an_active_ivk_past_its_hard_expiry_is_replaced_before_it_wraps_again() 
 async fn a_compromised_l3_version_is_refused_and_the_service_moves_on() {
     use openkcm_kmip::enums::state;
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
     let mk = SecretKey::generate().unwrap();
-    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    let store = view(&raw, &mk).await;
+    let core = open(&raw, &mk, dir.path(), true).await.unwrap();
     core.provision("acme", "sys", "svc").await.unwrap();
     let v1 = core.current_l3("acme", "svc").await.unwrap().uid.clone();
     // Marking the current version rotates first: the service has a usable key at once.
@@ -795,9 +820,10 @@ async fn a_compromised_l3_version_is_refused_and_the_service_moves_on() {
 #[tokio::test]
 async fn a_compromised_l2_version_is_refused_after_its_service_keys_moved() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
     let mk = SecretKey::generate().unwrap();
-    let core = open(&store, &mk, dir.path(), true).await.unwrap();
+    let store = view(&raw, &mk).await;
+    let core = open(&raw, &mk, dir.path(), true).await.unwrap();
     core.provision("acme", "sys", "svc").await.unwrap();
     let first = core.current_l3("acme", "svc").await.unwrap();
     let (v1, k1) = (first.uid.clone(), *first.key.expose());

@@ -26,7 +26,8 @@ async fn core(dir: &std::path::Path, ttl: Duration) -> (Arc<Core>, Arc<dyn KeySt
     core.provision("acme", "acme-system", "billing")
         .await
         .unwrap();
-    (core, store)
+    let view = core.store();
+    (core, view)
 }
 
 fn disable(dir: &std::path::Path) {
