@@ -209,6 +209,11 @@ fn meta_i64(rec: &Record, field: &str) -> Result<i64, CoreError> {
         })
 }
 
+/// Whether a record's state is COMPROMISED.
+fn is_compromised(rec: &Record) -> bool {
+    rec.metadata["state"].as_u64() == Some(u64::from(openkcm_kmip::enums::state::COMPROMISED))
+}
+
 fn l2_key_id(system: &str) -> String {
     format!("{system}/l2")
 }
@@ -759,9 +764,7 @@ impl Core {
             .ok_or_else(|| {
                 CoreError::Corrupt(format!("system {system:?} has no sovereign binding"))
             })?;
-        if sov.metadata["state"].as_u64()
-            == Some(u64::from(openkcm_kmip::enums::state::COMPROMISED))
-        {
+        if is_compromised(&sov) {
             return Err(CoreError::KeyVersionCompromised(format!(
                 "L2 version {version} of system {system:?}"
             )));
@@ -1166,6 +1169,33 @@ impl Core {
         Ok(done)
     }
 
+    /// Deletes the active binding of L2 version `version` of `tenant`'s `system`, if any, and its index entry.
+    async fn drop_active_binding(
+        &self,
+        tenant: &str,
+        system: &str,
+        version: u32,
+    ) -> Result<(), CoreError> {
+        if let Some(binding) = self
+            .store
+            .get(tenant, kind::L2_ACTIVE, system, version)
+            .await?
+        {
+            self.store
+                .delete(tenant, kind::L2_ACTIVE, system, version)
+                .await?;
+            crate::binding_index::remove(
+                &*self.store,
+                crate::binding_index::ivk_version_of(&binding),
+                tenant,
+                system,
+                version,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// The L2 versions of `tenant`'s `system` that service key versions are wrapped under, with how many each.
     pub async fn l2_versions_in_use(
         &self,
@@ -1212,23 +1242,7 @@ impl Core {
             .store
             .delete(tenant, kind::L2_SOVEREIGN, system, version)
             .await?;
-        if let Some(binding) = self
-            .store
-            .get(tenant, kind::L2_ACTIVE, system, version)
-            .await?
-        {
-            self.store
-                .delete(tenant, kind::L2_ACTIVE, system, version)
-                .await?;
-            crate::binding_index::remove(
-                &*self.store,
-                crate::binding_index::ivk_version_of(&binding),
-                tenant,
-                system,
-                version,
-            )
-            .await?;
-        }
+        self.drop_active_binding(tenant, system, version).await?;
         if !existed {
             return Err(CoreError::NotFound(format!(
                 "{tenant}/{system} L2 version {version}"
@@ -1264,9 +1278,7 @@ impl Core {
         }
         let mut destroyed = rec.clone();
         destroyed.blob = None;
-        let was_compromised = rec.metadata["state"].as_u64()
-            == Some(u64::from(openkcm_kmip::enums::state::COMPROMISED));
-        destroyed.metadata["state"] = serde_json::json!(if was_compromised {
+        destroyed.metadata["state"] = serde_json::json!(if is_compromised(&rec) {
             openkcm_kmip::enums::state::DESTROYED_COMPROMISED
         } else {
             openkcm_kmip::enums::state::DESTROYED
@@ -1369,9 +1381,7 @@ impl Core {
             .ok_or_else(|| {
                 CoreError::NotFound(format!("{tenant}/{system} L2 version {version}"))
             })?;
-        if sov.metadata["state"].as_u64()
-            == Some(u64::from(openkcm_kmip::enums::state::COMPROMISED))
-        {
+        if is_compromised(&sov) {
             return Err(CoreError::Conflict(format!(
                 "L2 version {version} of system {system:?} is already compromised"
             )));
@@ -1395,23 +1405,7 @@ impl Core {
                 "L2 version {version} of system {system:?} changed while being marked compromised; try again"
             )));
         }
-        if let Some(binding) = self
-            .store
-            .get(tenant, kind::L2_ACTIVE, system, version)
-            .await?
-        {
-            self.store
-                .delete(tenant, kind::L2_ACTIVE, system, version)
-                .await?;
-            crate::binding_index::remove(
-                &*self.store,
-                crate::binding_index::ivk_version_of(&binding),
-                tenant,
-                system,
-                version,
-            )
-            .await?;
-        }
+        self.drop_active_binding(tenant, system, version).await?;
         self.l2_cache
             .remove(tenant, &format!("{system}\u{0}{version}"));
         tracing::warn!(
