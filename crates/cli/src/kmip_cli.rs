@@ -155,7 +155,13 @@ enum KmipCommand {
     Destroy { uid: String },
     /// Re-key: a new key replacing this one (for a data key: fresh bytes, same attributes; for the service's current
     /// service key, an `l3-…` identifier: a new service key version, DESIGN §5.1). Prints the new identifier.
-    Rekey { uid: String },
+    Rekey {
+        uid: String,
+        /// Seconds from now until the new key becomes active (KMIP Offset); for a service key, the current version
+        /// keeps wrapping until then.
+        #[arg(long)]
+        offset: Option<u32>,
+    },
     /// Ask the server which versions it speaks.
     DiscoverVersions,
 }
@@ -238,7 +244,13 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
         KmipCommand::Get { uid } => (op::GET, uid_req(uid)),
         KmipCommand::Attributes { uid } => (op::GET_ATTRIBUTES, uid_req(uid)),
         KmipCommand::Destroy { uid } => (op::DESTROY, uid_req(uid)),
-        KmipCommand::Rekey { uid } => (op::REKEY, uid_req(uid)),
+        KmipCommand::Rekey { uid, offset } => {
+            let mut req = uid_req(uid);
+            if let (Some(secs), Value::Structure(children)) = (offset, &mut req.value) {
+                children.push(Item::new(t::OFFSET, Value::Interval(*secs)));
+            }
+            (op::REKEY, req)
+        }
         KmipCommand::DiscoverVersions => (
             op::DISCOVER_VERSIONS,
             Item::structure(t::REQUEST_PAYLOAD, vec![]),

@@ -653,12 +653,21 @@ fn an_application_rekeys_its_current_service_key_through_kmip() {
         new_key
     );
     dev.stop();
-    let parent = tokio::runtime::Runtime::new().unwrap().block_on(async {
+    assert_eq!(
+        wrapping_l3(dir.path(), &new),
+        v3,
+        "the new data key is wrapped under the re-keyed version"
+    );
+}
+
+/// The L3 a data key in the edge vault under `dir` is wrapped under.
+fn wrapping_l3(dir: &std::path::Path, l4: &str) -> String {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
         use sqlx::Connection;
-        let url = format!("sqlite://{}", dir.path().join("edge-vault.db").display());
+        let url = format!("sqlite://{}", dir.join("edge-vault.db").display());
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
         let blob: Vec<u8> = sqlx::query_scalar("SELECT blob FROM records WHERE id = ?")
-            .bind(&new)
+            .bind(l4)
             .fetch_one(&mut conn)
             .await
             .unwrap();
@@ -667,11 +676,60 @@ fn an_application_rekeys_its_current_service_key_through_kmip() {
             .header_ref()
             .parent_id
             .clone()
-    });
-    assert_eq!(
-        parent, v3,
-        "the new data key is wrapped under the re-keyed version"
+    })
+}
+
+#[test]
+fn a_service_key_rekeyed_with_an_offset_takes_over_at_its_activation_date() {
+    // In `core` custody the Core refuses to wrap under a version past its Deactivation Date; in `lease` custody the
+    // edge wraps itself and must stop trusting the version as current at that date.
+    for custody in ["core", "lease"] {
+        rekey_with_offset(custody);
+    }
+}
+
+fn rekey_with_offset(custody: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start_env(dir.path(), &["demo"], &[("OPENKCM_L3_CUSTODY", custody)]);
+    let (ok, out, err) = dev.operator(&["rotate-l3", "--tenant", "demo", "--service", "default"]);
+    assert!(ok, "{err}");
+    let v2 = serde_json::from_str::<serde_json::Value>(&out).unwrap()["unique_identifier"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Re-key with an Offset: version 3 is Pre-Active for 4 seconds, version 2 keeps wrapping until then.
+    let v3 = common::s(
+        &dev.kmip("demo", &["rekey", &v2, "--offset", "4"]).unwrap(),
+        "unique_identifier",
     );
+    let pending = dev.kmip("demo", &["attributes", &v3]).unwrap();
+    // KMIP State: 1 Pre-Active, 2 Active, 3 Deactivated.
+    assert_eq!(pending["attributes"]["State"], 1, "{pending}");
+    assert!(
+        !pending["attributes"]["Activation Date"].is_null(),
+        "{pending}"
+    );
+    let current = dev.kmip("demo", &["attributes", &v2]).unwrap();
+    assert_eq!(current["attributes"]["State"], 2, "{current}");
+    assert!(
+        !current["attributes"]["Deactivation Date"].is_null(),
+        "{current}"
+    );
+    let before = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
+    // A second re-key while one waits is refused; so is a destroy of the waiting version.
+    let err = dev.kmip("demo", &["rekey", &v2]).unwrap_err();
+    assert!(err.contains("waiting to become active"), "{err}");
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    // After the date: version 3 is current and Active, version 2 Deactivated; the edge wraps under version 3
+    // without waiting for its cache of the current version to expire.
+    let after = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
+    let now_current = dev.kmip("demo", &["attributes", &v3]).unwrap();
+    assert_eq!(now_current["attributes"]["State"], 2, "{now_current}");
+    let old = dev.kmip("demo", &["attributes", &v2]).unwrap();
+    assert_eq!(old["attributes"]["State"], 3, "{old}");
+    dev.stop();
+    assert_eq!(wrapping_l3(dir.path(), &before), v2, "{custody}");
+    assert_eq!(wrapping_l3(dir.path(), &after), v3, "{custody}");
 }
 
 #[test]

@@ -168,6 +168,9 @@ pub struct L3Key {
     pub version: u32,
     /// KMIP state.
     pub state: u32,
+    /// For the current version of a service with a scheduled successor: when the successor becomes active, after
+    /// which this version wraps nothing new.
+    pub wraps_until: Option<i64>,
     /// The key, in locked memory.
     pub key: SecretKey,
 }
@@ -934,15 +937,28 @@ impl Core {
             blob,
             &Self::l3_header(tenant, &system, uid, l2_version),
         )?;
+        let service = meta_str(&rec, "service")?;
+        let state = u32::try_from(meta_i64(&rec, "state")?)
+            .map_err(|_| CoreError::Corrupt("state".into()))?;
+        // The current version of a service with a scheduled successor wraps only until the successor's date.
+        let wraps_until = if state == openkcm_kmip::enums::state::ACTIVE {
+            self.store
+                .get(tenant, kind::SERVICE, &service, 0)
+                .await?
+                .filter(|svc| svc.metadata["current_l3"].as_str() == Some(uid))
+                .and_then(|svc| svc.metadata["pending_at"].as_i64())
+        } else {
+            None
+        };
         let entry = Arc::new(L3Key {
             tenant: tenant.into(),
             system,
-            service: meta_str(&rec, "service")?,
+            service,
+            wraps_until,
             uid: uid.into(),
             version: u32::try_from(meta_i64(&rec, "version")?)
                 .map_err(|_| CoreError::Corrupt("version".into()))?,
-            state: u32::try_from(meta_i64(&rec, "state")?)
-                .map_err(|_| CoreError::Corrupt("state".into()))?,
+            state,
             key,
         });
         self.l3_cache.insert(tenant, uid, entry.clone());
@@ -951,29 +967,43 @@ impl Core {
 
     /// The current L3 of `tenant`'s `service`.
     pub async fn current_l3(&self, tenant: &str, service: &str) -> Result<Arc<L3Key>, CoreError> {
-        let rec = self
-            .store
-            .get(tenant, kind::SERVICE, service, 0)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("{tenant}/{service}")))?;
-        self.l3(tenant, &meta_str(&rec, "current_l3")?).await
+        let uid = self.current_l3_uid(tenant, service).await?;
+        self.l3(tenant, &uid).await
     }
 
     /// Rotates `tenant`'s `service` (DESIGN §5.1): a new ACTIVE L3 version, wrapped under the system's L2, becomes
     /// the service's current version and the previous one is DEACTIVATED (it still unwraps the keys wrapped under it,
     /// never wraps new ones). Returns the new version's unique identifier and number.
     pub async fn rotate_l3(&self, tenant: &str, service: &str) -> Result<(String, u32), CoreError> {
+        self.rotate_l3_at(tenant, service, None).await
+    }
+
+    /// Like [`Core::rotate_l3`], with the new version PRE_ACTIVE until `activate_at` (seconds since the epoch) when
+    /// that is in the future: the current version keeps wrapping until then, and the new one becomes current at its
+    /// first use after that time (or at the next scheduled scan). A service has at most one pending version.
+    pub async fn rotate_l3_at(
+        &self,
+        tenant: &str,
+        service: &str,
+        activate_at: Option<i64>,
+    ) -> Result<(String, u32), CoreError> {
+        use openkcm_kmip::enums::state;
         let svc = self
             .store
             .get(tenant, kind::SERVICE, service, 0)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("{tenant}/{service}")))?;
+        if let Some(pending) = svc.metadata["pending_l3"].as_str() {
+            return Err(CoreError::Conflict(format!(
+                "service {service:?} already has a version waiting to become active ({pending:?}); it is rotated when that one is"
+            )));
+        }
         let system = meta_str(&svc, "system")?;
-        let previous = meta_str(&svc, "current_l3")?;
         let version = u32::try_from(meta_i64(&svc, "version")?)
             .map_err(|_| CoreError::Corrupt("service version".into()))?
             .checked_add(1)
             .ok_or_else(|| CoreError::Corrupt("service version".into()))?;
+        let pending = activate_at.filter(|&at| at > crate::now());
         let (l2, l2_version) = self.current_l2(tenant, &system).await?;
         let uid = format!("l3-{}", uuid::Uuid::new_v4());
         let l3 = SecretKey::generate()?;
@@ -982,42 +1012,129 @@ impl Core {
             &Self::l3_header(tenant, &system, &uid, l2_version),
             &l3,
         )?;
+        let mut metadata = serde_json::json!({
+            "system": system, "service": service, "version": version, "l2_version": l2_version,
+            "state": if pending.is_some() { state::PRE_ACTIVE } else { state::ACTIVE },
+            "created_at": crate::now(),
+        });
+        if let Some(at) = pending {
+            metadata["activation_date"] = serde_json::json!(at);
+        }
         self.store
             .put_if_absent(&Record {
                 tenant: tenant.into(),
                 kind: kind::L3.into(),
                 id: uid.clone(),
                 version: 1,
-                metadata: serde_json::json!({
-                    "system": system, "service": service, "version": version, "l2_version": l2_version,
-                    "state": openkcm_kmip::enums::state::ACTIVE, "created_at": crate::now(),
-                }),
+                metadata,
                 blob: Some(wrapped),
                 revision: 0,
             })
             .await?;
         let mut next = svc.clone();
-        next.metadata =
-            serde_json::json!({ "system": system, "current_l3": uid, "version": version });
+        next.metadata["version"] = serde_json::json!(version);
+        match pending {
+            Some(at) => {
+                next.metadata["pending_l3"] = serde_json::json!(uid);
+                next.metadata["pending_at"] = serde_json::json!(at);
+            }
+            None => next.metadata["current_l3"] = serde_json::json!(uid),
+        }
         if !self.store.compare_and_set(&next, svc.revision).await? {
             self.store.delete(tenant, kind::L3, &uid, 1).await?;
             return Err(CoreError::Conflict(format!(
                 "service {service:?} was rotated by another node at the same time"
             )));
         }
-        // The previous version stops wrapping (a lost race means another writer changed it; read it again next).
-        if let Some(old) = self.store.get(tenant, kind::L3, &previous, 1).await? {
-            let mut deactivated = old.clone();
-            deactivated.metadata["state"] =
-                serde_json::json!(openkcm_kmip::enums::state::DEACTIVATED);
-            deactivated.metadata["deactivated_at"] = serde_json::json!(crate::now());
-            self.store
-                .compare_and_set(&deactivated, old.revision)
-                .await?;
+        match pending {
+            Some(at) => {
+                // The current version learns when it stops wrapping when it is next loaded.
+                self.l3_cache.remove(tenant, &meta_str(&svc, "current_l3")?);
+                tracing::info!(tenant, service, version, l3 = %uid, activate_at = at, "service key rotation scheduled: new L3 version PRE_ACTIVE");
+            }
+            None => {
+                self.deactivate_l3(tenant, &meta_str(&svc, "current_l3")?)
+                    .await?;
+                tracing::info!(tenant, service, version, l3 = %uid, "service key rotated: new L3 version");
+            }
         }
-        self.l3_cache.remove(tenant, &previous);
-        tracing::info!(tenant, service, version, l3 = %uid, "service key rotated: new L3 version");
         Ok((uid, version))
+    }
+
+    /// Makes the previous current version stop wrapping (a lost race means another writer changed it).
+    async fn deactivate_l3(&self, tenant: &str, uid: &str) -> Result<(), CoreError> {
+        if let Some(old) = self.store.get(tenant, kind::L3, uid, 1).await? {
+            if old.metadata["state"].as_u64() == Some(u64::from(openkcm_kmip::enums::state::ACTIVE))
+            {
+                let mut deactivated = old.clone();
+                deactivated.metadata["state"] =
+                    serde_json::json!(openkcm_kmip::enums::state::DEACTIVATED);
+                deactivated.metadata["deactivated_at"] = serde_json::json!(crate::now());
+                self.store
+                    .compare_and_set(&deactivated, old.revision)
+                    .await?;
+            }
+        }
+        self.l3_cache.remove(tenant, uid);
+        Ok(())
+    }
+
+    /// The service record of `tenant`'s `service`, after making its pending version current if its activation date
+    /// has come (compare-and-set: another node doing it at the same time is harmless).
+    async fn service_record(&self, tenant: &str, service: &str) -> Result<Record, CoreError> {
+        let svc = self
+            .store
+            .get(tenant, kind::SERVICE, service, 0)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("{tenant}/{service}")))?;
+        let Some(pending) = svc.metadata["pending_l3"].as_str().map(str::to_owned) else {
+            return Ok(svc);
+        };
+        let Some(rec) = self.store.get(tenant, kind::L3, &pending, 1).await? else {
+            return Ok(svc);
+        };
+        let pre_active = rec.metadata["state"].as_u64()
+            == Some(u64::from(openkcm_kmip::enums::state::PRE_ACTIVE));
+        if pre_active && rec.metadata["activation_date"].as_i64().unwrap_or(0) > crate::now() {
+            return Ok(svc);
+        }
+        let previous = meta_str(&svc, "current_l3")?;
+        let mut next = svc.clone();
+        if let Some(m) = next.metadata.as_object_mut() {
+            m.remove("pending_l3");
+            m.remove("pending_at");
+        }
+        if pre_active {
+            let mut active = rec.clone();
+            active.metadata["state"] = serde_json::json!(openkcm_kmip::enums::state::ACTIVE);
+            if !self.store.compare_and_set(&active, rec.revision).await? {
+                // Another node activated it, or it was marked compromised meanwhile: decide on what is stored now.
+                return Box::pin(self.service_record(tenant, service)).await;
+            }
+            next.metadata["current_l3"] = serde_json::json!(pending);
+        } else if rec.metadata["state"].as_u64()
+            != Some(u64::from(openkcm_kmip::enums::state::ACTIVE))
+        {
+            // Marked compromised while it waited: it never becomes current.
+            if self.store.compare_and_set(&next, svc.revision).await? {
+                tracing::warn!(tenant, service, l3 = %pending, "a scheduled service key version was compromised before it became active: dropped");
+            }
+            return Box::pin(self.service_record(tenant, service)).await;
+        } else {
+            next.metadata["current_l3"] = serde_json::json!(pending);
+        }
+        if self.store.compare_and_set(&next, svc.revision).await? {
+            self.deactivate_l3(tenant, &previous).await?;
+            self.l3_cache.remove(tenant, &pending);
+            tracing::info!(tenant, service, l3 = %pending, "scheduled service key version is now ACTIVE and current");
+        }
+        // Read again: this node's change, or another node's.
+        Box::pin(self.service_record(tenant, service)).await
+    }
+
+    /// The unique identifier of the current L3 of `tenant`'s `service` (nothing unwrapped).
+    pub async fn current_l3_uid(&self, tenant: &str, service: &str) -> Result<String, CoreError> {
+        meta_str(&self.service_record(tenant, service).await?, "current_l3")
     }
 
     /// Rotates the L2 of `tenant`'s `system` (DESIGN §5.1): a new L2 version, bound to the customer's L1 (the same
@@ -1264,16 +1381,17 @@ impl Core {
         service: &str,
         version: u32,
     ) -> Result<String, CoreError> {
-        let svc = self
-            .store
-            .get(tenant, kind::SERVICE, service, 0)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("{tenant}/{service}")))?;
+        let svc = self.service_record(tenant, service).await?;
         let current = meta_str(&svc, "current_l3")?;
         let rec = self.l3_record(tenant, service, version).await?;
         if rec.id == current {
             return Err(CoreError::Conflict(format!(
                 "version {version} is the current key of service {service:?}: rotate it first"
+            )));
+        }
+        if svc.metadata["pending_l3"].as_str() == Some(rec.id.as_str()) {
+            return Err(CoreError::Conflict(format!(
+                "version {version} of service {service:?} is waiting to become active; it cannot be destroyed"
             )));
         }
         let mut destroyed = rec.clone();
@@ -1327,13 +1445,8 @@ impl Core {
     ) -> Result<String, CoreError> {
         use openkcm_kmip::enums::state;
         let rec = self.l3_record(tenant, service, version).await?;
-        let current = self
-            .store
-            .get(tenant, kind::SERVICE, service, 0)
-            .await?
-            .map(|svc| meta_str(&svc, "current_l3"))
-            .transpose()?;
-        if current.as_deref() == Some(rec.id.as_str()) {
+        let current = self.current_l3_uid(tenant, service).await?;
+        if current == rec.id {
             self.rotate_l3(tenant, service).await?;
         }
         // Read again: the rotation made it DEACTIVATED.
@@ -1424,7 +1537,12 @@ impl Core {
         let limit = i64::try_from(rotate_after.as_secs()).unwrap_or(i64::MAX);
         let mut rotated = 0;
         for tenant in self.store.list_tenants().await? {
-            for svc in self.store.list(&tenant, kind::SERVICE).await? {
+            for listed in self.store.list(&tenant, kind::SERVICE).await? {
+                // A version whose activation date has come becomes current first; one still waiting is the rotation.
+                let svc = self.service_record(&tenant, &listed.id).await?;
+                if svc.metadata.get("pending_l3").is_some() {
+                    continue;
+                }
                 let current = meta_str(&svc, "current_l3")?;
                 let Some(l3) = self.store.get(&tenant, kind::L3, &current, 1).await? else {
                     continue;
@@ -1487,13 +1605,22 @@ impl Core {
     }
 
     /// What is known about L3 `uid` of `tenant` without unwrapping it (any state, destroyed ones included).
+    /// A due scheduled version is made current first; the current version of a service with a scheduled successor
+    /// reports the successor's activation date as its deactivation date.
     pub async fn l3_info(&self, tenant: &str, uid: &str) -> Result<L3Info, CoreError> {
-        let rec = self
-            .store
-            .get(tenant, kind::L3, uid, 1)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(uid.into()))?;
-        L3Info::from_record(&rec)
+        let read = || async {
+            self.store
+                .get(tenant, kind::L3, uid, 1)
+                .await?
+                .ok_or_else(|| CoreError::NotFound(uid.into()))
+        };
+        let service = meta_str(&read().await?, "service")?;
+        let svc = self.service_record(tenant, &service).await?;
+        let mut info = L3Info::from_record(&read().await?)?;
+        if svc.metadata["current_l3"].as_str() == Some(uid) {
+            info.deactivation_date = svc.metadata["pending_at"].as_i64();
+        }
+        Ok(info)
     }
 }
 
@@ -1508,11 +1635,18 @@ pub struct L3Info {
     pub version: u32,
     /// KMIP state.
     pub state: u32,
+    /// When a PRE_ACTIVE version becomes active (seconds since the epoch).
+    pub activation_date: Option<i64>,
+    /// When the version stopped wrapping, or, for the current version of a service with a scheduled successor,
+    /// when it will (seconds since the epoch).
+    pub deactivation_date: Option<i64>,
 }
 
 impl L3Info {
     fn from_record(rec: &Record) -> Result<Self, CoreError> {
         Ok(Self {
+            activation_date: rec.metadata["activation_date"].as_i64(),
+            deactivation_date: rec.metadata["deactivated_at"].as_i64(),
             uid: rec.id.clone(),
             service: meta_str(rec, "service")?,
             version: u32::try_from(meta_i64(rec, "version")?)

@@ -172,7 +172,7 @@ impl CoreOps<'_> {
     }
 
     fn l3_attributes(l3: &L3Info) -> Vec<Attribute> {
-        vec![
+        let mut attrs = vec![
             Attribute::new("Unique Identifier", Value::TextString(l3.uid.clone())),
             Attribute::new(
                 "Object Type",
@@ -189,7 +189,14 @@ impl CoreOps<'_> {
                 ATTR_KEY_VERSION,
                 Value::Integer(i32::try_from(l3.version).unwrap_or(i32::MAX)),
             ),
-        ]
+        ];
+        if let Some(at) = l3.activation_date {
+            attrs.push(Attribute::new("Activation Date", Value::DateTime(at)));
+        }
+        if let Some(at) = l3.deactivation_date {
+            attrs.push(Attribute::new("Deactivation Date", Value::DateTime(at)));
+        }
+        attrs
     }
 
     fn check_header(aad: Option<&[u8]>, tenant: &str, l3: &L3Key) -> Result<(), KmipError> {
@@ -273,6 +280,17 @@ impl CoreOps<'_> {
         Self::check_header(req.aad.as_deref(), &tenant, &l3)?;
         let aad = req.aad.as_deref().unwrap_or_default();
         if encrypt {
+            if l3.wraps_until.is_some_and(|t| crate::now() >= t) {
+                // Its scheduled successor is due: make it current, and have the edge ask again.
+                let current = self
+                    .core
+                    .current_l3_uid(&tenant, &service)
+                    .await
+                    .map_err(to_kmip)?;
+                return Err(KmipError::wrong_state(format!(
+                    "L3 {uid:?} was succeeded by {current:?}; wrap under the current version"
+                )));
+            }
             if l3.state != state::ACTIVE {
                 return Err(KmipError::wrong_state(format!(
                     "L3 {uid:?} is {}; only an Active version wraps new keys",
@@ -333,13 +351,17 @@ impl CoreOps<'_> {
             .ensure_service(&tenant, &service)
             .await
             .map_err(to_kmip)?;
-        let mut uids = Vec::new();
-        for l3 in self
+        let mut versions = self
             .core
             .l3_versions(&tenant, &service)
             .await
-            .map_err(to_kmip)?
-        {
+            .map_err(to_kmip)?;
+        // The current version first (a newer one may be waiting to become active), then newest first.
+        if let Ok(current) = self.core.current_l3_uid(&tenant, &service).await {
+            versions.sort_by_key(|v| v.uid != current);
+        }
+        let mut uids = Vec::new();
+        for l3 in versions {
             let attrs = Self::l3_attributes(&l3);
             if req.attributes.iter().all(|want| {
                 attrs
@@ -370,26 +392,32 @@ impl CoreOps<'_> {
         let l3 = self.l3_info_for(&tenant, &service, &uid).await?;
         let current = self
             .core
-            .current_l3(&tenant, &service)
+            .current_l3_uid(&tenant, &service)
             .await
             .map_err(to_kmip)?;
-        if current.uid != l3.uid {
+        if current != l3.uid {
             return Err(KmipError::new(
                 rr::ILLEGAL_OPERATION,
                 format!(
-                    "L3 {uid:?} is version {} of service {service:?}, not its current one ({:?}, version {}); re-key the current version",
-                    l3.version, current.uid, current.version
+                    "L3 {uid:?} is version {} of service {service:?}, not its current one ({current:?}); re-key the current version",
+                    l3.version
                 ),
             ));
         }
-        let (new_uid, version) =
-            self.core
-                .rotate_l3(&tenant, &service)
-                .await
-                .map_err(|e| match e {
-                    CoreError::Conflict(m) => KmipError::new(rr::ILLEGAL_OPERATION, m),
-                    other => to_kmip(other),
-                })?;
+        // With an Offset, the new version is PRE_ACTIVE until now + Offset, and the current one wraps until then.
+        let activate_at = match payload.child(t::OFFSET).map(|o| &o.value) {
+            None => None,
+            Some(Value::Interval(secs)) => Some(crate::now().saturating_add(i64::from(*secs))),
+            Some(_) => return Err(KmipError::invalid_field("Offset must be an Interval")),
+        };
+        let (new_uid, version) = self
+            .core
+            .rotate_l3_at(&tenant, &service, activate_at)
+            .await
+            .map_err(|e| match e {
+                CoreError::Conflict(m) => KmipError::new(rr::ILLEGAL_OPERATION, m),
+                other => to_kmip(other),
+            })?;
         tracing::info!(tenant, service, from = %uid, to = %new_uid, version, "service key re-keyed through KMIP");
         Ok(Item::structure(
             t::RESPONSE_PAYLOAD,

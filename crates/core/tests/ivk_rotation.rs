@@ -858,3 +858,70 @@ async fn a_compromised_l2_version_is_refused_after_its_service_keys_moved() {
     assert_eq!(in_use.into_iter().collect::<Vec<_>>(), [(3, 2)]);
     core.destroy_l2_version("acme", "sys", 2).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_scheduled_l3_version_is_pre_active_until_its_activation_date() {
+    use openkcm_kmip::enums::state;
+    let dir = tempfile::tempdir().unwrap();
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let core = open(&raw, &mk, dir.path(), true).await.unwrap();
+    core.provision("acme", "sys", "svc").await.unwrap();
+    let v1 = core.current_l3("acme", "svc").await.unwrap().uid.clone();
+    let at = openkcm_core::hierarchy::unix_now() + 1;
+    let (v2, n) = core.rotate_l3_at("acme", "svc", Some(at)).await.unwrap();
+    assert_eq!(n, 2);
+    // Until then: version 1 stays current and ACTIVE, version 2 is PRE_ACTIVE and neither wraps nor is current.
+    assert_eq!(core.current_l3_uid("acme", "svc").await.unwrap(), v1);
+    let pending = core.l3_info("acme", &v2).await.unwrap();
+    assert_eq!(
+        (pending.state, pending.activation_date),
+        (state::PRE_ACTIVE, Some(at))
+    );
+    // The current version says when it stops wrapping (KMIP Deactivation Date), in its metadata and its loaded key.
+    assert_eq!(
+        core.l3_info("acme", &v1).await.unwrap().deactivation_date,
+        Some(at)
+    );
+    assert_eq!(
+        core.current_l3("acme", "svc").await.unwrap().wraps_until,
+        Some(at)
+    );
+    assert!(matches!(
+        core.rotate_l3("acme", "svc").await,
+        Err(CoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        core.destroy_l3_version("acme", "svc", 2).await,
+        Err(CoreError::Conflict(_))
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // Its first use after the date makes it current; version 1 only unwraps from then on.
+    let current = core.current_l3("acme", "svc").await.unwrap();
+    assert_eq!(
+        (current.uid.as_str(), current.state),
+        (v2.as_str(), state::ACTIVE)
+    );
+    assert_eq!(
+        core.l3_info("acme", &v1).await.unwrap().state,
+        state::DEACTIVATED
+    );
+    // A scheduled version compromised while it waits never becomes current.
+    let (v3, _) = core
+        .rotate_l3_at(
+            "acme",
+            "svc",
+            Some(openkcm_core::hierarchy::unix_now() + 3600),
+        )
+        .await
+        .unwrap();
+    core.compromise_l3("acme", "svc", 3).await.unwrap();
+    assert_eq!(core.current_l3_uid("acme", "svc").await.unwrap(), v2);
+    assert_eq!(
+        core.l3_info("acme", &v3).await.unwrap().state,
+        state::COMPROMISED
+    );
+    // And the service can be rotated again.
+    let (v4, _) = core.rotate_l3("acme", "svc").await.unwrap();
+    assert_eq!(core.current_l3_uid("acme", "svc").await.unwrap(), v4);
+}

@@ -16,10 +16,14 @@ use std::time::{Duration, Instant};
 
 /// The version the edge speaks to the Core.
 const CORE_VERSION: ProtocolVersion = ProtocolVersion::new(1, 4);
+/// The KMIP attribute by which the Core tells when the current L3 stops wrapping (a successor is scheduled).
+const DEACTIVATION_DATE: &str = "Deactivation Date";
+
 /// How long the edge trusts its knowledge of a service's current L3.
 const L3_CACHE_TTL: Duration = Duration::from_secs(30);
 
-/// (tenant, service) → (current L3 unique identifier, its version, when learned).
+/// (tenant, service) → (current L3 unique identifier, its version, until when it is trusted as current: the cache
+/// TTL, or sooner when the Core reported that a scheduled successor takes over).
 type L3Cache = HashMap<(String, String), (String, u32, Instant)>;
 
 /// The longest this edge keeps a leased service key, whatever the Core grants (DESIGN §6.3).
@@ -258,8 +262,8 @@ impl CoreLink {
     /// placeholder) on a cache miss.
     async fn current_l3(&self, tenant: &str, service: &str) -> Result<(String, u32), KmipError> {
         let key = (tenant.to_owned(), service.to_owned());
-        if let Some((uid, v, at)) = self.lock().get(&key) {
-            if at.elapsed() < L3_CACHE_TTL {
+        if let Some((uid, v, until)) = self.lock().get(&key) {
+            if Instant::now() < *until {
                 return Ok((uid.clone(), *v));
             }
         }
@@ -270,10 +274,13 @@ impl CoreLink {
         };
         let get_attrs = Item::structure(
             t::REQUEST_PAYLOAD,
-            vec![Item::new(
-                t::ATTRIBUTE_NAME,
-                Value::TextString(openkcm_kmip::attributes::ATTR_KEY_VERSION.into()),
-            )],
+            [
+                openkcm_kmip::attributes::ATTR_KEY_VERSION,
+                DEACTIVATION_DATE,
+            ]
+            .into_iter()
+            .map(|name| Item::new(t::ATTRIBUTE_NAME, Value::TextString(name.into())))
+            .collect(),
         );
         let mut results = self
             .call(
@@ -304,17 +311,26 @@ impl CoreLink {
             .and_then(Item::as_text)
             .unwrap_or_default()
             .to_owned();
-        let version = openkcm_kmip::attributes::from_payload(&attrs)?
-            .into_iter()
+        let reported = openkcm_kmip::attributes::from_payload(&attrs)?;
+        let version = reported
+            .iter()
             .find(|a| a.name == openkcm_kmip::attributes::ATTR_KEY_VERSION)
             .and_then(|a| a.value.as_i32())
             .and_then(|v| u32::try_from(v).ok())
             .ok_or_else(|| {
                 KmipError::general("the Crypto Core did not report the service key version")
             })?;
-        let previous = self
-            .lock()
-            .insert(key, (uid.clone(), version, Instant::now()));
+        // A scheduled successor takes over at this version's Deactivation Date: trust it as current until then.
+        let mut until = Instant::now() + L3_CACHE_TTL;
+        if let Some(at) = reported
+            .iter()
+            .find(|a| a.name == DEACTIVATION_DATE)
+            .and_then(|a| a.value.as_datetime())
+        {
+            let left = at.saturating_sub(crate::ops::now()).max(0);
+            until = until.min(Instant::now() + Duration::from_secs(left.unsigned_abs()));
+        }
+        let previous = self.lock().insert(key, (uid.clone(), version, until));
         if previous
             .is_some_and(|(old_uid, old_version, _)| old_uid != uid || old_version != version)
         {

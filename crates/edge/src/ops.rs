@@ -83,10 +83,23 @@ const GROUP_MEMBER_FRESH: u32 = 1;
 const GROUP_MEMBER_DEFAULT: u32 = 2;
 /// The object group whose fresh members the server makes on demand.
 const DEFAULT_GROUP: &str = "default";
-/// Every state but Destroyed (and Destroyed Compromised): the object still has its value.
+/// `payload` with its Unique Identifier set to `uid` (an ID Placeholder resolved here, where it is known).
+fn with_uid(payload: &Item, uid: &str) -> Item {
+    let mut out = payload.clone();
+    if let Value::Structure(children) = &mut out.value {
+        children.retain(|i| i.tag != t::UNIQUE_IDENTIFIER);
+        children.insert(
+            0,
+            Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid.to_owned())),
+        );
+    }
+    out
+}
+
 /// How the Core names service keys (L3); no object of the edge's vault has such an identifier.
 const L3_UID_PREFIX: &str = "l3-";
 
+/// Every state but Destroyed (and Destroyed Compromised): the object still has its value.
 const NOT_DESTROYED: &[u32] = &[
     state::PRE_ACTIVE,
     state::ACTIVE,
@@ -209,7 +222,8 @@ pub struct Edge {
     pending: std::sync::Mutex<std::collections::HashMap<Vec<u8>, PendingOp>>,
 }
 
-fn now() -> i64 {
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -1380,7 +1394,7 @@ impl EdgeOps<'_> {
                     service,
                     ctx.version,
                     op::REKEY,
-                    &openkcm_kmip::payload::uid_payload(t::REQUEST_PAYLOAD, &uid),
+                    &with_uid(payload, &uid),
                 )
                 .await?;
             self.edge.core.forget_current_l3(tenant, service);
@@ -2001,15 +2015,16 @@ impl EdgeOps<'_> {
         let uid = ctx.uid(payload)?;
         if uid.starts_with(L3_UID_PREFIX) {
             // A service key's attributes (state, version) are the Core's.
-            let mut asked = payload.clone();
-            if let Value::Structure(children) = &mut asked.value {
-                children.retain(|i| i.tag != t::UNIQUE_IDENTIFIER);
-                children.insert(0, Item::new(t::UNIQUE_IDENTIFIER, Value::TextString(uid)));
-            }
             return self
                 .edge
                 .core
-                .proxy(tenant, service, ctx.version, op::GET_ATTRIBUTES, &asked)
+                .proxy(
+                    tenant,
+                    service,
+                    ctx.version,
+                    op::GET_ATTRIBUTES,
+                    &with_uid(payload, &uid),
+                )
                 .await;
         }
         let stored = self.edge.load(tenant, service, &uid).await?;
