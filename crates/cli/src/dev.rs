@@ -568,6 +568,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         CoreLink::new(pool).with_l3_lease(args.l3_custody == Custody::Lease),
     )
     .with_legacy_crypto(args.legacy_crypto)
+    .with_sealed_vault_if(vault_sqlite.is_some())
     .with_l4_cache(
         std::time::Duration::from_secs(args.l4_cache_ttl),
         openkcm_edge::l4_cache::DEFAULT_CAPACITY,

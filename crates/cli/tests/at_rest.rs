@@ -4,7 +4,7 @@
 
 mod common;
 use common::{s, Dev};
-use openkcm_crypto::{unwrap_unchecked_header, SecretKey, WrappedKey};
+use openkcm_crypto::unwrap_unchecked_header;
 use openkcm_store::{KeyStore, SqliteStore};
 use std::path::Path;
 
@@ -62,15 +62,10 @@ async fn no_plaintext_key_of_any_layer_reaches_the_data_directory_or_the_log() {
 
     // Rebuild every layer from the files, through the chain, as only the holder of the dev seal key could.
     let data = dir.path();
-    let seal_key =
-        SecretKey::from_slice(&std::fs::read(data.join("seal/file-seal.key")).unwrap()).unwrap();
-    let sealed =
-        WrappedKey::from_stored(std::fs::read(data.join("seal/master-key.sealed")).unwrap())
-            .unwrap();
-    let mk = unwrap_unchecked_header(&seal_key, &sealed).unwrap();
+    let mk = common::dev_master_key(data);
     let core_db = std::sync::Arc::new(SqliteStore::open(&data.join("core.db")).await.unwrap());
     // Names and metadata are sealed in the database (zero-knowledge metadata): read it as the Core does.
-    let core = openkcm_core::sealed_store::SealedStore::open(core_db.clone(), &mk)
+    let core = openkcm_core::sealed_store::open(core_db.clone(), &mk)
         .await
         .unwrap();
     let ivk_rec = core
@@ -90,9 +85,7 @@ async fn no_plaintext_key_of_any_layer_reaches_the_data_directory_or_the_log() {
     let l3 = unwrap_unchecked_header(&l2, l3_recs[0].blob.as_ref().unwrap()).unwrap();
     core_db.close().await;
     // The vault's wrapped L4s open under that L3 to exactly the bytes Get returned: the chain is real.
-    let vault = SqliteStore::open(&data.join("edge-vault.db"))
-        .await
-        .unwrap();
+    let (vault_db, vault) = common::dev_edge_vault(data).await;
     for (uid, bytes) in uids.iter().zip(&l4s) {
         let rec = vault.get("demo", "l4", uid, 0).await.unwrap().unwrap();
         let blob = rec.blob.unwrap();
@@ -105,7 +98,7 @@ async fn no_plaintext_key_of_any_layer_reaches_the_data_directory_or_the_log() {
             bytes.as_slice()
         );
     }
-    vault.close().await;
+    vault_db.close().await;
 
     let mut secrets: Vec<(String, Vec<u8>)> = vec![
         ("MasterKey".into(), mk.expose().to_vec()),
@@ -180,9 +173,7 @@ async fn a_wrapped_key_moved_to_another_record_fails_to_unwrap_cleanly() {
     let a_key = s(&dev.kmip("demo", &["get", &a]).unwrap(), "key_hex");
     dev.stop();
 
-    let vault = SqliteStore::open(&dir.path().join("edge-vault.db"))
-        .await
-        .unwrap();
+    let (vault_db, vault) = common::dev_edge_vault(dir.path()).await;
     let a_rec = vault.get("demo", "l4", &a, 0).await.unwrap().unwrap();
     for (tenant, uid) in [("other", &b), ("demo", &c)] {
         let mut victim = vault.get(tenant, "l4", uid, 0).await.unwrap().unwrap();
@@ -190,7 +181,7 @@ async fn a_wrapped_key_moved_to_another_record_fails_to_unwrap_cleanly() {
         victim.blob = a_rec.blob.clone();
         assert!(vault.compare_and_set(&victim, rev).await.unwrap());
     }
-    vault.close().await;
+    vault_db.close().await;
 
     let mut dev = Dev::start(dir.path(), &["demo", "other"]);
     let err = dev.kmip("other", &["get", &b]).unwrap_err();
@@ -203,4 +194,104 @@ async fn a_wrapped_key_moved_to_another_record_fails_to_unwrap_cleanly() {
         a_key
     );
     dev.stop();
+}
+
+/// Zero-knowledge metadata in the edge vault (DESIGN §5.2, ADR-015): a dump of the SQLite vault (and of the Core's
+/// store) shows no tenant name, key name or label; the vault still opens with the key the Core derives for the edge;
+/// a vault an earlier release wrote in clear is sealed at the next start and its keys still open.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_edge_vault_names_no_tenant_key_or_label_and_a_clear_vault_is_sealed_once() {
+    use openkcm_kmip::attributes::Attribute;
+    use openkcm_kmip::enums::operation as op;
+    use openkcm_ttlv::{Item, Value};
+    const TENANT: &str = "acme-sovereign-bank";
+    const NAME: &str = "payroll-ledger-key";
+    const LABEL: &str = "customer-label-7f3a";
+    let dir = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(dir.path(), &[TENANT]);
+    let uid = s(
+        &dev.kmip(TENANT, &["create", "--name", NAME, "--activate"])
+            .unwrap(),
+        "unique_identifier",
+    );
+    let key = s(&dev.kmip(TENANT, &["get", &uid]).unwrap(), "key_hex");
+    let mut c = common::edge_client(&dev, TENANT).await;
+    let add = Item::structure(
+        openkcm_kmip::tags::REQUEST_PAYLOAD,
+        vec![
+            Item::new(
+                openkcm_kmip::tags::UNIQUE_IDENTIFIER,
+                Value::TextString(uid.clone()),
+            ),
+            Attribute::new("x-label", Value::TextString(LABEL.into())).to_v1(),
+        ],
+    );
+    common::one_op(
+        &mut c,
+        openkcm_kmip::ProtocolVersion::new(1, 4),
+        op::ADD_ATTRIBUTE,
+        add,
+    )
+    .await
+    .unwrap();
+    drop(c);
+    dev.stop();
+
+    // Every byte of both databases (and their side files): no tenant name, key name, label or key identifier.
+    let dump = |needle: &str| {
+        let mut all = Vec::new();
+        files(dir.path(), &mut all);
+        all.into_iter()
+            .filter(|f| {
+                let n = f.file_name().unwrap().to_string_lossy().to_string();
+                n.starts_with("edge-vault.db") || n.starts_with("core.db")
+            })
+            // (a -shm or -journal side file may go away between the listing and the read)
+            .filter(|f| std::fs::read(f).is_ok_and(|bytes| contains(&bytes, needle.as_bytes())))
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+    };
+    let label_hex = hex::encode(LABEL);
+    for needle in [TENANT, NAME, LABEL, &label_hex, uid.as_str()] {
+        assert_eq!(dump(needle), Vec::<String>::new(), "{needle:?} in clear");
+    }
+    // With the key the Core derives for this edge, the record is all there.
+    let (raw, vault) = common::dev_edge_vault(dir.path()).await;
+    let rec = vault.get(TENANT, "l4", &uid, 0).await.unwrap().unwrap();
+    let meta = rec.metadata.to_string();
+    // (custom attribute values are kept as their TTLV, in hex)
+    assert!(
+        meta.contains(NAME) && meta.contains(&hex::encode(LABEL)),
+        "{meta}"
+    );
+    // The same key under another edge's name opens nothing.
+    let other_key =
+        openkcm_core::hierarchy::edge_vault_key(&common::dev_master_key(dir.path()), "other-edge")
+            .unwrap();
+    let other = openkcm_edge::SealedVault::sealed_view(raw.clone(), &other_key).unwrap();
+    assert!(other.get(TENANT, "l4", &uid, 0).await.unwrap().is_none());
+
+    // An earlier release's vault: the same record in clear, under the clear tenant name and id.
+    assert!(vault.delete(TENANT, "l4", &uid, 0).await.unwrap());
+    let mut clear = rec.clone();
+    clear.revision = 0;
+    assert!(raw.put_if_absent(&clear).await.unwrap());
+    raw.close().await;
+    assert!(!dump(TENANT).is_empty(), "the clear record is in the dump");
+
+    let mut dev = Dev::start(dir.path(), &[TENANT]);
+    assert_eq!(
+        s(&dev.kmip(TENANT, &["get", &uid]).unwrap(), "key_hex"),
+        key
+    );
+    let located = dev.kmip(TENANT, &["locate", "--name", NAME]).unwrap();
+    assert!(located.to_string().contains(&uid), "{located}");
+    dev.stop();
+    for needle in [TENANT, NAME, LABEL, &label_hex, uid.as_str()] {
+        assert_eq!(
+            dump(needle),
+            Vec::<String>::new(),
+            "{needle:?} in clear after the move"
+        );
+    }
 }

@@ -511,21 +511,7 @@ fn the_edge_follows_a_service_key_rotation_and_old_keys_still_open() {
     // Envelope rotation: the old key, read after the rotation, was re-wrapped under the new service key (same
     // bytes, as the Get above showed).
     let l3 = v["unique_identifier"].as_str().unwrap().to_owned();
-    let parent = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        use sqlx::Connection;
-        let url = format!("sqlite://{}", dir.path().join("edge-vault.db").display());
-        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        let blob: Vec<u8> = sqlx::query_scalar("SELECT blob FROM records WHERE id = ?")
-            .bind(&old)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        openkcm_crypto::WrappedKey::from_stored(blob)
-            .unwrap()
-            .header_ref()
-            .parent_id
-            .clone()
-    });
+    let parent = common::wrapping_l3(dir.path(), &old);
     assert_eq!(
         parent, l3,
         "the old key is still wrapped under the rotated service key"
@@ -654,29 +640,10 @@ fn an_application_rekeys_its_current_service_key_through_kmip() {
     );
     dev.stop();
     assert_eq!(
-        wrapping_l3(dir.path(), &new),
+        common::wrapping_l3(dir.path(), &new),
         v3,
         "the new data key is wrapped under the re-keyed version"
     );
-}
-
-/// The L3 a data key in the edge vault under `dir` is wrapped under.
-fn wrapping_l3(dir: &std::path::Path, l4: &str) -> String {
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        use sqlx::Connection;
-        let url = format!("sqlite://{}", dir.join("edge-vault.db").display());
-        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        let blob: Vec<u8> = sqlx::query_scalar("SELECT blob FROM records WHERE id = ?")
-            .bind(l4)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        openkcm_crypto::WrappedKey::from_stored(blob)
-            .unwrap()
-            .header_ref()
-            .parent_id
-            .clone()
-    })
 }
 
 #[test]
@@ -728,8 +695,8 @@ fn rekey_with_offset(custody: &str) {
     let old = dev.kmip("demo", &["attributes", &v2]).unwrap();
     assert_eq!(old["attributes"]["State"], 3, "{old}");
     dev.stop();
-    assert_eq!(wrapping_l3(dir.path(), &before), v2, "{custody}");
-    assert_eq!(wrapping_l3(dir.path(), &after), v3, "{custody}");
+    assert_eq!(common::wrapping_l3(dir.path(), &before), v2, "{custody}");
+    assert_eq!(common::wrapping_l3(dir.path(), &after), v3, "{custody}");
 }
 
 #[test]

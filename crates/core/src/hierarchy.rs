@@ -191,6 +191,27 @@ pub struct Core {
     /// One lock per (tenant, system): concurrent requests for a cold system wait on a single hydration, while
     /// other systems hydrate in parallel.
     hydration: Mutex<HashMap<(String, String), Flight>>,
+    /// The root of the edges' vault metadata keys, derived from the MasterKey (the MasterKey itself is not kept).
+    edge_vault_root: SecretKey,
+}
+
+/// What the edges' vault metadata keys are derived from (with the edge's name).
+const EDGE_VAULT_PURPOSE: &str = "openkcm/edge-vault-metadata/v1";
+
+/// The vault metadata key of edge `edge` under MasterKey `mk` (what [`Core::edge_vault_key`] hands that edge): for
+/// recovery tools and tests that read a vault with the MasterKey in hand.
+pub fn edge_vault_key(mk: &SecretKey, edge: &str) -> Result<SecretKey, CoreError> {
+    edge_vault_key_under(
+        &openkcm_crypto::derived::derive_key(mk, EDGE_VAULT_PURPOSE)?,
+        edge,
+    )
+}
+
+fn edge_vault_key_under(root: &SecretKey, edge: &str) -> Result<SecretKey, CoreError> {
+    Ok(openkcm_crypto::derived::derive_key(
+        root,
+        &format!("edge/{edge}"),
+    )?)
 }
 
 fn meta_str(rec: &Record, field: &str) -> Result<String, CoreError> {
@@ -253,7 +274,7 @@ impl Core {
         config: CoreConfig,
     ) -> Result<Self, CoreError> {
         let store: Arc<dyn KeyStore> = if config.seal_metadata {
-            Arc::new(crate::sealed_store::SealedStore::open(store, mk).await?)
+            Arc::new(crate::sealed_store::open(store, mk).await?)
         } else {
             store
         };
@@ -276,7 +297,14 @@ impl Core {
             l2_cache: crate::cache::KeyCache::new(capacity, idle),
             l3_cache: crate::cache::KeyCache::new(capacity, idle),
             hydration: Mutex::new(HashMap::new()),
+            edge_vault_root: openkcm_crypto::derived::derive_key(mk, EDGE_VAULT_PURPOSE)?,
         })
+    }
+
+    /// The key under which edge `edge` seals its vault's metadata (zero-knowledge metadata, ADR-015): the same for
+    /// every node of this cluster and across restarts, another for every edge name.
+    pub fn edge_vault_key(&self, edge: &str) -> Result<SecretKey, CoreError> {
+        edge_vault_key_under(&self.edge_vault_root, edge)
     }
 
     fn l2_active_header(

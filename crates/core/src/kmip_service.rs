@@ -218,6 +218,24 @@ impl CoreOps<'_> {
         Ok(())
     }
 
+    /// The key of the calling edge's vault metadata ([`openkcm_kmip::EDGE_VAULT_KEY_ID`]): only to an edge asking
+    /// as itself.
+    fn edge_vault_key(&self, ctx: &ItemContext) -> Result<Item, KmipError> {
+        let (PeerIdentity::Edge { name }, None) = (self.peer, &ctx.header.on_behalf_of) else {
+            return Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                "only an edge, asking as itself, gets its vault key",
+            ));
+        };
+        let key = self.core.edge_vault_key(name).map_err(to_kmip)?;
+        tracing::info!(edge = %name, "vault metadata key handed to an edge");
+        payload::symmetric_key_response(
+            openkcm_kmip::EDGE_VAULT_KEY_ID,
+            key.expose(),
+            openkcm_kmip::enums::key_format_type::RAW,
+        )
+    }
+
     /// `lease` custody (DESIGN §6.3): an edge, acting for the service that owns it, gets a service key (L3) to wrap
     /// and unwrap locally for the lease time the answer names. Refused in `core` custody, and for a version that
     /// neither wraps nor unwraps any more.
@@ -458,6 +476,13 @@ impl OperationHandler for CoreOps<'_> {
             ),
             op::LOCATE => self.locate(ctx, payload).await,
             op::GET_ATTRIBUTES => self.get_attributes(ctx, payload).await,
+            op::GET
+                if ctx
+                    .uid(payload)
+                    .is_ok_and(|u| u == openkcm_kmip::EDGE_VAULT_KEY_ID) =>
+            {
+                self.edge_vault_key(ctx)
+            }
             op::GET => self.lease(ctx, payload).await,
             op::ENCRYPT => self.cipher(ctx, payload, true).await,
             op::DECRYPT => self.cipher(ctx, payload, false).await,

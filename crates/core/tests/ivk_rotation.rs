@@ -29,7 +29,7 @@ async fn open(
 /// The Core's view of `raw` (names and metadata sealed in `raw`, clear here).
 async fn view(raw: &Arc<dyn KeyStore>, mk: &SecretKey) -> Arc<dyn KeyStore> {
     Arc::new(
-        openkcm_core::sealed_store::SealedStore::open(raw.clone(), mk)
+        openkcm_core::sealed_store::open(raw.clone(), mk)
             .await
             .unwrap(),
     )

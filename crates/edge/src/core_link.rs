@@ -103,6 +103,36 @@ impl CoreLink {
         self.lock().remove(&(tenant.to_owned(), service.to_owned()));
     }
 
+    /// The key of this edge's vault metadata, from the Core (see [`openkcm_kmip::EDGE_VAULT_KEY_ID`]).
+    pub async fn vault_key(&self) -> Result<SecretKey, KmipError> {
+        let mut answer = self
+            .send_as(
+                None,
+                CORE_VERSION,
+                vec![(
+                    op::GET,
+                    openkcm_kmip::payload::uid_payload(
+                        t::REQUEST_PAYLOAD,
+                        openkcm_kmip::EDGE_VAULT_KEY_ID,
+                    ),
+                )],
+                true,
+            )
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Err(KmipError::general("the Crypto Core returned no result")))?;
+        let key = openkcm_kmip::payload::key_material(&answer)
+            .ok_or_else(|| KmipError::general("the Crypto Core sent no vault key"))
+            .and_then(|mut bytes| {
+                let key = SecretKey::from_slice(&bytes);
+                zeroize::Zeroize::zeroize(&mut bytes);
+                key.map_err(|e| KmipError::general(format!("the vault key is unusable: {e}")))
+            });
+        answer.zeroize_bytes();
+        key
+    }
+
     /// Drops every leased service key (the Core was sealed); they are zeroized.
     pub fn purge_all_leases(&self) {
         self.leases().clear();
@@ -200,8 +230,25 @@ impl CoreLink {
         items: Vec<(u32, Item)>,
         idempotent: bool,
     ) -> Result<Vec<Result<Item, KmipError>>, KmipError> {
+        self.send_as(
+            Some(format!("{tenant}/{service}")),
+            version,
+            items,
+            idempotent,
+        )
+        .await
+    }
+
+    /// Sends `items` on behalf of `on_behalf_of` (an application `tenant/service`), or as the edge itself.
+    async fn send_as(
+        &self,
+        on_behalf_of: Option<String>,
+        version: ProtocolVersion,
+        items: Vec<(u32, Item)>,
+        idempotent: bool,
+    ) -> Result<Vec<Result<Item, KmipError>>, KmipError> {
         let mut request = RequestMessage::new(version, items);
-        request.header.on_behalf_of = Some(format!("{tenant}/{service}"));
+        request.header.on_behalf_of = on_behalf_of;
         let mut request = request.into_item();
         let response = if idempotent {
             self.pool.call_idempotent(&request).await

@@ -18,4 +18,4 @@ mod vault;
 
 pub use core_link::CoreLink;
 pub use ops::{Edge, EdgeKmipService, EDGE_OPERATIONS};
-pub use vault::{claim_vault, ClaimError};
+pub use vault::{claim_vault, ClaimError, SealedVault};

@@ -200,7 +200,7 @@ const MULTI_VALUED: &[&str] = &[
 /// The Crypto Edge.
 pub struct Edge {
     vault: Arc<dyn KeyStore>,
-    core: CoreLink,
+    core: Arc<CoreLink>,
     /// Whether Encrypt/Decrypt may use legacy algorithms (Triple DES).
     legacy_crypto: bool,
     /// The credentials a request header may carry (`--kmip-credentials`); None: credentials are not checked and
@@ -247,7 +247,7 @@ impl Edge {
     pub fn new(vault: Arc<dyn KeyStore>, core: CoreLink) -> Self {
         Self {
             vault,
-            core,
+            core: Arc::new(core),
             legacy_crypto: false,
             credentials: None,
             streams: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -260,6 +260,19 @@ impl Edge {
             pending: std::sync::Mutex::new(std::collections::HashMap::new()),
             notifier: Arc::new(crate::notify::Notifier::default()),
         }
+    }
+
+    /// Seals the vault's records under a key from the Core (zero-knowledge metadata, [`crate::SealedVault`]): for a
+    /// persistent vault;
+    /// a memory vault is left as it is: it never reaches storage.
+    pub fn with_sealed_vault_if(mut self, persistent: bool) -> Self {
+        if persistent {
+            self.vault = Arc::new(crate::SealedVault::new(
+                self.vault.clone(),
+                self.core.clone(),
+            ));
+        }
+        self
     }
 
     /// Records whether the Core is sealed. Sealing also forgets every plaintext key the edge holds.

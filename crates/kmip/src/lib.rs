@@ -20,6 +20,6 @@ pub use error::KmipError;
 pub use message::{
     error_response, negotiate, process, ItemContext, OperationHandler, ProtocolVersion,
     RequestBatchItem, RequestHeader, RequestMessage, ResponseBatchItem, ResponseMessage,
-    SUPPORTED_VERSIONS, TAG_L3_LEASE_SECONDS, TAG_ON_BEHALF_OF,
+    EDGE_VAULT_KEY_ID, SUPPORTED_VERSIONS, TAG_L3_LEASE_SECONDS, TAG_ON_BEHALF_OF,
 };
 pub use openkcm_ttlv as ttlv;

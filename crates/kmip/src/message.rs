@@ -13,6 +13,11 @@ pub const TAG_ON_BEHALF_OF: u32 = 0x540001;
 /// custody (DESIGN §6.3): how long the edge may keep and use the key before it must ask again.
 pub const TAG_L3_LEASE_SECONDS: u32 = 0x540002;
 
+/// The unique identifier an edge Gets from the Core (as itself, on behalf of no application) to learn the key of
+/// its vault's sealed metadata (DESIGN §5.2, ADR-015): derived from the MasterKey for that edge's name, so a dump of
+/// the vault alone shows no tenant, key name or label.
+pub const EDGE_VAULT_KEY_ID: &str = "openkcm-edge-vault-key";
+
 /// A KMIP protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProtocolVersion {

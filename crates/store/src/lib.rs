@@ -35,6 +35,7 @@
 mod memory;
 mod openbao;
 mod postgres;
+pub mod sealed;
 mod sql;
 mod sqlite;
 #[cfg(feature = "testing")]

@@ -1,5 +1,7 @@
 //! The embedded SQLite backend: one database file, WAL journal, `synchronous = FULL` (a write that returned is on
-//! disk, also across power loss; the data lives in the `.db` file plus its `-wal` file until a checkpoint).
+//! disk, also across power loss; the data lives in the `.db` file plus its `-wal` file until a checkpoint), and
+//! `secure_delete` (a deleted or replaced row is overwritten with zeros, not left in a free page: a destroyed key's
+//! wrapped bytes and a record's former clear form do not linger in the file).
 
 use std::path::Path;
 use std::time::Duration;
@@ -52,6 +54,7 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

@@ -451,3 +451,45 @@ pub fn uids(payload: &openkcm_ttlv::Item) -> Vec<String> {
         .map(|u| u.as_text().unwrap().to_owned())
         .collect()
 }
+
+/// The MasterKey of a stopped dev node sealed with the development `file` seal (as only the holder of its seal key
+/// could get it).
+pub fn dev_master_key(data: &Path) -> openkcm_crypto::SecretKey {
+    let seal_key = openkcm_crypto::SecretKey::from_slice(
+        &std::fs::read(data.join("seal/file-seal.key")).unwrap(),
+    )
+    .unwrap();
+    let sealed = openkcm_crypto::WrappedKey::from_stored(
+        std::fs::read(data.join("seal/master-key.sealed")).unwrap(),
+    )
+    .unwrap();
+    openkcm_crypto::unwrap_unchecked_header(&seal_key, &sealed).unwrap()
+}
+
+/// A stopped dev node's SQLite edge vault and its sealed view (zero-knowledge metadata), read with the MasterKey.
+pub async fn dev_edge_vault(
+    data: &Path,
+) -> (
+    std::sync::Arc<openkcm_store::SqliteStore>,
+    openkcm_store::sealed::SealedStore,
+) {
+    let raw = std::sync::Arc::new(
+        openkcm_store::SqliteStore::open(&data.join("edge-vault.db"))
+            .await
+            .unwrap(),
+    );
+    let key = openkcm_core::hierarchy::edge_vault_key(&dev_master_key(data), "dev-edge").unwrap();
+    let view = openkcm_edge::SealedVault::sealed_view(raw.clone(), &key).unwrap();
+    (raw, view)
+}
+
+/// The L3 a data key in a stopped dev node's edge vault is wrapped under.
+pub fn wrapping_l3(data: &Path, l4: &str) -> String {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use openkcm_store::KeyStore;
+        let (raw, vault) = dev_edge_vault(data).await;
+        let rec = vault.get("demo", "l4", l4, 0).await.unwrap().unwrap();
+        raw.close().await;
+        rec.blob.unwrap().header_ref().parent_id.clone()
+    })
+}
