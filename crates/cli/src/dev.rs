@@ -397,8 +397,19 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         Option<openkcm_store::PostgresStore>,
     ) = match args.core_store.as_deref() {
         None | Some("sqlite") => {
+            // A missing database of an initialised cluster is refused before SQLite would create an empty one (and
+            // a -wal file that a restored copy would then be read with).
+            let path = data.join("core.db");
+            if !path.exists() && openkcm_core::seal::is_initialised(&data.join("seal")) {
+                bail!(
+                    "{} is missing, although this cluster's Core storage was initialised (seal/cluster.initialised): \
+                     restore it from a backup (with its -wal file if the backup has one), or start over with a new \
+                     data directory; a new, empty database would open none of the keys",
+                    path.display()
+                );
+            }
             let s = Arc::new(
-                SqliteStore::open(&data.join("core.db"))
+                SqliteStore::open(&path)
                     .await
                     .context("core key storage")?,
             );
@@ -526,11 +537,19 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     // Edge.
     let vault_sqlite = match args.edge_vault {
-        VaultKind::Sqlite => Some(Arc::new(
-            SqliteStore::open(&data.join("edge-vault.db"))
-                .await
-                .context("edge vault")?,
-        )),
+        VaultKind::Sqlite => Some(Arc::new({
+            // As for core.db: refused before SQLite creates an empty database in its place.
+            let path = data.join("edge-vault.db");
+            let marker = data.join("edge-vault.initialised");
+            if !path.exists() && marker.exists() {
+                return Err(openkcm_edge::ClaimError::Replaced {
+                    vault: path.display().to_string(),
+                    marker,
+                }
+                .into());
+            }
+            SqliteStore::open(&path).await.context("edge vault")?
+        })),
         VaultKind::Memory => None,
     };
     let vault: Arc<dyn KeyStore> = match &vault_sqlite {
@@ -691,6 +710,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
     };
     let mut announced = node.is_sealed();
+    if !announced {
+        // A vault sealed under another key (another cluster's, another edge's) stops the start here.
+        if let Err(e @ openkcm_store::StoreError::Corrupt { .. }) = edge.open_vault().await {
+            bail!("the edge vault cannot be used: {e}");
+        }
+    }
     announce(announced);
     if retry_unseal && node.is_sealed() {
         tokio::spawn(auto_unseal_with_backoff(node.clone()));

@@ -140,6 +140,9 @@ enum KmipCommand {
         /// The Name to find (all keys of this identity when omitted).
         #[arg(long)]
         name: Option<String>,
+        /// Find this application's service keys (`l3-…`, held by the Crypto Core), the current version first.
+        #[arg(long)]
+        service_keys: bool,
     },
     /// Revoke a key.
     Revoke {
@@ -302,11 +305,19 @@ pub async fn run(args: KmipArgs) -> anyhow::Result<()> {
             };
             (op::DECRYPT, req.to_item())
         }
-        KmipCommand::Locate { name } => {
+        KmipCommand::Locate { name, service_keys } => {
+            let mut attributes: Vec<Attribute> =
+                name.iter().map(|n| Attribute::name_value(n)).collect();
+            if *service_keys {
+                attributes.push(Attribute::new(
+                    openkcm_kmip::attributes::ATTR_SERVICE_KEY,
+                    Value::Boolean(true),
+                ));
+            }
             let req = LocateRequest {
                 max_items: None,
                 offset_items: None,
-                attributes: name.iter().map(|n| Attribute::name_value(n)).collect(),
+                attributes,
             };
             (op::LOCATE, req.to_item(version))
         }

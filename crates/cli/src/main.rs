@@ -22,8 +22,9 @@ struct Cli {
 enum Command {
     /// Run Core and Edge in one process for development, with everything under --data-dir.
     Dev(Box<dev::DevArgs>),
-    /// Operate a node: seal-status, init (key ceremony), unseal, seal, recover, migrate-seal, rotate-ivk, rotate-l3,
-    /// prewarm.
+    /// Operate a node: seal-status, init (key ceremony), unseal, seal, recover, migrate-seal; key rotation and
+    /// retirement (rotate-ivk, delete-ivk, rotate-l3, destroy-l3, compromise-l3, rotate-l2, rewrap, destroy-l2,
+    /// compromise-l2); prewarm.
     Operator(Box<operator_cli::OperatorArgs>),
     /// A KMIP client for humans and scripts (prints JSON).
     Kmip(kmip_cli::KmipArgs),

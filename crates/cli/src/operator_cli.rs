@@ -78,7 +78,8 @@ struct DestroyL3Args {
     /// The service.
     #[arg(long)]
     service: String,
-    /// The service key version (for destroy-l3: not the current one).
+    /// The service key version (destroy-l3: not the current one; compromise-l3: any, the current one is replaced
+    /// first).
     #[arg(long)]
     version: u32,
 }

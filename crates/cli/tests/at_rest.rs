@@ -294,4 +294,21 @@ async fn the_edge_vault_names_no_tenant_key_or_label_and_a_clear_vault_is_sealed
             "{needle:?} in clear after the move"
         );
     }
+
+    // This vault in another cluster's data directory: its start is refused with the reason (not a node that
+    // answers "the key vault failed" to every request).
+    let other = tempfile::tempdir().unwrap();
+    let mut dev = Dev::start(other.path(), &[TENANT]);
+    dev.stop();
+    for side in ["edge-vault.db-wal", "edge-vault.db-shm"] {
+        let _ = std::fs::remove_file(other.path().join(side));
+    }
+    std::fs::copy(
+        dir.path().join("edge-vault.db"),
+        other.path().join("edge-vault.db"),
+    )
+    .unwrap();
+    let out = common::dev_refusal(other.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sealed under another vault key"), "{err}");
 }

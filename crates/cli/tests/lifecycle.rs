@@ -337,7 +337,7 @@ fn lost_or_replaced_state_files_stop_the_start_with_a_clear_message() {
         (
             "Core database deleted",
             &["core.db"],
-            "the Core database is missing or was replaced",
+            "core.db is missing, although this cluster's Core storage was initialised",
         ),
     ];
     for (what, remove, expected) in cases {
@@ -349,6 +349,13 @@ fn lost_or_replaced_state_files_stop_the_start_with_a_clear_message() {
         let out = common::dev_refusal(copy.path());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expected), "{what}: {err}");
+        // The refused start made no empty database (nor a -wal file a restored copy would be read with).
+        for f in remove.iter().filter(|f| f.ends_with(".db")) {
+            for side in ["", "-wal", "-shm"] {
+                let path = copy.path().join(format!("{f}{side}"));
+                assert!(!path.exists(), "{what}: {} was created", path.display());
+            }
+        }
     }
     // An emptied (truncated) vault is refused too.
     let copy = tempfile::tempdir().unwrap();
@@ -464,6 +471,20 @@ fn operator_rotates_the_ivk_and_every_key_stays_readable_across_a_restart() {
         (v["systems"].clone(), v["services"].clone()),
         (1.into(), 1.into()),
         "{v}"
+    );
+    // An unknown tenant is not found; a name that is no tenant name is refused before any lookup (or log line).
+    let (ok, _, err) = dev.operator(&["prewarm", "--tenant", "nobody"]);
+    assert!(!ok && err.contains("404"), "{err}");
+    let (ok, _, err) = dev.operator(&[
+        "rotate-l3",
+        "--tenant",
+        "evil\nFORGED line",
+        "--service",
+        "default",
+    ]);
+    assert!(
+        !ok && err.contains("400") && err.contains("\"tenant\" must be"),
+        "{err}"
     );
     // Emergency: version 3, the older versions revoked, every key still readable.
     let (ok, out, err) = dev.operator(&["rotate-ivk", "--emergency"]);
@@ -664,10 +685,31 @@ fn rekey_with_offset(custody: &str) {
         .as_str()
         .unwrap()
         .to_owned();
+    // At most a year ahead (a later date would hold the service's rotation that long).
+    let err = dev
+        .kmip("demo", &["rekey", &v2, "--offset", "4294967295"])
+        .unwrap_err();
+    assert!(err.contains("at most 366 days ahead"), "{err}");
     // Re-key with an Offset: version 3 is Pre-Active for 4 seconds, version 2 keeps wrapping until then.
     let v3 = common::s(
         &dev.kmip("demo", &["rekey", &v2, "--offset", "4"]).unwrap(),
         "unique_identifier",
+    );
+    // The application finds its service keys itself: the current version first, then the newest.
+    let located = dev.kmip("demo", &["locate", "--service-keys"]).unwrap();
+    let ids: Vec<&str> = located["unique_identifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(ids.first().copied(), Some(v2.as_str()), "{located}");
+    assert!(ids.contains(&v3.as_str()) && ids.len() == 3, "{located}");
+    // Its key bytes never leave the Core.
+    let err = dev.kmip("demo", &["get", &v2]).unwrap_err();
+    assert!(
+        err.contains("service keys never leave the Crypto Core"),
+        "{err}"
     );
     let pending = dev.kmip("demo", &["attributes", &v3]).unwrap();
     // KMIP State: 1 Pre-Active, 2 Active, 3 Deactivated.
@@ -683,7 +725,7 @@ fn rekey_with_offset(custody: &str) {
         "{current}"
     );
     let before = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
-    // A second re-key while one waits is refused; so is a destroy of the waiting version.
+    // A second re-key while one waits is refused.
     let err = dev.kmip("demo", &["rekey", &v2]).unwrap_err();
     assert!(err.contains("waiting to become active"), "{err}");
     std::thread::sleep(std::time::Duration::from_secs(5));
@@ -709,7 +751,13 @@ fn operator_marks_a_service_key_compromised_and_old_ivk_versions_in_use_are_kept
         dev.operator(&[&["compromise-l3"][..], &svc, &["--version", "1"]].concat());
     assert!(ok, "{err}");
     assert!(out.contains("\"compromised\": 1"), "{out}");
-    // The service moved to version 2 at once.
+    // The service moved to version 2 at once, and the answer names it.
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let current = v["current_unique_identifier"].as_str().unwrap();
+    assert!(
+        current.starts_with("l3-") && Some(current) != v["unique_identifier"].as_str(),
+        "{v}"
+    );
     let new = common::s(&dev.kmip("demo", &["create"]).unwrap(), "unique_identifier");
     let new_key = common::s(&dev.kmip("demo", &["get", &new]).unwrap(), "key_hex");
     let (ok, _, err) = dev.operator(&[&["compromise-l3"][..], &svc, &["--version", "1"]].concat());

@@ -195,6 +195,9 @@ pub struct Core {
     edge_vault_root: SecretKey,
 }
 
+/// How far ahead a scheduled service key version may become active (KMIP Re-key Offset): one year.
+pub const MAX_ACTIVATION_DELAY_SECS: i64 = 366 * 86_400;
+
 /// What the edges' vault metadata keys are derived from (with the edge's name).
 const EDGE_VAULT_PURPOSE: &str = "openkcm/edge-vault-metadata/v1";
 
@@ -1016,11 +1019,11 @@ impl Core {
         activate_at: Option<i64>,
     ) -> Result<(String, u32), CoreError> {
         use openkcm_kmip::enums::state;
-        let svc = self
-            .store
-            .get(tenant, kind::SERVICE, service, 0)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("{tenant}/{service}")))?;
+        // (At most MAX_ACTIVATION_DELAY_SECS ahead: a version scheduled later would hold the service's rotation.)
+        let activate_at =
+            activate_at.map(|at| at.min(crate::now().saturating_add(MAX_ACTIVATION_DELAY_SECS)));
+        // (A due scheduled version becomes current here, a compromised one is dropped.)
+        let svc = self.service_record(tenant, service).await?;
         if let Some(pending) = svc.metadata["pending_l3"].as_str() {
             return Err(CoreError::Conflict(format!(
                 "service {service:?} already has a version waiting to become active ({pending:?}); it is rotated when that one is"
@@ -1071,7 +1074,7 @@ impl Core {
         if !self.store.compare_and_set(&next, svc.revision).await? {
             self.store.delete(tenant, kind::L3, &uid, 1).await?;
             return Err(CoreError::Conflict(format!(
-                "service {service:?} was rotated by another node at the same time"
+                "service {service:?} was rotated by another request at the same time; try again"
             )));
         }
         match pending {
@@ -1081,7 +1084,7 @@ impl Core {
                 tracing::info!(tenant, service, version, l3 = %uid, activate_at = at, "service key rotation scheduled: new L3 version PRE_ACTIVE");
             }
             None => {
-                self.deactivate_l3(tenant, &meta_str(&svc, "current_l3")?)
+                self.deactivate_l3(tenant, &meta_str(&svc, "current_l3")?, crate::now())
                     .await?;
                 tracing::info!(tenant, service, version, l3 = %uid, "service key rotated: new L3 version");
             }
@@ -1089,15 +1092,15 @@ impl Core {
         Ok((uid, version))
     }
 
-    /// Makes the previous current version stop wrapping (a lost race means another writer changed it).
-    async fn deactivate_l3(&self, tenant: &str, uid: &str) -> Result<(), CoreError> {
+    /// Makes the previous current version stop wrapping as of `at` (a lost race means another writer changed it).
+    async fn deactivate_l3(&self, tenant: &str, uid: &str, at: i64) -> Result<(), CoreError> {
         if let Some(old) = self.store.get(tenant, kind::L3, uid, 1).await? {
             if old.metadata["state"].as_u64() == Some(u64::from(openkcm_kmip::enums::state::ACTIVE))
             {
                 let mut deactivated = old.clone();
                 deactivated.metadata["state"] =
                     serde_json::json!(openkcm_kmip::enums::state::DEACTIVATED);
-                deactivated.metadata["deactivated_at"] = serde_json::json!(crate::now());
+                deactivated.metadata["deactivated_at"] = serde_json::json!(at);
                 self.store
                     .compare_and_set(&deactivated, old.revision)
                     .await?;
@@ -1152,7 +1155,11 @@ impl Core {
             next.metadata["current_l3"] = serde_json::json!(pending);
         }
         if self.store.compare_and_set(&next, svc.revision).await? {
-            self.deactivate_l3(tenant, &previous).await?;
+            // It stopped wrapping at its successor's activation date (the switch happens at the first use after).
+            let at = rec.metadata["activation_date"]
+                .as_i64()
+                .unwrap_or_else(crate::now);
+            self.deactivate_l3(tenant, &previous, at).await?;
             self.l3_cache.remove(tenant, &pending);
             tracing::info!(tenant, service, l3 = %pending, "scheduled service key version is now ACTIVE and current");
         }
@@ -1473,9 +1480,18 @@ impl Core {
     ) -> Result<String, CoreError> {
         use openkcm_kmip::enums::state;
         let rec = self.l3_record(tenant, service, version).await?;
-        let current = self.current_l3_uid(tenant, service).await?;
-        if current == rec.id {
-            self.rotate_l3(tenant, service).await?;
+        let svc = self.service_record(tenant, service).await?;
+        if meta_str(&svc, "current_l3")? == rec.id {
+            match svc.metadata["pending_l3"].as_str() {
+                // A successor is scheduled: it becomes current now instead of at its date.
+                Some(pending) => {
+                    self.activate_scheduled_now(tenant, service, pending)
+                        .await?
+                }
+                None => {
+                    self.rotate_l3(tenant, service).await?;
+                }
+            }
         }
         // Read again: the rotation made it DEACTIVATED.
         let rec = self.l3_record(tenant, service, version).await?;
@@ -1501,7 +1517,26 @@ impl Core {
         }
         self.l3_cache.remove(tenant, &rec.id);
         tracing::warn!(tenant, service, version, l3 = %rec.id, "service key version marked COMPROMISED: it neither wraps nor unwraps any more");
+        // A scheduled version marked compromised is dropped from the service now (it never becomes current).
+        self.service_record(tenant, service).await?;
         Ok(rec.id)
+    }
+
+    /// Makes the scheduled version `pending` of `tenant`'s `service` current now rather than at its activation date.
+    async fn activate_scheduled_now(
+        &self,
+        tenant: &str,
+        service: &str,
+        pending: &str,
+    ) -> Result<(), CoreError> {
+        if let Some(rec) = self.store.get(tenant, kind::L3, pending, 1).await? {
+            let mut due = rec.clone();
+            due.metadata["activation_date"] = serde_json::json!(crate::now());
+            // A lost race: another writer activated or marked it; what is stored decides below.
+            self.store.compare_and_set(&due, rec.revision).await?;
+        }
+        self.service_record(tenant, service).await?;
+        Ok(())
     }
 
     /// Marks L2 version `version` of `tenant`'s `system` COMPROMISED (DESIGN §5.1). The current version is rotated

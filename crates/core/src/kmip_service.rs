@@ -189,6 +189,7 @@ impl CoreOps<'_> {
                 ATTR_KEY_VERSION,
                 Value::Integer(i32::try_from(l3.version).unwrap_or(i32::MAX)),
             ),
+            Attribute::new(attributes::ATTR_SERVICE_KEY, Value::Boolean(true)),
         ];
         if let Some(at) = l3.activation_date {
             attrs.push(Attribute::new("Activation Date", Value::DateTime(at)));
@@ -425,7 +426,17 @@ impl CoreOps<'_> {
         // With an Offset, the new version is PRE_ACTIVE until now + Offset, and the current one wraps until then.
         let activate_at = match payload.child(t::OFFSET).map(|o| &o.value) {
             None => None,
-            Some(Value::Interval(secs)) => Some(crate::now().saturating_add(i64::from(*secs))),
+            Some(Value::Interval(secs))
+                if i64::from(*secs) <= crate::hierarchy::MAX_ACTIVATION_DELAY_SECS =>
+            {
+                Some(crate::now().saturating_add(i64::from(*secs)))
+            }
+            Some(Value::Interval(_)) => {
+                return Err(KmipError::invalid_field(format!(
+                    "a service key's successor becomes active at most {} days ahead (Offset)",
+                    crate::hierarchy::MAX_ACTIVATION_DELAY_SECS / 86_400
+                )))
+            }
             Some(_) => return Err(KmipError::invalid_field("Offset must be an Interval")),
         };
         let (new_uid, version) = self

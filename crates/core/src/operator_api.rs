@@ -125,6 +125,22 @@ fn log_outcome(peer: &PeerIdentity, path: &str, response: &HttpResponse) {
     tracing::warn!(peer = %peer, path, status = response.status, reason = %reason, "operator request refused");
 }
 
+/// A 400 answer when one of the named fields is not a tenant, system or service name (1 to 63 characters of `a-z`,
+/// `0-9` and `-`): such input reaches no lookup and no log line.
+fn bad_names(fields: &[(&str, &str)]) -> Option<HttpResponse> {
+    fields
+        .iter()
+        .find(|(_, value)| !openkcm_net::identity::valid_name(value))
+        .map(|(field, _)| {
+            error(
+                400,
+                format!(
+                    "\"{field}\" must be 1 to 63 characters of a-z, 0-9 and -, not starting with -"
+                ),
+            )
+        })
+}
+
 /// A Core refusal as an HTTP answer: no such object 404, a conflict with its state or another node 409, else 500.
 fn core_refusal(e: crate::CoreError) -> HttpResponse {
     match e {
@@ -327,6 +343,9 @@ impl OperatorApi {
             Ok(r) => r,
             Err(resp) => return resp,
         };
+        if let Some(refusal) = bad_names(&[("tenant", &req.tenant), ("service", &req.service)]) {
+            return refusal;
+        }
         let Some(core) = self.node.core() else {
             return error(503, "sealed");
         };
@@ -354,6 +373,9 @@ impl OperatorApi {
             Ok(r) => r,
             Err(resp) => return resp,
         };
+        if let Some(refusal) = bad_names(&[("tenant", &req.tenant), ("system", &req.system)]) {
+            return refusal;
+        }
         let Some(core) = self.node.core() else {
             return error(503, "sealed");
         };
@@ -399,14 +421,21 @@ impl OperatorApi {
             Ok(r) => r,
             Err(resp) => return resp,
         };
+        if let Some(refusal) = bad_names(&[("tenant", &req.tenant), ("service", &req.service)]) {
+            return refusal;
+        }
         let Some(core) = self.node.core() else {
             return error(503, "sealed");
         };
         let (tenant, service, version) = (&req.tenant, &req.service, req.version);
         let result = if path == "/v1/sys/compromise-l3" {
-            core.compromise_l3(tenant, service, version).await.map(|uid| {
-                serde_json::json!({ "tenant": tenant, "service": service, "compromised": version, "unique_identifier": uid })
-            })
+            match core.compromise_l3(tenant, service, version).await {
+                // The service's current version afterwards (a new one when the marked version was current).
+                Ok(uid) => core.current_l3_uid(tenant, service).await.map(|current| {
+                    serde_json::json!({ "tenant": tenant, "service": service, "compromised": version, "unique_identifier": uid, "current_unique_identifier": current })
+                }),
+                Err(e) => Err(e),
+            }
         } else {
             core.destroy_l3_version(tenant, service, version).await.map(|uid| {
                 serde_json::json!({ "tenant": tenant, "service": service, "destroyed": version, "unique_identifier": uid })
@@ -429,10 +458,14 @@ impl OperatorApi {
             Ok(r) => r,
             Err(resp) => return resp,
         };
+        if let Some(refusal) = bad_names(&[("tenant", &req.tenant)]) {
+            return refusal;
+        }
         let Some(core) = self.node.core() else {
             return error(503, "sealed");
         };
         match core.prewarm(&req.tenant).await {
+            Ok((0, _)) => error(404, format!("tenant {:?} has no systems", req.tenant)),
             Ok((systems, services)) => {
                 let (l2, l3) = core.cached_keys();
                 json(

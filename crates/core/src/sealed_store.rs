@@ -60,9 +60,9 @@ pub async fn open(inner: Arc<dyn KeyStore>, mk: &SecretKey) -> Result<SealedStor
     let foreign = store.foreign_tenants(&[]).await?;
     if foreign > 0 {
         return Err(CoreError::Corrupt(format!(
-            "the key store holds records of {foreign} tenant(s) that this MasterKey did not seal: it is another \
-             cluster's storage (or the MasterKey was replaced), so its storage holds keys this node cannot open; \
-             point the node at its own storage or restore its MasterKey"
+            "the key store holds records that this MasterKey did not seal ({foreign} namespace(s), tenants and \
+             internal ones): it is another cluster's storage (or the MasterKey was replaced), so it holds keys this \
+             node cannot open; point the node at its own storage or restore its MasterKey"
         )));
     }
     Ok(store)

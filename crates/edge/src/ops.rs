@@ -275,6 +275,13 @@ impl Edge {
         self
     }
 
+    /// Opens the vault now rather than at the first request (for a sealed vault: gets its key from the Core, seals
+    /// an earlier release's clear records, refuses a vault sealed under another key), so that a start can fail
+    /// with the reason. Needs an unsealed Core.
+    pub async fn open_vault(&self) -> Result<(), openkcm_store::StoreError> {
+        self.vault.list_tenants().await.map(|_| ())
+    }
+
     /// Records whether the Core is sealed. Sealing also forgets every plaintext key the edge holds.
     pub fn set_core_sealed(&self, sealed: bool) {
         self.core_sealed
@@ -323,6 +330,16 @@ impl Edge {
     }
 
     async fn load(&self, tenant: &str, service: &str, uid: &str) -> Result<Stored, KmipError> {
+        if uid.starts_with(L3_UID_PREFIX) {
+            return Err(KmipError::new(
+                rr::PERMISSION_DENIED,
+                format!(
+                    "{uid:?} names a service key: service keys never leave the Crypto Core; an application may read \
+                     its attributes, find it (Locate with {}) and re-key it",
+                    openkcm_kmip::attributes::ATTR_SERVICE_KEY
+                ),
+            ));
+        }
         // The metadata is decoded once, from the stored JSON text straight into `L4Meta` (the hot path of every
         // operation on a key).
         let raw = self
@@ -2057,6 +2074,18 @@ impl EdgeOps<'_> {
     async fn locate(&self, ctx: &ItemContext, payload: &Item) -> Result<Item, KmipError> {
         let (tenant, service) = self.caller()?;
         let req = LocateRequest::parse(payload)?;
+        if req
+            .attributes
+            .iter()
+            .any(|a| a.name == openkcm_kmip::attributes::ATTR_SERVICE_KEY)
+        {
+            // The application's service keys are the Core's.
+            return self
+                .edge
+                .core
+                .proxy(tenant, service, ctx.version, op::LOCATE, payload)
+                .await;
+        }
         let group_member = payload
             .child(t::OBJECT_GROUP_MEMBER)
             .and_then(Item::as_enum);

@@ -21,8 +21,9 @@ use std::sync::Arc;
 pub enum ClaimError {
     /// The vault lost its marker record although the marker file says it held keys.
     #[error(
-        "{vault} is missing, empty or was replaced, although this edge stored keys in it: restore it (with its -wal \
-         file) from a backup, or delete {} to start again with an empty vault (every data key is then lost)",
+        "{vault} is missing, empty or was replaced, although this edge stored keys in it: restore it from a backup \
+         (with its -wal file if the backup has one), or delete {} to start again with an empty vault (every data key \
+         is then lost)",
         marker.display()
     )]
     Replaced {
@@ -147,9 +148,9 @@ impl SealedVault {
                     return Err(StoreError::Corrupt {
                         record: "edge vault".into(),
                         reason: format!(
-                            "it holds keys of {foreign} tenant(s) sealed under another vault key: another edge's \
-                             or another cluster's vault (an edge's vault key follows its name and the cluster's \
-                             MasterKey)"
+                            "it holds records sealed under another vault key ({foreign} namespace(s)): another \
+                             edge's or another cluster's vault (an edge's vault key follows its name and the \
+                             cluster's MasterKey)"
                         ),
                     });
                 }

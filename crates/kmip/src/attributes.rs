@@ -246,3 +246,7 @@ pub fn reference_item(name: &str, version: ProtocolVersion) -> Item {
 
 /// OpenKCM's custom attribute carrying the version number of a versioned key (an L3 version).
 pub const ATTR_KEY_VERSION: &str = "x-openkcm-key-version";
+
+/// A Boolean attribute every service key (L3) has: a Locate at the edge that filters on it is answered by the Core
+/// and finds the application's service key versions, its current one first.
+pub const ATTR_SERVICE_KEY: &str = "x-openkcm-service-key";
