@@ -11,7 +11,7 @@
 
 use crate::seal::file::CLUSTER_TENANT;
 use crate::CoreError;
-use openkcm_store::{KeyStore, Record};
+use openkcm_store::{KeyStore, Record, RecordKey};
 
 /// Kind of the marker record saying the index covers every binding (it was built, or the store began with it).
 const KIND_BUILT: &str = "ivk-ref-index";
@@ -32,6 +32,54 @@ fn parse_entry_id(id: &str) -> Option<(&str, &str)> {
     (rest.is_char_boundary(len) && len <= rest.len()).then(|| rest.split_at(len))
 }
 
+/// The entry saying that `tenant`'s `system` L2 version `l2_version` is (about to be) wrapped under `ivk_version`.
+pub fn entry(ivk_version: u32, tenant: &str, system: &str, l2_version: u32) -> Record {
+    Record {
+        tenant: CLUSTER_TENANT.into(),
+        kind: kind(ivk_version),
+        id: entry_id(tenant, system),
+        version: l2_version,
+        metadata: serde_json::json!({}),
+        blob: None,
+        revision: 0,
+    }
+}
+
+/// One binding the index names under an IVK version.
+pub struct Entry {
+    /// The tenant.
+    pub tenant: String,
+    /// The system.
+    pub system: String,
+    /// The L2 version.
+    pub l2_version: u32,
+    /// The entry's own key (to delete it).
+    pub key: RecordKey,
+}
+
+/// Every binding the index names under IVK `ivk_version` (a superset of those wrapped under it), in one read.
+pub async fn entries(store: &dyn KeyStore, ivk_version: u32) -> Result<Vec<Entry>, CoreError> {
+    store
+        .list(CLUSTER_TENANT, &kind(ivk_version))
+        .await?
+        .into_iter()
+        .map(|e| {
+            let (tenant, system) = parse_entry_id(&e.id).ok_or_else(|| {
+                CoreError::Corrupt(format!(
+                    "the IVK binding index holds a malformed entry {:?}",
+                    e.id
+                ))
+            })?;
+            Ok(Entry {
+                tenant: tenant.to_owned(),
+                system: system.to_owned(),
+                l2_version: e.version,
+                key: RecordKey::of(&e),
+            })
+        })
+        .collect()
+}
+
 /// Records that `tenant`'s `system` L2 version `l2_version` is about to be wrapped under IVK `ivk_version`.
 pub async fn add(
     store: &dyn KeyStore,
@@ -41,15 +89,7 @@ pub async fn add(
     l2_version: u32,
 ) -> Result<(), CoreError> {
     store
-        .put_if_absent(&Record {
-            tenant: CLUSTER_TENANT.into(),
-            kind: kind(ivk_version),
-            id: entry_id(tenant, system),
-            version: l2_version,
-            metadata: serde_json::json!({}),
-            blob: None,
-            revision: 0,
-        })
+        .put_if_absent(&entry(ivk_version, tenant, system, l2_version))
         .await?;
     Ok(())
 }

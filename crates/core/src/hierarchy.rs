@@ -4,7 +4,7 @@
 use crate::keyring::Keyring;
 use openkcm_crypto::{unwrap, wrap, CryptoError, EnvelopeHeader, Layer, SecretKey};
 use openkcm_providers::{KeyProvider, KeyRef, ProviderError};
-use openkcm_store::{KeyStore, Record, StoreError};
+use openkcm_store::{KeyStore, Record, RecordKey, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,8 +62,10 @@ pub fn unix_now() -> i64 {
     crate::now()
 }
 
-/// Tenants the IVK scrubber works on at once.
-pub const SCRUB_CONCURRENCY: usize = 16;
+/// Batches of bindings the IVK scrubber works on at once.
+pub const SCRUB_CONCURRENCY: usize = 4;
+/// Bindings per scrubber batch (one batched read and three batched writes each).
+pub const SCRUB_BATCH: usize = 256;
 
 /// What one scrubber pass did (see [`Core::scrub_bindings`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -337,9 +339,12 @@ impl Core {
 
     /// One scrubber pass (DESIGN §4): re-wraps, under the ACTIVE IVK, up to `limit` active bindings that are still
     /// under an older version and were wrapped at least `min_age` ago (younger ones are left to the lazy re-wrap on
-    /// use). Tenants are worked on [`SCRUB_CONCURRENCY`] at a time. A binding that cannot be re-wrapped (a corrupt
-    /// record, a revoked IVK version) is logged and counted, and the pass goes on. Resumable by nature: what was done
-    /// is in storage, and a lost compare-and-set race with another node is harmless (that node did it).
+    /// use). The bindings are found through the IVK binding index (one read per older version, not a scan of every
+    /// tenant) and handled in batches of [`SCRUB_BATCH`], [`SCRUB_CONCURRENCY`] batches at a time, each batch one
+    /// batched read and three batched writes: the new index entries, the bindings (compare-and-set), then the old
+    /// entries (the index stays a superset). A binding that cannot be re-wrapped (a corrupt record, a revoked IVK
+    /// version) is logged and counted, and the pass goes on. Resumable by nature: what was done is in storage, and a
+    /// lost compare-and-set race with another node is harmless (that node moved the binding).
     pub async fn scrub_bindings(
         &self,
         limit: usize,
@@ -347,58 +352,42 @@ impl Core {
     ) -> Result<ScrubPass, CoreError> {
         use futures_util::StreamExt;
         use std::sync::atomic::{AtomicUsize, Ordering};
+        if self.ivk.active_expired() {
+            match self.ivk.rotate().await {
+                Ok(v) => tracing::warn!(
+                    version = v,
+                    "the ACTIVE IVK passed its hard expiry: rotated before re-wrapping"
+                ),
+                Err(CoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let (active, _) = self.ivk.active()?;
-        let created: HashMap<u32, i64> = self
-            .ivk
-            .versions()
-            .iter()
-            .map(|v| (v.version, v.created_at))
-            .collect();
-        let now = crate::now();
         let min_age = i64::try_from(min_age.as_secs()).unwrap_or(i64::MAX);
         let budget = AtomicUsize::new(limit);
-        let take = || {
-            budget
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1))
-                .is_ok()
+        let mut batches = Vec::new();
+        for v in self.ivk.versions() {
+            if v.version == active {
+                continue;
+            }
+            let entries = crate::binding_index::entries(&*self.store, v.version).await?;
+            let mut entries = entries.into_iter().peekable();
+            while entries.peek().is_some() {
+                let batch: Vec<_> = entries.by_ref().take(SCRUB_BATCH).collect();
+                batches.push((v.version, v.created_at, batch));
+            }
+        }
+        let take = |n: usize| {
+            let mut granted = 0;
+            let _ = budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                granted = b.min(n);
+                Some(b - granted)
+            });
+            granted
         };
-        let tenants = self.store.list_tenants().await?;
-        let mut passes = futures_util::stream::iter(tenants)
-            .map(|tenant| {
-                let (take, created) = (&take, &created);
-                async move {
-                    let mut pass = ScrubPass::default();
-                    for rec in self.store.list(&tenant, kind::L2_ACTIVE).await? {
-                        let version = crate::binding_index::ivk_version_of(&rec);
-                        if version == active {
-                            continue;
-                        }
-                        // When it was wrapped; bindings of earlier releases: no earlier than their IVK version.
-                        let wrapped_at = rec.metadata["wrapped_at"]
-                            .as_i64()
-                            .or_else(|| created.get(&version).copied())
-                            .unwrap_or(0);
-                        let due = wrapped_at.saturating_add(min_age);
-                        if due > now {
-                            pass.waiting += 1;
-                            pass.next_due = Some(pass.next_due.map_or(due, |d: i64| d.min(due)));
-                            continue;
-                        }
-                        if !take() {
-                            pass.remaining += 1;
-                            continue;
-                        }
-                        // Opening re-wraps it under the ACTIVE version.
-                        match self.open_active_binding(&tenant, &rec.id, &rec).await {
-                            Ok(_) => pass.rewrapped += 1,
-                            Err(e) => {
-                                tracing::error!(tenant, system = %rec.id, ivk_version = version, error = %e, "IVK scrubber: a binding could not be re-wrapped");
-                                pass.failed += 1;
-                            }
-                        }
-                    }
-                    Ok::<_, CoreError>(pass)
-                }
+        let mut passes = futures_util::stream::iter(batches)
+            .map(|(version, created_at, batch)| {
+                self.scrub_batch(active, version, created_at, min_age, batch, &take)
             })
             .buffer_unordered(SCRUB_CONCURRENCY);
         let mut total = ScrubPass::default();
@@ -406,6 +395,147 @@ impl Core {
             total.add(&pass?);
         }
         Ok(total)
+    }
+
+    /// One batch of [`Core::scrub_bindings`]: the bindings `batch` names under IVK `version` (created at
+    /// `created_at`), re-wrapped under `active` where due and within the budget `take` grants.
+    async fn scrub_batch(
+        &self,
+        active: u32,
+        version: u32,
+        created_at: i64,
+        min_age: i64,
+        batch: Vec<crate::binding_index::Entry>,
+        take: &(dyn Fn(usize) -> usize + Sync),
+    ) -> Result<ScrubPass, CoreError> {
+        let mut pass = ScrubPass::default();
+        let known: std::collections::HashSet<u32> =
+            self.ivk.versions().iter().map(|v| v.version).collect();
+        let keys: Vec<RecordKey> = batch
+            .iter()
+            .map(|e| RecordKey {
+                tenant: e.tenant.clone(),
+                kind: kind::L2_ACTIVE.into(),
+                id: e.system.clone(),
+                version: e.l2_version,
+            })
+            .collect();
+        let bindings = self.store.get_many(&keys).await?;
+        let now = crate::now();
+        // Stale entries (the binding moved on, or is gone) are dropped with the moved ones.
+        let mut drop_entries = Vec::new();
+        let mut due = Vec::new();
+        for (entry, binding) in batch.into_iter().zip(bindings) {
+            let Some(binding) = binding else {
+                // Not written yet (an entry precedes its binding) or destroyed: left to the deletion check.
+                continue;
+            };
+            let names = crate::binding_index::ivk_version_of(&binding);
+            if names != version {
+                if known.contains(&names) {
+                    // It moved on to another version: the entry is stale.
+                    drop_entries.push(entry.key);
+                } else {
+                    // It names no IVK version this cluster has: damaged. Its entry stays (it may still be under
+                    // this version), so this version cannot be deleted or revoked over it.
+                    tracing::error!(tenant = %entry.tenant, system = %entry.system, ivk_version = names, "IVK scrubber: a binding names an IVK version that does not exist");
+                    pass.failed += 1;
+                }
+                continue;
+            }
+            // When it was wrapped; bindings of earlier releases: no earlier than their IVK version.
+            let wrapped_at = binding.metadata["wrapped_at"]
+                .as_i64()
+                .unwrap_or(created_at);
+            let due_at = wrapped_at.saturating_add(min_age);
+            if due_at > now {
+                pass.waiting += 1;
+                pass.next_due = Some(pass.next_due.map_or(due_at, |d: i64| d.min(due_at)));
+                continue;
+            }
+            due.push((entry, binding));
+        }
+        let granted = take(due.len());
+        pass.remaining += due.len() - granted;
+        due.truncate(granted);
+        if due.is_empty() {
+            self.store.delete_many(&drop_entries).await?;
+            return Ok(pass);
+        }
+        let old_ivk = match self.ivk.get(version).await {
+            Ok(k) => k,
+            Err(e) => {
+                // A revoked version: nothing under it can be opened.
+                tracing::error!(ivk_version = version, bindings = due.len(), error = %e, "IVK scrubber: bindings under this IVK version cannot be re-wrapped");
+                pass.failed += due.len();
+                self.store.delete_many(&drop_entries).await?;
+                return Ok(pass);
+            }
+        };
+        let (_, new_ivk) = self.ivk.active()?;
+        let mut writes = Vec::with_capacity(due.len());
+        let mut entries = Vec::with_capacity(due.len());
+        let mut moving = Vec::with_capacity(due.len());
+        for (entry, binding) in due {
+            let rewrapped = (|| {
+                let blob = binding
+                    .blob
+                    .as_ref()
+                    .ok_or_else(|| CoreError::Corrupt("active binding has no blob".into()))?;
+                let l2 = unwrap(
+                    &old_ivk,
+                    blob,
+                    &Self::l2_active_header(
+                        &entry.tenant,
+                        &entry.system,
+                        entry.l2_version,
+                        version,
+                    ),
+                )?;
+                let mut next = binding.clone();
+                next.metadata["ivk_version"] = serde_json::json!(active);
+                next.metadata["wrapped_at"] = serde_json::json!(now);
+                next.blob = Some(wrap(
+                    &new_ivk,
+                    &Self::l2_active_header(&entry.tenant, &entry.system, entry.l2_version, active),
+                    &l2,
+                )?);
+                Ok::<_, CoreError>(next)
+            })();
+            match rewrapped {
+                Ok(next) => {
+                    entries.push(crate::binding_index::entry(
+                        active,
+                        &entry.tenant,
+                        &entry.system,
+                        entry.l2_version,
+                    ));
+                    writes.push((next, binding.revision));
+                    moving.push(entry.key);
+                }
+                Err(e) => {
+                    tracing::error!(tenant = %entry.tenant, system = %entry.system, ivk_version = version, error = %e, "IVK scrubber: a binding could not be re-wrapped");
+                    pass.failed += 1;
+                }
+            }
+        }
+        // The new entries before the bindings, the old ones after: the index stays a superset.
+        self.store.put_many_if_absent(&entries).await?;
+        let moved = self.store.compare_and_set_many(&writes).await?;
+        for (done, key) in moved.into_iter().zip(moving) {
+            // A lost race: another node (or the lazy re-wrap) moved it and removes the old entry itself.
+            if done {
+                pass.rewrapped += 1;
+                drop_entries.push(key);
+            }
+        }
+        self.store.delete_many(&drop_entries).await?;
+        if pass.rewrapped > 0 {
+            if let Err(e) = self.ivk.note_wraps(pass.rewrapped as u64).await {
+                tracing::warn!(error = %e, "counting IVK wraps failed; the volume trigger catches up later");
+            }
+        }
+        Ok(pass)
     }
 
     /// Emergency rotation (DESIGN §4): a new ACTIVE version, every binding re-wrapped under it now, then the

@@ -421,8 +421,13 @@ impl Keyring {
     /// added to the version's stored usage (compare-and-set, shared by every node), and once it reaches
     /// `volume_limit` the IVK rotates. Returns the new version when it rotated.
     pub async fn note_wrap(&self) -> Result<Option<u32>, CoreError> {
+        self.note_wraps(1).await
+    }
+
+    /// [`Keyring::note_wrap`] for `n` wraps at once.
+    pub async fn note_wraps(&self, n: u64) -> Result<Option<u32>, CoreError> {
         use std::sync::atomic::Ordering;
-        let pending = self.pending_wraps.fetch_add(1, Ordering::Relaxed) + 1;
+        let pending = self.pending_wraps.fetch_add(n, Ordering::Relaxed) + n;
         if pending < self.usage_batch {
             return Ok(None);
         }

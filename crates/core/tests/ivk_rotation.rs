@@ -925,3 +925,49 @@ async fn a_scheduled_l3_version_is_pre_active_until_its_activation_date() {
     let (v4, _) = core.rotate_l3("acme", "svc").await.unwrap();
     assert_eq!(core.current_l3_uid("acme", "svc").await.unwrap(), v4);
 }
+
+#[tokio::test]
+async fn the_scrubber_works_in_batches_within_its_limit_and_leaves_no_entry_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let core = open(&raw, &mk, dir.path(), true).await.unwrap();
+    // More bindings than one batch holds.
+    let n = openkcm_core::hierarchy::SCRUB_BATCH + 44;
+    for i in 0..n {
+        core.provision(&format!("t{i:03}"), "sys", "svc")
+            .await
+            .unwrap();
+    }
+    let mut keys = Vec::with_capacity(n);
+    for i in 0..n {
+        let l3 = core.current_l3(&format!("t{i:03}"), "svc").await.unwrap();
+        keys.push(l3.key.expose().to_vec());
+    }
+    assert_eq!(core.rotate_ivk().await.unwrap(), 2);
+    // The limit holds across batches worked on at once.
+    assert_eq!(scrub(&core, 100).await, (100, n - 100));
+    assert_eq!(scrub(&core, usize::MAX).await, (n - 100, 0));
+    assert_eq!(scrub(&core, usize::MAX).await, (0, 0));
+    // Every binding is under version 2, and the index names none under version 1.
+    let store = view(&raw, &mk).await;
+    assert_eq!(
+        openkcm_core::binding_index::users(&*store, 1)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        openkcm_core::binding_index::users(&*store, 2)
+            .await
+            .unwrap(),
+        n
+    );
+    // And every key is the same after a restart (nothing cached).
+    drop(core);
+    let core = open(&raw, &mk, dir.path(), false).await.unwrap();
+    for (i, key) in keys.iter().enumerate() {
+        let l3 = core.current_l3(&format!("t{i:03}"), "svc").await.unwrap();
+        assert_eq!(l3.key.expose(), key.as_slice());
+    }
+}

@@ -72,6 +72,31 @@ pub struct Record {
     pub revision: u64,
 }
 
+/// The primary key of a record, for the batch operations of [`KeyStore`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordKey {
+    /// Tenant namespace.
+    pub tenant: String,
+    /// Record kind.
+    pub kind: String,
+    /// Identifier within the tenant and kind.
+    pub id: String,
+    /// Version.
+    pub version: u32,
+}
+
+impl RecordKey {
+    /// The key of `record`.
+    pub fn of(record: &Record) -> Self {
+        Self {
+            tenant: record.tenant.clone(),
+            kind: record.kind.clone(),
+            id: record.id.clone(),
+            version: record.version,
+        }
+    }
+}
+
 /// A record read with its metadata left as JSON text, for a caller that decodes the metadata into its own type:
 /// one parse instead of two (JSON text to [`serde_json::Value`] to the caller's type) on a hot read path.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,6 +199,47 @@ pub trait KeyStore: Send + Sync {
         id: &str,
         version: u32,
     ) -> Result<bool, StoreError>;
+
+    /// Batch form of [`KeyStore::get`]: one answer per key, in order. Backends that can read many rows in one round
+    /// trip override it; the default asks one by one.
+    async fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<Record>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.get(&k.tenant, &k.kind, &k.id, k.version).await?);
+        }
+        Ok(out)
+    }
+
+    /// Batch form of [`KeyStore::put_if_absent`]: whether each record was inserted, in order. Each insert is atomic
+    /// on its own, the batch is not (a failure part way may leave the first ones written). A key repeated in the
+    /// batch is inserted once.
+    async fn put_many_if_absent(&self, records: &[Record]) -> Result<Vec<bool>, StoreError> {
+        let mut out = Vec::with_capacity(records.len());
+        for r in records {
+            out.push(self.put_if_absent(r).await?);
+        }
+        Ok(out)
+    }
+
+    /// Batch form of [`KeyStore::compare_and_set`] (record, expected revision): whether each was replaced, in order.
+    /// Each replacement is atomic on its own, the batch is not. Keys must not repeat within a batch.
+    async fn compare_and_set_many(&self, items: &[(Record, u64)]) -> Result<Vec<bool>, StoreError> {
+        let mut out = Vec::with_capacity(items.len());
+        for (r, expected) in items {
+            out.push(self.compare_and_set(r, *expected).await?);
+        }
+        Ok(out)
+    }
+
+    /// Batch form of [`KeyStore::delete`]: whether each record existed, in order. Keys must not repeat within a
+    /// batch.
+    async fn delete_many(&self, keys: &[RecordKey]) -> Result<Vec<bool>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.delete(&k.tenant, &k.kind, &k.id, k.version).await?);
+        }
+        Ok(out)
+    }
 }
 
 /// Rejects records whose key fields are empty.

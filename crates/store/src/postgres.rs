@@ -9,7 +9,44 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::sql::{backend, blob_param, decode, metadata_param, revision_param, COLUMNS};
-use crate::{validate, KeyStore, Record, StoreError};
+use crate::{validate, KeyStore, Record, RecordKey, StoreError};
+use std::collections::{HashMap, HashSet};
+
+/// Key columns of a batch, as PostgreSQL arrays (bound to `UNNEST`).
+#[derive(Default)]
+struct KeyArrays {
+    tenants: Vec<String>,
+    kinds: Vec<String>,
+    ids: Vec<String>,
+    versions: Vec<i64>,
+}
+
+impl KeyArrays {
+    fn push(&mut self, tenant: &str, kind: &str, id: &str, version: u32) {
+        self.tenants.push(tenant.to_owned());
+        self.kinds.push(kind.to_owned());
+        self.ids.push(id.to_owned());
+        self.versions.push(i64::from(version));
+    }
+}
+
+/// The keys a `RETURNING tenant, kind, id, version` answered.
+fn returned_keys(rows: &[sqlx::postgres::PgRow]) -> Result<HashSet<RecordKey>, StoreError> {
+    use sqlx::Row;
+    rows.iter()
+        .map(|row| {
+            let version: i64 = row.try_get("version").map_err(backend)?;
+            Ok(RecordKey {
+                tenant: row.try_get("tenant").map_err(backend)?,
+                kind: row.try_get("kind").map_err(backend)?,
+                id: row.try_get("id").map_err(backend)?,
+                version: u32::try_from(version).map_err(|_| {
+                    StoreError::Backend("a returned version is out of range".into())
+                })?,
+            })
+        })
+        .collect()
+}
 
 /// Partitions of the records table (hash of the tenant).
 const PARTITIONS: u32 = 16;
@@ -211,6 +248,142 @@ impl KeyStore for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend)
+    }
+
+    // The batch forms: one statement each, the rows given as arrays to UNNEST (partitions are pruned per row at
+    // execution time).
+
+    async fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<Record>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut k = KeyArrays::default();
+        for key in keys {
+            k.push(&key.tenant, &key.kind, &key.id, key.version);
+        }
+        let rows = sqlx::query(
+            "SELECT r.tenant, r.kind, r.id, r.version, r.metadata, r.blob, r.revision \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) AS k(tenant, kind, id, version) \
+             JOIN openkcm_records r \
+               ON r.tenant = k.tenant AND r.kind = k.kind AND r.id = k.id AND r.version = k.version",
+        )
+        .bind(&k.tenants)
+        .bind(&k.kinds)
+        .bind(&k.ids)
+        .bind(&k.versions)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut found: HashMap<RecordKey, Record> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let record = decode(row)?;
+            found.insert(RecordKey::of(&record), record);
+        }
+        Ok(keys.iter().map(|key| found.get(key).cloned()).collect())
+    }
+
+    async fn put_many_if_absent(&self, records: &[Record]) -> Result<Vec<bool>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut k = KeyArrays::default();
+        let mut metadata = Vec::with_capacity(records.len());
+        let mut blobs = Vec::with_capacity(records.len());
+        for r in records {
+            validate(r)?;
+            k.push(&r.tenant, &r.kind, &r.id, r.version);
+            metadata.push(metadata_param(r)?);
+            blobs.push(blob_param(r));
+        }
+        let rows = sqlx::query(
+            "INSERT INTO openkcm_records (tenant, kind, id, version, metadata, blob, revision) \
+             SELECT tenant, kind, id, version, metadata, blob, 1 \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bytea[]) \
+               AS u(tenant, kind, id, version, metadata, blob) \
+             ON CONFLICT (tenant, kind, id, version) DO NOTHING \
+             RETURNING tenant, kind, id, version",
+        )
+        .bind(&k.tenants)
+        .bind(&k.kinds)
+        .bind(&k.ids)
+        .bind(&k.versions)
+        .bind(&metadata)
+        .bind(&blobs)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        // A key repeated in the batch was inserted once: the first occurrence says so.
+        let mut inserted = returned_keys(&rows)?;
+        Ok(records
+            .iter()
+            .map(|r| inserted.remove(&RecordKey::of(r)))
+            .collect())
+    }
+
+    async fn compare_and_set_many(&self, items: &[(Record, u64)]) -> Result<Vec<bool>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut k = KeyArrays::default();
+        let (mut metadata, mut blobs) = (Vec::new(), Vec::new());
+        let (mut expected, mut next) = (Vec::new(), Vec::new());
+        for (r, exp) in items {
+            validate(r)?;
+            k.push(&r.tenant, &r.kind, &r.id, r.version);
+            metadata.push(metadata_param(r)?);
+            blobs.push(blob_param(r));
+            expected.push(revision_param(*exp)?);
+            next.push(revision_param(crate::next_revision(*exp)?)?);
+        }
+        let rows = sqlx::query(
+            "UPDATE openkcm_records r SET metadata = u.metadata, blob = u.blob, revision = u.next \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bytea[], $7::bigint[], \
+                         $8::bigint[]) AS u(tenant, kind, id, version, metadata, blob, expected, next) \
+             WHERE r.tenant = u.tenant AND r.kind = u.kind AND r.id = u.id AND r.version = u.version \
+               AND r.revision = u.expected \
+             RETURNING r.tenant, r.kind, r.id, r.version",
+        )
+        .bind(&k.tenants)
+        .bind(&k.kinds)
+        .bind(&k.ids)
+        .bind(&k.versions)
+        .bind(&metadata)
+        .bind(&blobs)
+        .bind(&expected)
+        .bind(&next)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let replaced = returned_keys(&rows)?;
+        Ok(items
+            .iter()
+            .map(|(r, _)| replaced.contains(&RecordKey::of(r)))
+            .collect())
+    }
+
+    async fn delete_many(&self, keys: &[RecordKey]) -> Result<Vec<bool>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut k = KeyArrays::default();
+        for key in keys {
+            k.push(&key.tenant, &key.kind, &key.id, key.version);
+        }
+        let rows = sqlx::query(
+            "DELETE FROM openkcm_records r \
+             USING UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) AS k(tenant, kind, id, version) \
+             WHERE r.tenant = k.tenant AND r.kind = k.kind AND r.id = k.id AND r.version = k.version \
+             RETURNING r.tenant, r.kind, r.id, r.version",
+        )
+        .bind(&k.tenants)
+        .bind(&k.kinds)
+        .bind(&k.ids)
+        .bind(&k.versions)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let deleted = returned_keys(&rows)?;
+        Ok(keys.iter().map(|key| deleted.contains(key)).collect())
     }
 
     async fn delete(

@@ -16,7 +16,7 @@
 //! A store written before it was sealed holds clear records; [`SealedStore::seal_clear_records`] moves them into the
 //! sealed form, and [`SealedStore::foreign_tenants`] finds records sealed under another key.
 
-use crate::{KeyStore, Record, StoreError};
+use crate::{KeyStore, Record, RecordKey, StoreError};
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -121,6 +121,8 @@ impl SealedStore {
     }
 
     fn seal(&self, record: &Record) -> Result<Record, StoreError> {
+        // Empty names are refused as every backend refuses them (their blind index would not be empty).
+        crate::validate(record)?;
         let tenant = self.tenant_index(&record.tenant);
         let id = self.id_index(&record.tenant, &record.kind, &record.id);
         let plain = serde_json::to_vec(&Sealed {
@@ -184,6 +186,31 @@ impl SealedStore {
             blob,
             revision: stored.revision,
         })
+    }
+
+    /// The backend's key of the record `key` names.
+    fn blind_key(&self, key: &RecordKey) -> RecordKey {
+        RecordKey {
+            tenant: self.tenant_index(&key.tenant),
+            kind: key.kind.clone(),
+            id: self.id_index(&key.tenant, &key.kind, &key.id),
+            version: key.version,
+        }
+    }
+
+    /// The record in `stored` (read for `tenant`'s `id`), which must name that id: a row cannot stand in for another.
+    fn opened(&self, tenant: &str, id: &str, stored: &Record) -> Result<Record, StoreError> {
+        let record = self.unseal(tenant, stored)?;
+        if record.id != id {
+            return Err(corrupt(
+                &stored.tenant,
+                &stored.kind,
+                &stored.id,
+                stored.version,
+                "it names another record",
+            ));
+        }
+        Ok(record)
     }
 
     /// Makes sure `tenant` is in the directory (one write the first time this process sees it).
@@ -293,30 +320,50 @@ impl KeyStore for SealedStore {
         version: u32,
     ) -> Result<Option<Record>, StoreError> {
         let t = self.tenant_index(tenant);
-        match self
-            .inner
+        self.inner
             .get(&t, kind, &self.id_index(tenant, kind, id), version)
             .await?
-        {
-            None => Ok(None),
-            Some(stored) => {
-                let record = self.unseal(tenant, &stored)?;
-                // The id inside must be the one asked for (a row cannot stand in for another).
-                if record.id != id {
-                    return Err(corrupt(
-                        &t,
-                        kind,
-                        &stored.id,
-                        version,
-                        "it names another record",
-                    ));
-                }
-                Ok(Some(record))
-            }
+            .map(|stored| self.opened(tenant, id, &stored))
+            .transpose()
+    }
+
+    async fn get_many(&self, keys: &[RecordKey]) -> Result<Vec<Option<Record>>, StoreError> {
+        let blinded: Vec<RecordKey> = keys.iter().map(|k| self.blind_key(k)).collect();
+        let rows = self.inner.get_many(&blinded).await?;
+        keys.iter()
+            .zip(rows)
+            .map(|(k, row)| {
+                row.map(|stored| self.opened(&k.tenant, &k.id, &stored))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    async fn put_many_if_absent(&self, records: &[Record]) -> Result<Vec<bool>, StoreError> {
+        let mut sealed = Vec::with_capacity(records.len());
+        for r in records {
+            crate::validate(r)?;
+            self.list_tenant(&r.tenant).await?;
+            sealed.push(self.seal(r)?);
         }
+        self.inner.put_many_if_absent(&sealed).await
+    }
+
+    async fn compare_and_set_many(&self, items: &[(Record, u64)]) -> Result<Vec<bool>, StoreError> {
+        let sealed = items
+            .iter()
+            .map(|(r, expected)| Ok((self.seal(r)?, *expected)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.inner.compare_and_set_many(&sealed).await
+    }
+
+    async fn delete_many(&self, keys: &[RecordKey]) -> Result<Vec<bool>, StoreError> {
+        let blinded: Vec<RecordKey> = keys.iter().map(|k| self.blind_key(k)).collect();
+        self.inner.delete_many(&blinded).await
     }
 
     async fn put_if_absent(&self, record: &Record) -> Result<bool, StoreError> {
+        crate::validate(record)?;
         self.list_tenant(&record.tenant).await?;
         self.inner.put_if_absent(&self.seal(record)?).await
     }
@@ -343,11 +390,16 @@ impl KeyStore for SealedStore {
         Ok(out)
     }
 
-    /// Every tenant that has had a record, sorted.
+    /// Every tenant that has a record, sorted: the directory's names whose blind index has rows (the directory
+    /// keeps a tenant's entry after its last record is deleted).
     async fn list_tenants(&self) -> Result<Vec<String>, StoreError> {
         let directory = self.directory();
+        let present: HashSet<String> = self.inner.list_tenants().await?.into_iter().collect();
         let mut names = Vec::new();
         for entry in self.inner.list(&directory, KIND_DIRECTORY).await? {
+            if !present.contains(&entry.id) {
+                continue;
+            }
             let bad = || {
                 corrupt(
                     &directory,

@@ -24,6 +24,17 @@ async fn sqlite_store_shared_behaviour() {
     shared::run(Arc::new(store)).await;
 }
 
+/// The sealed view (zero-knowledge metadata) keeps every promise of the trait, the batch forms included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_store_shared_behaviour() {
+    let sealed = openkcm_store::sealed::SealedStore::new(
+        Arc::new(MemoryStore::new()),
+        openkcm_crypto::SecretKey::generate().unwrap(),
+        openkcm_crypto::SecretKey::generate().unwrap(),
+    );
+    shared::run(Arc::new(sealed)).await;
+}
+
 #[tokio::test]
 async fn sqlite_store_persists_across_reopen() {
     let dir = tempfile::tempdir().unwrap();

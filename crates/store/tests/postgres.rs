@@ -48,6 +48,23 @@ async fn postgres_store_has_the_shared_behaviour() {
     db.drop_now().await;
 }
 
+/// The sealed view over PostgreSQL: the batch forms (one statement each) through blind indexes and sealed rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_postgres_store_has_the_shared_behaviour() {
+    let Some(db) = TestDb::create("the shared KeyStore behaviour, sealed").await else {
+        return;
+    };
+    let store = PostgresStore::open(&db.url).await.unwrap();
+    let sealed = openkcm_store::sealed::SealedStore::new(
+        Arc::new(store.clone()),
+        openkcm_crypto::SecretKey::generate().unwrap(),
+        openkcm_crypto::SecretKey::generate().unwrap(),
+    );
+    shared::run(Arc::new(sealed)).await;
+    store.close().await;
+    db.drop_now().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_stores_on_one_database_start_race_and_agree() {
     let Some(db) = TestDb::create("two stores on one database").await else {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use openkcm_crypto::{wrap, EnvelopeHeader, Layer, SecretKey, WrappedKey};
-use openkcm_store::{KeyStore, Record, StoreError};
+use openkcm_store::{KeyStore, Record, RecordKey, StoreError};
 
 pub fn wrapped(tenant: &str, id: &str) -> WrappedKey {
     let kek = SecretKey::generate().unwrap();
@@ -259,11 +259,81 @@ async fn racing_compare_and_sets_have_one_winner(store: Arc<dyn KeyStore>) {
     );
 }
 
+async fn batch_forms_answer_like_the_single_ones(store: &dyn KeyStore) {
+    let key = RecordKey::of;
+    let a = record("b1", "l2-active", "a", 1);
+    let b = record("b1", "l2-active", "b", 1);
+    let c = record("b2", "l2-active", "a", 1);
+    let missing = record("b1", "l2-active", "nope", 1);
+    for empty in [
+        store.get_many(&[]).await.unwrap().len(),
+        store.put_many_if_absent(&[]).await.unwrap().len(),
+        store.compare_and_set_many(&[]).await.unwrap().len(),
+        store.delete_many(&[]).await.unwrap().len(),
+    ] {
+        assert_eq!(empty, 0);
+    }
+    assert!(store.put_if_absent(&a).await.unwrap());
+    // Inserted only where absent, a key repeated in the batch once.
+    let put = store
+        .put_many_if_absent(&[a.clone(), b.clone(), c.clone(), b.clone()])
+        .await
+        .unwrap();
+    assert_eq!(put, [false, true, true, false]);
+    // One answer per key, in order; the same tenant-local id under two tenants is two records.
+    let got = store
+        .get_many(&[key(&c), key(&missing), key(&a), key(&c)])
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 4);
+    let first = got[0].as_ref().unwrap();
+    assert_eq!((first.tenant.as_str(), first.id.as_str()), ("b2", "a"));
+    assert_eq!(first.blob, c.blob);
+    assert!(got[1].is_none());
+    assert_eq!(got[2].as_ref().unwrap().blob, a.blob);
+    assert_eq!(got[3], got[0]);
+    // Replaced only at the expected revision; a missing record is not created.
+    let mut a2 = a.clone();
+    a2.metadata = serde_json::json!({ "state": "MOVED" });
+    a2.blob = Some(wrapped("b1", "a"));
+    let mut b2 = b.clone();
+    b2.metadata = serde_json::json!({ "state": "LOST" });
+    let cas = store
+        .compare_and_set_many(&[(a2.clone(), 1), (b2, 5), (missing.clone(), 1)])
+        .await
+        .unwrap();
+    assert_eq!(cas, [true, false, false]);
+    let now_a = store.get("b1", "l2-active", "a", 1).await.unwrap().unwrap();
+    assert_eq!(
+        (now_a.revision, &now_a.metadata, &now_a.blob),
+        (2, &a2.metadata, &a2.blob)
+    );
+    let now_b = store.get("b1", "l2-active", "b", 1).await.unwrap().unwrap();
+    assert_eq!((now_b.revision, &now_b.metadata), (1, &b.metadata));
+    assert!(store
+        .get("b1", "l2-active", "nope", 1)
+        .await
+        .unwrap()
+        .is_none());
+    // Deleted where present.
+    let deleted = store
+        .delete_many(&[key(&a), key(&missing), key(&c)])
+        .await
+        .unwrap();
+    assert_eq!(deleted, [true, false, true]);
+    let left = store.get_many(&[key(&a), key(&b), key(&c)]).await.unwrap();
+    assert_eq!(
+        left.iter().map(Option::is_some).collect::<Vec<_>>(),
+        [false, true, false]
+    );
+}
+
 pub async fn run(store: Arc<dyn KeyStore>) {
     put_if_absent_inserts_once(store.as_ref()).await;
     compare_and_set_needs_the_current_revision(store.as_ref()).await;
     lists_are_ordered_and_isolated_by_tenant_and_kind(store.as_ref()).await;
     delete_removes_one_version(store.as_ref()).await;
     records_without_blobs_and_empty_keys(store.as_ref()).await;
+    batch_forms_answer_like_the_single_ones(store.as_ref()).await;
     racing_compare_and_sets_have_one_winner(store).await;
 }
