@@ -157,6 +157,10 @@ pub struct DevArgs {
     /// picks a free port.
     #[arg(long, env = "OPENKCM_OPERATOR_ADDR", default_value = "127.0.0.1:5698")]
     operator_addr: String,
+    /// Plain-HTTP listener for `/metrics` (Prometheus text) and `/healthz` (200 while keys are served, 503 while
+    /// sealed); loopback only, as every listener of `openkcm dev`. Port 0 picks a free port.
+    #[arg(long, env = "OPENKCM_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    metrics_addr: String,
     /// Region of this cluster (bound into the ceremony manifest and the sealed MasterKey).
     #[arg(long, env = "OPENKCM_REGION", default_value = "dev")]
     region: String,
@@ -658,6 +662,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             ),
         ),
         core_limits(limits),
+        shutdown_rx.clone(),
+    ));
+    let metrics_addr_arg = loopback_only(&args.metrics_addr)?;
+    let metrics_listener = TcpListener::bind(&metrics_addr_arg)
+        .await
+        .with_context(|| format!("cannot listen on {metrics_addr_arg} (--metrics-addr)"))?;
+    let metrics_addr = metrics_listener.local_addr()?;
+    let metrics = crate::metrics::DevMetrics::new(node.clone());
+    tokio::spawn(openkcm_net::metrics_http::serve_metrics(
+        metrics_listener,
+        metrics.clone(),
         shutdown_rx,
     ));
     openkcm_core::seal::write_private(
@@ -682,7 +697,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     // Signal handlers exist before READY is printed: a supervisor may send SIGTERM right after reading it.
     let signals = Signals::install()?;
     let addresses = format!(
-        "edge={edge_addr} core={core_addr} operator={operator_addr} ca={}",
+        "edge={edge_addr} core={core_addr} operator={operator_addr} metrics={metrics_addr} ca={}",
         pki.ca_path().display()
     );
     // One line per seal-state change: OPENKCM SEALED while the node waits for its unseal, OPENKCM READY once the
@@ -727,6 +742,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         std::time::Duration::from_secs(args.l2_rotate_days * 24 * 3600),
         args.scrub_per_minute,
         std::time::Duration::from_secs(args.scrub_age_days * 24 * 3600),
+        metrics,
     ));
     let stop = signals.wait();
     tokio::pin!(stop);
@@ -933,6 +949,7 @@ async fn ivk_upkeep(
     l2_period: std::time::Duration,
     per_minute: usize,
     scrub_age: std::time::Duration,
+    metrics: Arc<crate::metrics::DevMetrics>,
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -992,6 +1009,7 @@ async fn ivk_upkeep(
         }
         match core.scrub_bindings(per_minute, scrub_age).await {
             Ok(pass) => {
+                metrics.record_scrub(&pass);
                 if pass.rewrapped > 0 || pass.failed > 0 {
                     tracing::info!(
                         rewrapped = pass.rewrapped,

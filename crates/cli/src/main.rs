@@ -5,6 +5,7 @@
 mod bench_cli;
 mod dev;
 mod kmip_cli;
+mod metrics;
 mod operator_cli;
 mod seal_args;
 

@@ -625,6 +625,8 @@ fn dev_refuses_seal_flags_its_seal_would_ignore() {
                 "127.0.0.1:0",
                 "--operator-addr",
                 "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
             ])
             .args(&args)
             .output()

@@ -83,6 +83,8 @@ fn without_mlock(data: &std::path::Path, extra: &[&str]) -> Option<Command> {
             "127.0.0.1:0",
             "--operator-addr",
             "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
         ])
         .args(extra)
         .env("OPENKCM_LOG", "warn");

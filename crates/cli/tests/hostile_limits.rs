@@ -452,6 +452,8 @@ fn limit_flags_are_documented_and_inconsistent_ones_refused() {
             "127.0.0.1:0",
             "--operator-addr",
             "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
         ])
         .args(["--max-connections-per-identity", "2"])
         .output()

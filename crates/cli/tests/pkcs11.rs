@@ -117,6 +117,8 @@ fn dev_seal(hsm: &SoftHsm) {
             "127.0.0.1:0",
             "--operator-addr",
             "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
         ])
         .args(extra)
         .env("SOFTHSM2_CONF", &conf)

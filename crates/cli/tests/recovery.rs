@@ -254,6 +254,8 @@ fn lost_kms_key_is_recovered_with_shares_and_migrated_to_openbao_keeping_every_k
             "127.0.0.1:0",
             "--operator-addr",
             "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
         ])
         .args(&extra)
         .envs(env)

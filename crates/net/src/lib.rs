@@ -10,6 +10,7 @@ pub mod client;
 pub mod https;
 pub mod identity;
 pub mod log_limit;
+pub mod metrics_http;
 pub mod pki;
 pub mod server;
 pub mod tls;

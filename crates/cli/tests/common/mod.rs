@@ -18,6 +18,8 @@ pub struct Dev {
     pub edge: String,
     pub core: String,
     pub operator: String,
+    /// The `/metrics` and `/healthz` listener.
+    pub metrics: String,
     pub ca: PathBuf,
     /// Lines of standard output not read yet.
     lines: Option<std::sync::mpsc::Receiver<String>>,
@@ -71,6 +73,8 @@ impl Dev {
             "127.0.0.1:0",
             "--operator-addr",
             "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
         ]);
         for t in tenants {
             cmd.args(["--tenant", t]);
@@ -120,6 +124,7 @@ impl Dev {
             edge: field("edge"),
             core: field("core"),
             operator: field("operator"),
+            metrics: field("metrics"),
             ca: PathBuf::from(field("ca")),
             lines: Some(rx),
         }
@@ -305,6 +310,8 @@ pub fn dev_refusal_with(
             "--core-addr",
             "127.0.0.1:0",
             "--operator-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
             "127.0.0.1:0",
         ])
         .args(extra)
