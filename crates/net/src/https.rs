@@ -110,20 +110,10 @@ pub async fn serve_https(
         limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = shutdown.changed() => break,
-        };
-        let (tcp, addr) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
+        let Some((permit, tcp, addr)) =
+            crate::server::next_connection(&listener, &permits, &mut shutdown).await
+        else {
+            break;
         };
         let acceptor = acceptor.clone();
         let service = service.clone();

@@ -64,20 +64,10 @@ pub async fn serve_metrics(
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = shutdown.changed() => break,
-        };
-        let (tcp, addr) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed (metrics listener)");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
+        let Some((permit, tcp, addr)) =
+            crate::server::next_connection(&listener, &permits, &mut shutdown).await
+        else {
+            break;
         };
         let source = source.clone();
         tokio::spawn(async move {

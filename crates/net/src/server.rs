@@ -443,20 +443,10 @@ pub async fn serve(
     ));
     let identities = IdentitySlots::new(limits.max_connections_per_identity);
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = shutdown.changed() => break,
-        };
-        let (tcp, addr) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
+        let Some((permit, tcp, addr)) =
+            crate::server::next_connection(&listener, &permits, &mut shutdown).await
+        else {
+            break;
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
@@ -508,6 +498,35 @@ pub async fn serve(
             tracing::debug!(%addr, peer = %peer, "connection authenticated");
             connection(tls, peer, slot, service, limits, shutdown).await;
         });
+    }
+}
+
+/// Waits for a connection slot of `permits`, then for the next connection on `listener`; `None` once `shutdown`
+/// changes (or the slots are closed). A failed accept is logged and retried after 50 ms.
+pub(crate) async fn next_connection(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<(
+    tokio::sync::OwnedSemaphorePermit,
+    tokio::net::TcpStream,
+    std::net::SocketAddr,
+)> {
+    let permit = tokio::select! {
+        p = permits.clone().acquire_owned() => p.ok()?,
+        _ = shutdown.changed() => return None,
+    };
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, addr)) => return Some((permit, tcp, addr)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => return None,
+        }
     }
 }
 
