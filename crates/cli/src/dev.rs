@@ -7,7 +7,7 @@ use openkcm_core::{Core, CoreConfig, CoreKmipService, OperatorApi};
 use openkcm_edge::{CoreLink, Edge, EdgeKmipService};
 use openkcm_net::{pki::DevPki, tls, KmipPool, ServerLimits};
 use openkcm_store::{KeyStore, MemoryStore, SqliteStore};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -95,8 +95,9 @@ pub struct DevArgs {
     #[arg(long, default_value_t = 4)]
     core_connections: usize,
     /// Seconds the edge keeps an unwrapped L4 key in memory, so hot keys cost no Core round trip; 0 turns the
-    /// cache off (every use unwraps through the Core). A change to a key (Revoke, Destroy …) drops it at once.
-    #[arg(long, env = "OPENKCM_L4_CACHE_TTL", default_value_t = 30)]
+    /// cache off (every use unwraps through the Core). A change to a key (Revoke, Destroy …) drops it at once; a
+    /// service key destroyed or marked compromised at the Core stops its cached keys within this time (at most 300).
+    #[arg(long, env = "OPENKCM_L4_CACHE_TTL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=300))]
     l4_cache_ttl: u64,
     /// L3 custody: `core` (service keys stay in the Core) or `lease` (the Core leases them to the edge).
     #[arg(long, env = "OPENKCM_L3_CUSTODY", value_enum, default_value = "core")]
@@ -257,6 +258,9 @@ fn server_limits(args: &DevArgs) -> anyhow::Result<ServerLimits> {
             "L3 custody is lease: the Core hands service keys to the edge, which wraps and unwraps L4s itself"
         );
     }
+    if args.core_connections == 0 {
+        bail!("--core-connections must be at least 1: the edge reaches the Core through them");
+    }
     // The edge holds a pool of connections to the Core under one identity: the Core must let all of them in.
     if args.core_connections > limits.max_connections_per_identity
         || args.core_connections > limits.max_connections
@@ -281,6 +285,12 @@ fn core_limits(mut limits: ServerLimits) -> ServerLimits {
 }
 
 /// The listener address, which must be loopback (`localhost:PORT` means 127.0.0.1).
+/// Whether the database file at `path` is absent or empty (0 bytes). Such a file is refused before SQLite opens it:
+/// opening would write a new database and a -wal file, which a backup copied back over it would then be read with.
+fn missing_or_empty(path: &Path) -> bool {
+    std::fs::metadata(path).map_or(true, |m| m.len() == 0)
+}
+
 fn loopback_only(addr: &str) -> anyhow::Result<String> {
     let addr = match addr.strip_prefix("localhost:") {
         Some(port) => format!("127.0.0.1:{port}"),
@@ -374,6 +384,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     let edge_addr_arg = loopback_only(&args.edge_addr)?;
     let core_addr_arg = loopback_only(&args.core_addr)?;
+    let metrics_addr_arg = loopback_only(&args.metrics_addr)?;
     let limits = server_limits(&args)?;
     for t in &args.tenants {
         if !openkcm_net::identity::valid_name(t) {
@@ -404,9 +415,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             // A missing database of an initialised cluster is refused before SQLite would create an empty one (and
             // a -wal file that a restored copy would then be read with).
             let path = data.join("core.db");
-            if !path.exists() && openkcm_core::seal::is_initialised(&data.join("seal")) {
+            if missing_or_empty(&path) && openkcm_core::seal::is_initialised(&data.join("seal")) {
                 bail!(
-                    "{} is missing, although this cluster's Core storage was initialised (seal/cluster.initialised): \
+                    "{} is missing or empty, although this cluster's Core storage was initialised (seal/cluster.initialised): \
                      restore it from a backup (with its -wal file if the backup has one), or start over with a new \
                      data directory; a new, empty database would open none of the keys",
                     path.display()
@@ -545,7 +556,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             // As for core.db: refused before SQLite creates an empty database in its place.
             let path = data.join("edge-vault.db");
             let marker = data.join("edge-vault.initialised");
-            if !path.exists() && marker.exists() {
+            if missing_or_empty(&path) && marker.exists() {
                 return Err(openkcm_edge::ClaimError::Replaced {
                     vault: path.display().to_string(),
                     marker,
@@ -664,7 +675,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         core_limits(limits),
         shutdown_rx.clone(),
     ));
-    let metrics_addr_arg = loopback_only(&args.metrics_addr)?;
     let metrics_listener = TcpListener::bind(&metrics_addr_arg)
         .await
         .with_context(|| format!("cannot listen on {metrics_addr_arg} (--metrics-addr)"))?;

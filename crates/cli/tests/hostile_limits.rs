@@ -469,6 +469,9 @@ fn limit_flags_are_documented_and_inconsistent_ones_refused() {
         ["--max-message-bytes", "10"],
         ["--max-connections", "0"],
         ["--handshake-timeout", "0"],
+        ["--core-connections", "0"],
+        ["--l4-cache-ttl", "301"],
+        ["--metrics-addr", "0.0.0.0:0"],
     ] {
         let out = Command::new(BIN)
             .arg("dev")
@@ -478,5 +481,11 @@ fn limit_flags_are_documented_and_inconsistent_ones_refused() {
             .output()
             .unwrap();
         assert!(!out.status.success(), "{bad:?} accepted");
+        // Refused for that value, not for something else.
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(bad[0]) || err.contains(bad[1]),
+            "{bad:?}: {err}"
+        );
     }
 }

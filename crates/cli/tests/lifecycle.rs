@@ -337,7 +337,7 @@ fn lost_or_replaced_state_files_stop_the_start_with_a_clear_message() {
         (
             "Core database deleted",
             &["core.db"],
-            "core.db is missing, although this cluster's Core storage was initialised",
+            "core.db is missing or empty, although this cluster's Core storage was initialised",
         ),
     ];
     for (what, remove, expected) in cases {
@@ -357,15 +357,33 @@ fn lost_or_replaced_state_files_stop_the_start_with_a_clear_message() {
             }
         }
     }
-    // An emptied (truncated) vault is refused too.
-    let copy = tempfile::tempdir().unwrap();
-    common::copy_tree(dir.path(), copy.path());
-    std::fs::write(copy.path().join("edge-vault.db"), b"").unwrap();
-    let err = String::from_utf8_lossy(&common::dev_refusal(copy.path()).stderr).into_owned();
-    assert!(
-        err.contains("edge-vault.db is missing, empty or was replaced"),
-        "{err}"
-    );
+    // An emptied (truncated) database is refused too, and SQLite is not let near it: no -wal file is made that a
+    // backup copied back would be read with.
+    for (db, expected) in [
+        (
+            "edge-vault.db",
+            "edge-vault.db is missing, empty or was replaced",
+        ),
+        ("core.db", "core.db is missing or empty"),
+    ] {
+        let copy = tempfile::tempdir().unwrap();
+        common::copy_tree(dir.path(), copy.path());
+        let backup = std::fs::read(copy.path().join(db)).unwrap();
+        std::fs::write(copy.path().join(db), b"").unwrap();
+        let err = String::from_utf8_lossy(&common::dev_refusal(copy.path()).stderr).into_owned();
+        assert!(err.contains(expected), "{err}");
+        for side in ["-wal", "-shm"] {
+            assert!(
+                !copy.path().join(format!("{db}{side}")).exists(),
+                "{db}{side}"
+            );
+        }
+        assert_eq!(std::fs::metadata(copy.path().join(db)).unwrap().len(), 0);
+        // The backup put back opens.
+        std::fs::write(copy.path().join(db), backup).unwrap();
+        let mut dev = Dev::start(copy.path(), &["demo"]);
+        dev.stop();
+    }
 }
 
 #[test]

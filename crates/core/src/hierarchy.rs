@@ -420,12 +420,32 @@ impl Core {
                 version: e.l2_version,
             })
             .collect();
-        let bindings = self.store.get_many(&keys).await?;
+        // One damaged record must not stop the batch: when the batched read fails, each binding is read on its own
+        // and the ones that fail are counted.
+        let bindings: Vec<Result<Option<Record>, StoreError>> =
+            match self.store.get_many(&keys).await {
+                Ok(all) => all.into_iter().map(Ok).collect(),
+                Err(_) => {
+                    let mut one_by_one = Vec::with_capacity(keys.len());
+                    for k in &keys {
+                        one_by_one.push(self.store.get(&k.tenant, &k.kind, &k.id, k.version).await);
+                    }
+                    one_by_one
+                }
+            };
         let now = crate::now();
         // Stale entries (the binding moved on, or is gone) are dropped with the moved ones.
         let mut drop_entries = Vec::new();
         let mut due = Vec::new();
         for (entry, binding) in batch.into_iter().zip(bindings) {
+            let binding = match binding {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(tenant = %entry.tenant, system = %entry.system, ivk_version = version, error = %e, "IVK scrubber: a binding cannot be read");
+                    pass.failed += 1;
+                    continue;
+                }
+            };
             let Some(binding) = binding else {
                 // Not written yet (an entry precedes its binding) or destroyed: left to the deletion check.
                 continue;
@@ -1156,7 +1176,7 @@ impl Core {
         let svc = self.service_record(tenant, service).await?;
         if let Some(pending) = svc.metadata["pending_l3"].as_str() {
             return Err(CoreError::Conflict(format!(
-                "service {service:?} already has a version waiting to become active ({pending:?}); it is rotated when that one is"
+                "service {service:?} already has a version waiting to become active ({pending:?}): wait for its activation date, or mark it compromised (operator compromise-l3) to drop it"
             )));
         }
         let system = meta_str(&svc, "system")?;
@@ -1758,8 +1778,14 @@ impl Core {
     /// first requests after a start or a failover find them in memory. Returns (systems, services) hydrated; a
     /// system whose L1 refuses is skipped (logged), the others are warmed.
     pub async fn prewarm(&self, tenant: &str) -> Result<(usize, usize), CoreError> {
+        let listed = self.store.list(tenant, kind::SYSTEM).await?;
+        if listed.is_empty() {
+            return Err(CoreError::NotFound(format!(
+                "tenant {tenant:?} (it has no systems)"
+            )));
+        }
         let mut systems = 0;
-        for rec in self.store.list(tenant, kind::SYSTEM).await? {
+        for rec in listed {
             match self.l2(tenant, &rec.id).await {
                 Ok(_) => systems += 1,
                 Err(e) => {

@@ -378,7 +378,10 @@ async fn the_key_cache_is_bounded_and_prewarm_fills_it() {
     assert_eq!(core.cached_keys(), (0, 0));
     assert_eq!(core.prewarm("acme").await.unwrap(), (3, 3));
     assert_eq!(core.cached_keys(), (2, 2));
-    assert_eq!(core.prewarm("nobody").await.unwrap(), (0, 0));
+    assert!(matches!(
+        core.prewarm("nobody").await,
+        Err(CoreError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -970,4 +973,40 @@ async fn the_scrubber_works_in_batches_within_its_limit_and_leaves_no_entry_behi
         let l3 = core.current_l3(&format!("t{i:03}"), "svc").await.unwrap();
         assert_eq!(l3.key.expose(), key.as_slice());
     }
+}
+
+#[tokio::test]
+async fn a_binding_that_cannot_be_read_does_not_stop_the_scrubber() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let core = open(&raw, &mk, dir.path(), true).await.unwrap();
+    for t in ["t1", "t2", "t3"] {
+        core.provision(t, "sys", "svc").await.unwrap();
+    }
+    assert_eq!(core.rotate_ivk().await.unwrap(), 2);
+    // t2's sealed row is damaged in the backend: it no longer opens.
+    let sealed = openkcm_core::sealed_store::open(raw.clone(), &mk)
+        .await
+        .unwrap();
+    let mut row = raw
+        .list(&sealed.tenant_index("t2"), kind::L2_ACTIVE)
+        .await
+        .unwrap()
+        .remove(0);
+    let text = row.metadata["sealed"].as_str().unwrap().to_owned();
+    row.metadata["sealed"] = serde_json::json!(format!("AAAA{text}"));
+    assert!(raw.compare_and_set(&row, row.revision).await.unwrap());
+    // The others move; the damaged one is counted (and logged), and the pass completes.
+    let pass = core
+        .scrub_bindings(100, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!((pass.rewrapped, pass.failed), (2, 1), "{pass:?}");
+    // An emergency rotation refuses to revoke version 1 over it, with how many.
+    let err = core.rotate_ivk_emergency().await.unwrap_err().to_string();
+    assert!(
+        err.contains("1 binding(s) could not be re-wrapped"),
+        "{err}"
+    );
 }

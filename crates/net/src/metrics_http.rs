@@ -10,12 +10,13 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-/// Connections served at once (scrapers are few).
-const MAX_CONNECTIONS: usize = 16;
+/// Connections served at once. One request per connection (no keep-alive) and a short header time keep a slot
+/// busy for at most [`READ_TIMEOUT`] when a client sends nothing.
+const MAX_CONNECTIONS: usize = 64;
 /// Time to send the request headers.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest life of one connection.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// The content type of the Prometheus (OpenMetrics) text exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -46,7 +47,12 @@ fn route(
 ) -> Response<http_body_util::Full<hyper::body::Bytes>> {
     let text = "text/plain; charset=utf-8";
     if req.method() != hyper::Method::GET {
-        return answer(405, text, "only GET\n".into());
+        let mut resp = answer(405, text, "only GET\n".into());
+        resp.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("GET"),
+        );
+        return resp;
     }
     match req.uri().path() {
         "/metrics" => answer(200, CONTENT_TYPE, source.render()),
@@ -80,7 +86,7 @@ pub async fn serve_metrics(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(READ_TIMEOUT)
-                .keep_alive(true);
+                .keep_alive(false);
             let conn = builder.serve_connection(TokioIo::new(tcp), svc);
             if let Ok(Err(e)) = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
                 tracing::debug!(%addr, error = %e, "metrics connection ended with an error");
