@@ -51,6 +51,10 @@ pub struct CoreConfig {
     pub key_cache_capacity: usize,
     /// A cached plaintext key unused this long leaves memory (default 1 h).
     pub key_cache_idle: Duration,
+    /// How long a cached service key (L3) version is used before its record is read again (default 30 s), so that
+    /// another Core node's rotation, scheduled switch, compromise or destruction of it reaches this node within
+    /// that time: it then stops wrapping (or unwrapping) here too.
+    pub l3_recheck: Duration,
     /// Zero-knowledge metadata (DESIGN §5.2, ADR-015): names blinded and metadata encrypted in the key store
     /// ([`crate::sealed_store`]). Default true; false keeps them in clear, as releases before it did (only to make
     /// such a store in tests).
@@ -116,6 +120,7 @@ impl Default for CoreConfig {
             ivk_volume: crate::keyring::VolumeTrigger::default(),
             key_cache_capacity: 100_000,
             key_cache_idle: Duration::from_secs(3600),
+            l3_recheck: Duration::from_secs(30),
             seal_metadata: true,
         }
     }
@@ -175,6 +180,8 @@ pub struct L3Key {
     pub wraps_until: Option<i64>,
     /// The key, in locked memory.
     pub key: SecretKey,
+    /// When it was read from storage (see [`CoreConfig::l3_recheck`]).
+    pub loaded_at: std::time::Instant,
 }
 
 /// A per-system hydration lock.
@@ -1086,7 +1093,11 @@ impl Core {
     /// The L3 version with unique identifier `uid`, if it belongs to `tenant`.
     pub async fn l3(&self, tenant: &str, uid: &str) -> Result<Arc<L3Key>, CoreError> {
         if let Some(k) = self.l3_cache.get(tenant, uid) {
-            return Ok(k);
+            if k.loaded_at.elapsed() < self.config.l3_recheck {
+                return Ok(k);
+            }
+            // Read it again: another node may have rotated, deactivated, compromised or destroyed it.
+            self.l3_cache.remove(tenant, uid);
         }
         let rec = self
             .store
@@ -1141,6 +1152,7 @@ impl Core {
                 .map_err(|_| CoreError::Corrupt("version".into()))?,
             state,
             key,
+            loaded_at: std::time::Instant::now(),
         });
         self.l3_cache.insert(tenant, uid, entry.clone());
         Ok(entry)

@@ -1010,3 +1010,40 @@ async fn a_binding_that_cannot_be_read_does_not_stop_the_scrubber() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn another_nodes_rotation_and_compromise_reach_this_nodes_cached_service_key() {
+    use openkcm_kmip::enums::state;
+    let dir = tempfile::tempdir().unwrap();
+    let raw: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let node = |first: bool| {
+        let l1 = Arc::new(LocalProvider::new(dir.path().to_path_buf()));
+        let config = CoreConfig {
+            allow_new_ivk: first,
+            l3_recheck: std::time::Duration::from_secs(1),
+            ..CoreConfig::default()
+        };
+        Core::open(raw.clone(), &mk, l1, config)
+    };
+    let a = node(true).await.unwrap();
+    a.provision("acme", "sys", "svc").await.unwrap();
+    let b = node(false).await.unwrap();
+    let v1 = b.current_l3("acme", "svc").await.unwrap();
+    assert_eq!(v1.state, state::ACTIVE);
+    // Node A rotates: node B still holds version 1 as ACTIVE until its recheck time has passed, then sees it
+    // DEACTIVATED (it no longer wraps there either).
+    a.rotate_l3("acme", "svc").await.unwrap();
+    assert_eq!(b.l3("acme", &v1.uid).await.unwrap().state, state::ACTIVE);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let again = b.l3("acme", &v1.uid).await.unwrap();
+    assert_eq!(again.state, state::DEACTIVATED);
+    assert_eq!(again.key.expose(), v1.key.expose());
+    // Node A marks it compromised: node B refuses it after the recheck time.
+    a.compromise_l3("acme", "svc", 1).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(matches!(
+        b.l3("acme", &v1.uid).await,
+        Err(CoreError::KeyVersionCompromised(_))
+    ));
+}
