@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 /// Cache key: tenant and system (L2) or tenant and service (L3).
 type Key = (String, String);
 
-/// A bounded LRU of keys with an idle TTL.
+/// A cached key: the value, when it was last used, and when it must go whatever its use (None: never).
+type Entry<V> = (Arc<V>, Instant, Option<Instant>);
+
+/// A bounded LRU of keys with an idle TTL, and optionally a hard end per key.
 pub struct KeyCache<V> {
-    entries: Mutex<lru::LruCache<Key, (Arc<V>, Instant)>>,
+    entries: Mutex<lru::LruCache<Key, Entry<V>>>,
     idle: Duration,
 }
 
@@ -26,22 +29,23 @@ impl<V> KeyCache<V> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<Key, (Arc<V>, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<Key, Entry<V>>> {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The key, if cached and used within the idle TTL (then it counts as used now).
+    /// The key, if cached, used within the idle TTL and before its end (then it counts as used now).
     pub fn get(&self, tenant: &str, name: &str) -> Option<Arc<V>> {
         let mut entries = self.lock();
         let key = (tenant.to_owned(), name.to_owned());
-        let (value, used) = entries.get_mut(&key)?;
-        if used.elapsed() > self.idle {
+        let (value, used, until) = entries.get_mut(&key)?;
+        let now = Instant::now();
+        if now.duration_since(*used) > self.idle || until.is_some_and(|u| now >= u) {
             entries.pop(&key);
             return None;
         }
-        *used = Instant::now();
+        *used = now;
         Some(value.clone())
     }
 
@@ -49,7 +53,15 @@ impl<V> KeyCache<V> {
     pub fn insert(&self, tenant: &str, name: &str, value: Arc<V>) {
         self.lock().put(
             (tenant.to_owned(), name.to_owned()),
-            (value, Instant::now()),
+            (value, Instant::now(), None),
+        );
+    }
+
+    /// Caches `value` until `until` at the latest, however often it is used.
+    pub fn insert_until(&self, tenant: &str, name: &str, value: Arc<V>, until: Instant) {
+        self.lock().put(
+            (tenant.to_owned(), name.to_owned()),
+            (value, Instant::now(), Some(until)),
         );
     }
 
@@ -63,7 +75,7 @@ impl<V> KeyCache<V> {
         let mut entries = self.lock();
         let doomed: Vec<Key> = entries
             .iter()
-            .filter(|(k, (v, _))| drop(k, v))
+            .filter(|(k, (v, ..))| drop(k, v))
             .map(|(k, _)| k.clone())
             .collect();
         for k in doomed {
@@ -106,6 +118,21 @@ mod tests {
         assert_eq!(c.len(), 2);
         c.remove_where(|k, _| k.1 == "a");
         assert!(c.get("t", "a").is_none());
+
+        // A hard end holds however often the key is used.
+        let ends = KeyCache::new(10, Duration::from_secs(60));
+        ends.insert_until(
+            "t",
+            "a",
+            Arc::new(1),
+            std::time::Instant::now() + Duration::from_millis(60),
+        );
+        for _ in 0..3 {
+            assert!(ends.get("t", "a").is_some());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(ends.get("t", "a").is_none());
 
         let idle = KeyCache::new(10, Duration::from_millis(20));
         idle.insert("t", "a", Arc::new(1));

@@ -937,8 +937,11 @@ impl Core {
         if let Some(k) = self.l2_cache.get(tenant, &name) {
             return Ok(k);
         }
-        let key = Arc::new(self.hydrate_l2(tenant, system, version).await?);
-        self.l2_cache.insert(tenant, &name, key.clone());
+        let (key, until) = self.hydrate_l2(tenant, system, version).await?;
+        let key = Arc::new(key);
+        // Cached no longer than its proof through L1 holds (the sovereign TTL): then L1 is asked again.
+        self.l2_cache
+            .insert_until(tenant, &name, key.clone(), until);
         Ok(key)
     }
 
@@ -975,21 +978,30 @@ impl Core {
         Ok(SecretKey::from_slice(plain.expose())?)
     }
 
+    /// The L2, and until when it may be used from memory before L1 is asked again: the end of its sovereign TTL
+    /// (DESIGN §2.2), or, while L1 is unreachable within the grace, a minute (L1 is retried then).
     async fn hydrate_l2(
         &self,
         tenant: &str,
         system: &str,
         version: u32,
-    ) -> Result<SecretKey, CoreError> {
+    ) -> Result<(SecretKey, std::time::Instant), CoreError> {
         let active = self
             .store
             .get(tenant, kind::L2_ACTIVE, system, version)
             .await?;
         let ttl = i64::try_from(self.config.sovereign_ttl.as_secs()).unwrap_or(i64::MAX);
+        // (At least a second: concurrent requests that waited on this hydration use its result, and L1 is asked
+        // at most once a second per system whatever the TTL.)
+        let in_secs = |s: i64| {
+            std::time::Instant::now() + Duration::from_secs(u64::try_from(s.max(1)).unwrap_or(1))
+        };
         if let Some(rec) = &active {
             let verified = meta_i64(rec, "l1_verified_at")?;
-            if crate::now().saturating_sub(verified) < ttl {
-                return self.open_active_binding(tenant, system, rec).await;
+            let left = verified.saturating_add(ttl).saturating_sub(crate::now());
+            if left > 0 {
+                let l2 = self.open_active_binding(tenant, system, rec).await?;
+                return Ok((l2, in_secs(left)));
             }
         }
         // The sovereign TTL has passed (or the active binding is missing): prove L1 again.
@@ -1005,7 +1017,7 @@ impl Core {
                 )
                 .await?;
                 tracing::info!(tenant, system, "L1 re-verified; active binding refreshed");
-                Ok(l2)
+                Ok((l2, in_secs(ttl)))
             }
             Err(CoreError::Provider(
                 ProviderError::Denied(_) | ProviderError::Disabled(_) | ProviderError::NotFound(_),
@@ -1047,7 +1059,11 @@ impl Core {
                             < grace =>
                     {
                         tracing::warn!(tenant, system, error = %e, "L1 unreachable; using active binding within grace");
-                        self.open_active_binding(tenant, system, rec).await
+                        let left = meta_i64(rec, "l1_verified_at")?
+                            .saturating_add(grace)
+                            .saturating_sub(crate::now());
+                        let l2 = self.open_active_binding(tenant, system, rec).await?;
+                        Ok((l2, in_secs(left.min(60))))
                     }
                     _ => Err(CoreError::L1Unreachable(system.into())),
                 }

@@ -193,3 +193,39 @@ async fn concurrent_requests_for_a_cold_system_hydrate_once() {
         "one L1 call for 16 requests"
     );
 }
+
+#[tokio::test]
+async fn a_hot_system_is_proved_again_through_l1_when_its_sovereign_ttl_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyStore> = Arc::new(MemoryStore::new());
+    let mk = SecretKey::generate().unwrap();
+    let l1 = Arc::new(LocalProvider::new(dir.path().to_path_buf()));
+    let config = CoreConfig {
+        sovereign_ttl: Duration::from_secs(2),
+        l1_outage_grace: Duration::ZERO,
+        l3_recheck: Duration::from_millis(200),
+        ..CoreConfig::default()
+    };
+    let core = Core::open(store, &mk, l1, config).await.unwrap();
+    core.provision("acme", "acme-system", "billing")
+        .await
+        .unwrap();
+    // Used all the time, never evicted: still served while the proof holds, even with L1 disabled meanwhile.
+    assert!(core.current_l3("acme", "billing").await.is_ok());
+    disable(dir.path());
+    assert!(core.current_l3("acme", "billing").await.is_ok());
+    // Once the TTL is over, the next use asks L1 (no eviction needed) and finds it disabled.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let err = loop {
+        match core.current_l3("acme", "billing").await {
+            Err(e) => break e,
+            Ok(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(_) => panic!("still served 5 s after a 2 s sovereign TTL with L1 disabled"),
+        }
+    };
+    assert!(matches!(err, CoreError::L1Revoked(_)), "{err}");
+    enable(dir.path());
+    assert!(core.current_l3("acme", "billing").await.is_ok());
+}
