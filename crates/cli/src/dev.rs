@@ -602,11 +602,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         CoreLink::new(pool).with_l3_lease(args.l3_custody == Custody::Lease),
     )
     .with_legacy_crypto(args.legacy_crypto)
-    .with_sealed_vault_if(vault_sqlite.is_some())
     .with_l4_cache(
         std::time::Duration::from_secs(args.l4_cache_ttl),
         openkcm_edge::l4_cache::DEFAULT_CAPACITY,
     );
+    if vault_sqlite.is_some() {
+        edge = edge.with_sealed_vault();
+    }
     if !args.notify_endpoints.is_empty() {
         let endpoints = args
             .notify_endpoints

@@ -180,8 +180,6 @@ pub struct L3Key {
     pub wraps_until: Option<i64>,
     /// The key, in locked memory.
     pub key: SecretKey,
-    /// When it was read from storage (see [`CoreConfig::l3_recheck`]).
-    pub loaded_at: std::time::Instant,
 }
 
 /// A per-system hydration lock.
@@ -1108,12 +1106,10 @@ impl Core {
 
     /// The L3 version with unique identifier `uid`, if it belongs to `tenant`.
     pub async fn l3(&self, tenant: &str, uid: &str) -> Result<Arc<L3Key>, CoreError> {
+        // (A cached version ends after `l3_recheck`: then it is read again, as another node may have rotated,
+        // deactivated, compromised or destroyed it.)
         if let Some(k) = self.l3_cache.get(tenant, uid) {
-            if k.loaded_at.elapsed() < self.config.l3_recheck {
-                return Ok(k);
-            }
-            // Read it again: another node may have rotated, deactivated, compromised or destroyed it.
-            self.l3_cache.remove(tenant, uid);
+            return Ok(k);
         }
         let rec = self
             .store
@@ -1168,9 +1164,13 @@ impl Core {
                 .map_err(|_| CoreError::Corrupt("version".into()))?,
             state,
             key,
-            loaded_at: std::time::Instant::now(),
         });
-        self.l3_cache.insert(tenant, uid, entry.clone());
+        self.l3_cache.insert_until(
+            tenant,
+            uid,
+            entry.clone(),
+            std::time::Instant::now() + self.config.l3_recheck,
+        );
         Ok(entry)
     }
 

@@ -262,16 +262,13 @@ impl Edge {
         }
     }
 
-    /// Seals the vault's records under a key from the Core (zero-knowledge metadata, [`crate::SealedVault`]): for a
-    /// persistent vault;
-    /// a memory vault is left as it is: it never reaches storage.
-    pub fn with_sealed_vault_if(mut self, persistent: bool) -> Self {
-        if persistent {
-            self.vault = Arc::new(crate::SealedVault::new(
-                self.vault.clone(),
-                self.core.clone(),
-            ));
-        }
+    /// Seals the vault's records under a key from the Core (zero-knowledge metadata, [`crate::SealedVault`]), for a
+    /// persistent vault (a memory vault never reaches storage).
+    pub fn with_sealed_vault(mut self) -> Self {
+        self.vault = Arc::new(crate::SealedVault::new(
+            self.vault.clone(),
+            self.core.clone(),
+        ));
         self
     }
 
